@@ -1,0 +1,137 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+)
+
+// SoftmaxForward computes y = softmax(x) over each of the n rows of x (n, c), subtracting
+// the row maximum first. Rows whose entries are all −Inf give all-zero rows.
+func SoftmaxForward(y, x []float32, n, c int) {
+	if len(x) != n*c || len(y) != n*c {
+		panic(fmt.Sprintf("kernels: SoftmaxForward: n=%d c=%d but len(x)=%d len(y)=%d", n, c, len(x), len(y)))
+	}
+	ParallelFor(n, max(1, 8192/max(c, 1)), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			softmaxRow(y[r*c:r*c+c], x[r*c:r*c+c])
+		}
+	})
+}
+
+func softmaxRow(y, x []float32) {
+	mx := float32(math.Inf(-1))
+	for _, v := range x {
+		if v > mx {
+			mx = v
+		}
+	}
+	if math.IsInf(float64(mx), -1) {
+		clear(y)
+		return
+	}
+	var s float32
+	for i, v := range x {
+		e := Expf(v - mx)
+		y[i] = e
+		s += e
+	}
+	inv := 1 / s
+	for i := range y {
+		y[i] *= inv
+	}
+}
+
+// SoftmaxBackward accumulates dx += y·(dy − Σ dy·y) for each row, from the forward output y.
+func SoftmaxBackward(dx, dy, y []float32, n, c int) {
+	if len(dx) != n*c || len(dy) != n*c || len(y) != n*c {
+		panic(fmt.Sprintf("kernels: SoftmaxBackward: n=%d c=%d but len(dx)=%d len(dy)=%d len(y)=%d", n, c, len(dx), len(dy), len(y)))
+	}
+	ParallelFor(n, max(1, 8192/max(c, 1)), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			softmaxBackwardRow(dx[r*c:r*c+c], dy[r*c:r*c+c], y[r*c:r*c+c], false)
+		}
+	})
+}
+
+// softmaxBackwardRow computes dx (+)= y·(dy − Σdy·y); overwrite selects = over +=.
+func softmaxBackwardRow(dx, dy, y []float32, overwrite bool) {
+	var s float32
+	for i, v := range y {
+		s += dy[i] * v
+	}
+	if overwrite {
+		for i, v := range y {
+			dx[i] = v * (dy[i] - s)
+		}
+		return
+	}
+	for i, v := range y {
+		dx[i] += v * (dy[i] - s)
+	}
+}
+
+// CrossEntropyForward computes the mean over counted rows of −log softmax(logits)[target] for
+// logits (n, c) and targets in [0, c), skipping rows whose target equals ignore. It writes
+// the softmax probabilities of every row to probs (n, c) for the backward pass and returns
+// the loss and the number of counted rows. With no counted row the loss is 0 (PyTorch gives
+// NaN there; a batch of padding only should not poison training).
+func CrossEntropyForward(probs, logits []float32, targets []int32, n, c int, ignore int32) (loss float32, count int) {
+	if len(logits) != n*c || len(probs) != n*c || len(targets) != n {
+		panic(fmt.Sprintf("kernels: CrossEntropyForward: n=%d c=%d but len(logits)=%d len(probs)=%d len(targets)=%d", n, c, len(logits), len(probs), len(targets)))
+	}
+	var total float64
+	for r := 0; r < n; r++ {
+		t := targets[r]
+		if t == ignore {
+			continue
+		}
+		if t < 0 || int(t) >= c {
+			panic(fmt.Sprintf("kernels: CrossEntropyForward: target %d at row %d out of range [0, %d)", t, r, c))
+		}
+		row := logits[r*c : r*c+c]
+		mx := row[0]
+		for _, v := range row {
+			if v > mx {
+				mx = v
+			}
+		}
+		var s float64
+		for _, v := range row {
+			s += math.Exp(float64(v - mx))
+		}
+		lse := float64(mx) + math.Log(s)
+		total += lse - float64(row[t])
+		count++
+		p := probs[r*c : r*c+c]
+		for i, v := range row {
+			p[i] = float32(math.Exp(float64(v) - lse))
+		}
+	}
+	if count == 0 {
+		return 0, 0
+	}
+	return float32(total / float64(count)), count
+}
+
+// CrossEntropyBackward accumulates dlogits += dloss·(probs − onehot(target))/count for the
+// counted rows of CrossEntropyForward.
+func CrossEntropyBackward(dlogits, probs []float32, targets []int32, n, c int, ignore int32, count int, dloss float32) {
+	if len(dlogits) != n*c || len(probs) != n*c || len(targets) != n {
+		panic(fmt.Sprintf("kernels: CrossEntropyBackward: n=%d c=%d but len(dlogits)=%d len(probs)=%d len(targets)=%d", n, c, len(dlogits), len(probs), len(targets)))
+	}
+	if count == 0 {
+		return
+	}
+	s := dloss / float32(count)
+	for r := 0; r < n; r++ {
+		t := targets[r]
+		if t == ignore {
+			continue
+		}
+		d, p := dlogits[r*c:r*c+c], probs[r*c:r*c+c]
+		for i, v := range p {
+			d[i] += s * v
+		}
+		d[t] -= s
+	}
+}
