@@ -64,19 +64,22 @@ func Erff(x float32) float32 {
 	} else if x < -4 {
 		x = -4
 	}
-	x2 := x * x
+	// Evaluated in float64 and rounded once: the scalar cost is the same and the result
+	// carries only the approximation's own error.
+	xd := float64(x)
+	x2 := xd * xd
 	p := x2*a13 + a11
 	p = x2*p + a9
 	p = x2*p + a7
 	p = x2*p + a5
 	p = x2*p + a3
 	p = x2*p + a1
-	p = x * p
+	p = xd * p
 	q := x2*b8 + b6
 	q = x2*q + b4
 	q = x2*q + b2
 	q = x2*q + b0
-	return p / q
+	return float32(p / q)
 }
 
 // Tanhf returns tanh(x) in float32: 1 − 2/(e**(2x)+1), with the odd symmetry made exact and

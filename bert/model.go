@@ -1,0 +1,161 @@
+package bert
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/mtbert/mtbert/autograd"
+	"github.com/mtbert/mtbert/nn"
+	"github.com/mtbert/mtbert/tensor"
+)
+
+// Model is BERT as transformers.BertModel: embeddings, a stack of post-LayerNorm encoder
+// layers and an optional pooler, with parameters named as Hugging Face names them.
+type Model struct {
+	Cfg    Config
+	Params *nn.Params
+
+	Word, Position, TokenType *nn.Embedding
+	EmbLN                     *nn.LayerNorm
+	Layers                    []*Layer
+	// Pooler is dense + tanh on the [CLS] vector; nil for a model without one.
+	Pooler *nn.Linear
+
+	drop *nn.Dropout
+}
+
+// Layer is one encoder layer.
+type Layer struct {
+	Query, Key, Value, AttnOut *nn.Linear
+	AttnLN                     *nn.LayerNorm
+	Intermediate, Output       *nn.Linear
+	OutLN                      *nn.LayerNorm
+}
+
+// New builds a model with weights initialised as transformers does (normal with
+// initializer_range, zero biases, unit LayerNorm, the padding row of the word embeddings
+// zeroed), drawn from seed. withPooler adds the pooler.
+func New(cfg Config, seed uint64, withPooler bool) (*Model, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("bert: %w", err)
+	}
+	g := tensor.NewRNG(seed)
+	p := nn.NewParams()
+	root := nn.Root(p)
+	std := cfg.InitializerRange
+	h, eps := cfg.HiddenSize, float32(cfg.LayerNormEps)
+	m := &Model{Cfg: cfg, Params: p, drop: nn.NewDropout(float32(cfg.HiddenDropoutProb), seed^0x5eed)}
+	emb := root.Sub("embeddings")
+	m.Word = nn.NewEmbedding(emb.Sub("word_embeddings"), g, cfg.VocabSize, h, std)
+	m.Position = nn.NewEmbedding(emb.Sub("position_embeddings"), g, cfg.MaxPositionEmbeddings, h, std)
+	m.TokenType = nn.NewEmbedding(emb.Sub("token_type_embeddings"), g, cfg.TypeVocabSize, h, std)
+	clear(m.Word.W.Value.Data()[cfg.PadTokenID*h : (cfg.PadTokenID+1)*h])
+	m.EmbLN = nn.NewLayerNorm(emb.Sub("LayerNorm"), h, eps)
+	for i := 0; i < cfg.NumHiddenLayers; i++ {
+		s := root.Sub("encoder").Sub("layer").Sub(strconv.Itoa(i))
+		l := &Layer{
+			Query:        nn.NewLinear(s.Sub("attention.self.query"), g, h, h, true, std),
+			Key:          nn.NewLinear(s.Sub("attention.self.key"), g, h, h, true, std),
+			Value:        nn.NewLinear(s.Sub("attention.self.value"), g, h, h, true, std),
+			AttnOut:      nn.NewLinear(s.Sub("attention.output.dense"), g, h, h, true, std),
+			AttnLN:       nn.NewLayerNorm(s.Sub("attention.output.LayerNorm"), h, eps),
+			Intermediate: nn.NewLinear(s.Sub("intermediate.dense"), g, h, cfg.IntermediateSize, true, std),
+			Output:       nn.NewLinear(s.Sub("output.dense"), g, cfg.IntermediateSize, h, true, std),
+			OutLN:        nn.NewLayerNorm(s.Sub("output.LayerNorm"), h, eps),
+		}
+		m.Layers = append(m.Layers, l)
+	}
+	if withPooler {
+		m.Pooler = nn.NewLinear(root.Sub("pooler.dense"), g, h, h, true, std)
+	}
+	return m, nil
+}
+
+// Batch is a padded batch of B sequences of T sub-words. IDs and TypeIDs are (B, T); Mask is
+// (B, T) with 1 for real tokens and 0 for padding (nil means no padding).
+type Batch struct {
+	B, T    int
+	IDs     []int32
+	TypeIDs []int32
+	Mask    []float32
+}
+
+// Validate checks the batch against the model's limits.
+func (m *Model) validate(b Batch) error {
+	n := b.B * b.T
+	switch {
+	case b.B <= 0 || b.T <= 0:
+		return fmt.Errorf("bert: empty batch %dx%d", b.B, b.T)
+	case len(b.IDs) != n:
+		return fmt.Errorf("bert: %d input ids for a %dx%d batch", len(b.IDs), b.B, b.T)
+	case b.TypeIDs != nil && len(b.TypeIDs) != n:
+		return fmt.Errorf("bert: %d token type ids for a %dx%d batch", len(b.TypeIDs), b.B, b.T)
+	case b.Mask != nil && len(b.Mask) != n:
+		return fmt.Errorf("bert: %d mask values for a %dx%d batch", len(b.Mask), b.B, b.T)
+	case b.T > m.Cfg.MaxPositionEmbeddings:
+		return fmt.Errorf("bert: sequence length %d exceeds max_position_embeddings %d", b.T, m.Cfg.MaxPositionEmbeddings)
+	}
+	for i, id := range b.IDs {
+		if id < 0 || int(id) >= m.Cfg.VocabSize {
+			return fmt.Errorf("bert: input id %d at position %d outside vocabulary of %d", id, i, m.Cfg.VocabSize)
+		}
+	}
+	for i, id := range b.TypeIDs {
+		if id < 0 || int(id) >= m.Cfg.TypeVocabSize {
+			return fmt.Errorf("bert: token type id %d at position %d outside type_vocab_size %d", id, i, m.Cfg.TypeVocabSize)
+		}
+	}
+	return nil
+}
+
+// Output holds a forward pass: Hidden[0] is the embedding output and Hidden[i] layer i's;
+// Last is Hidden[len-1], (B, T, H); Pooled is (B, H) when the model has a pooler.
+type Output struct {
+	Hidden []*autograd.Var
+	Last   *autograd.Var
+	Pooled *autograd.Var
+}
+
+// Forward runs the encoder on a batch. Dropout is active only when train is set. All values
+// live on tp until tp.Reset.
+func (m *Model) Forward(tp *autograd.Tape, b Batch, train bool) (*Output, error) {
+	if err := m.validate(b); err != nil {
+		return nil, err
+	}
+	cfg := m.Cfg
+	pos := make([]int32, b.B*b.T)
+	for i := range pos {
+		pos[i] = int32(i % b.T)
+	}
+	types := b.TypeIDs
+	if types == nil {
+		types = make([]int32, b.B*b.T)
+	}
+	x := tp.Add(tp.Add(m.Word.Forward(tp, b.IDs, b.B, b.T), m.Position.Forward(tp, pos, b.B, b.T)), m.TokenType.Forward(tp, types, b.B, b.T))
+	x = m.drop.Forward(tp, m.EmbLN.Forward(tp, x), train)
+	out := &Output{Hidden: []*autograd.Var{x}}
+	attnDrop := float32(0)
+	if train {
+		attnDrop = float32(cfg.AttentionProbsDropoutProb)
+	}
+	for _, l := range m.Layers {
+		q, k, v := l.Query.Forward(tp, x), l.Key.Forward(tp, x), l.Value.Forward(tp, x)
+		ctx := tp.Attention(q, k, v, cfg.NumAttentionHeads, b.Mask, attnDrop, m.drop.NextSeed())
+		a := m.drop.Forward(tp, l.AttnOut.Forward(tp, ctx), train)
+		x1 := l.AttnLN.Forward(tp, tp.Add(a, x))
+		hmid := l.Intermediate.Forward(tp, x1)
+		if cfg.HiddenAct == "gelu" {
+			hmid = tp.GELU(hmid)
+		} else {
+			hmid = tp.GELUTanh(hmid)
+		}
+		o := m.drop.Forward(tp, l.Output.Forward(tp, hmid), train)
+		x = l.OutLN.Forward(tp, tp.Add(o, x1))
+		out.Hidden = append(out.Hidden, x)
+	}
+	out.Last = x
+	if m.Pooler != nil {
+		out.Pooled = tp.Tanh(m.Pooler.Forward(tp, tp.Select(x, 1, 0)))
+	}
+	return out, nil
+}

@@ -1,0 +1,189 @@
+package bert
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/mtbert/mtbert/autograd"
+	"github.com/mtbert/mtbert/nn"
+)
+
+type golden struct {
+	Config     json.RawMessage
+	B, T       int
+	IDs        []float64
+	Types      []float64
+	Mask       []float64
+	LastHidden []float64 `json:"last_hidden"`
+	Pooled     []float64
+	Hidden     [][]float64
+	Loss       float64
+	Grads      map[string][]float64
+}
+
+func loadGolden(t *testing.T, name string) golden {
+	t.Helper()
+	raw, err := os.ReadFile("testdata/golden/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g golden
+	if err := json.Unmarshal(raw, &g); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// setFormulaWeights fills every parameter from the formula of make_golden.py.
+func setFormulaWeights(p *nn.Params) {
+	names := p.Names()
+	sort.Strings(names)
+	for k, name := range names {
+		d := p.Get(name).Value.Data()
+		scale, off := 0.05, 0.0
+		switch {
+		case strings.HasSuffix(name, "LayerNorm.weight"):
+			scale, off = 0.1, 1
+		case strings.HasSuffix(name, "bias"):
+			scale = 0.02
+		}
+		for i := range d {
+			d[i] = float32(off + scale*math.Sin(0.37*float64(i)+float64(k)))
+		}
+	}
+}
+
+func goldenModel(t *testing.T, g golden) (*Model, Batch) {
+	t.Helper()
+	cfg, err := ParseConfig(g.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := New(cfg, 1, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	setFormulaWeights(m.Params)
+	b := Batch{B: g.B, T: g.T, IDs: make([]int32, len(g.IDs)), TypeIDs: make([]int32, len(g.IDs)), Mask: make([]float32, len(g.IDs))}
+	for i := range g.IDs {
+		b.IDs[i], b.TypeIDs[i], b.Mask[i] = int32(g.IDs[i]), int32(g.Types[i]), float32(g.Mask[i])
+	}
+	return m, b
+}
+
+func maxDiff(t *testing.T, what string, got []float32, want []float64) float64 {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, golden has %d", what, len(got), len(want))
+	}
+	worst := 0.0
+	for i := range got {
+		worst = max(worst, math.Abs(float64(got[i])-want[i]))
+	}
+	return worst
+}
+
+// TestForwardMatchesPyTorch compares the encoder with make_golden.py's PyTorch BertModel on a
+// tiny config: every hidden state within 1e-5 absolute, padding included.
+func TestForwardMatchesPyTorch(t *testing.T) {
+	for _, name := range []string{"tiny.json", "tiny_gelu_new.json"} {
+		g := loadGolden(t, name)
+		m, b := goldenModel(t, g)
+		tp := autograd.NoGrad()
+		out, err := m.Forward(tp, b, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := maxDiff(t, "last hidden", out.Last.Value.Data(), g.LastHidden); d > 1e-5 {
+			t.Errorf("%s: last hidden state differs from PyTorch by %g", name, d)
+		}
+		if d := maxDiff(t, "pooled", out.Pooled.Value.Data(), g.Pooled); d > 1e-5 {
+			t.Errorf("%s: pooled output differs from PyTorch by %g", name, d)
+		}
+		for i, h := range g.Hidden {
+			if d := maxDiff(t, "hidden", out.Hidden[i].Value.Data(), h); d > 1e-5 {
+				t.Errorf("%s: hidden state %d differs by %g", name, i, d)
+			}
+		}
+	}
+}
+
+// TestGradientsMatchPyTorch checks the gradient of L = Σ last⊙r1 + Σ pooled⊙r2 for every
+// parameter: max |got − want| ≤ 1e-4·max|want| per tensor.
+func TestGradientsMatchPyTorch(t *testing.T) {
+	g := loadGolden(t, "tiny.json")
+	m, b := goldenModel(t, g)
+	tp := autograd.NewTape()
+	out, err := m.Forward(tp, b, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1 := tp.GradOf(out.Last).Data()
+	for i := range r1 {
+		r1[i] = float32(math.Sin(0.1*float64(i) + 0.5))
+	}
+	r2 := tp.GradOf(out.Pooled).Data()
+	for i := range r2 {
+		r2[i] = float32(math.Cos(0.2 * float64(i)))
+	}
+	tp.BackwardFrom()
+	if len(g.Grads) != len(m.Params.List()) {
+		t.Fatalf("golden has %d gradients, model %d parameters", len(g.Grads), len(m.Params.List()))
+	}
+	for _, p := range m.Params.List() {
+		want, ok := g.Grads[p.Name]
+		if !ok {
+			t.Fatalf("no golden gradient for %s", p.Name)
+		}
+		scale := 0.0
+		for _, w := range want {
+			scale = max(scale, math.Abs(w))
+		}
+		if d := maxDiff(t, p.Name, p.Grad.Data(), want); d > 1e-4*scale+1e-7 {
+			t.Errorf("%s: gradient differs from PyTorch by %g (max |grad| %g)", p.Name, d, scale)
+		}
+	}
+}
+
+// TestBaseForwardMatchesPyTorch runs BERT-base dimensions (12 layers, 768 hidden, 28,996-token
+// vocabulary) on one 12-token sequence: within 1e-4 of PyTorch.
+func TestBaseForwardMatchesPyTorch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("BERT-base parity builds 110M weights; skipped with -short")
+	}
+	g := loadGolden(t, "base.json")
+	m, b := goldenModel(t, g)
+	out, err := m.Forward(autograd.NoGrad(), b, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := maxDiff(t, "last hidden", out.Last.Value.Data(), g.LastHidden); d > 1e-4 {
+		t.Errorf("last hidden state differs from PyTorch by %g", d)
+	}
+	if d := maxDiff(t, "pooled", out.Pooled.Value.Data(), g.Pooled); d > 1e-4 {
+		t.Errorf("pooled output differs from PyTorch by %g", d)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, c := range []struct{ json, want string }{
+		{`{"hidden_size": 10, "num_attention_heads": 3}`, "not a multiple"},
+		{`{"hidden_act": "relu"}`, `hidden_act "relu"`},
+		{`{"vocab_size": 0}`, "vocab_size = 0"},
+		{`{"layer_norm_eps": -1}`, "layer_norm_eps"},
+		{`{"position_embedding_type": "relative_key"}`, "relative_key"},
+		{`{"hidden_size": "big"}`, "hidden_size"},
+	} {
+		if _, err := ParseConfig([]byte(c.json)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want it to mention %q", c.json, err, c.want)
+		}
+	}
+	c, err := ParseConfig(DefaultConfig().JSON())
+	if err != nil || c != DefaultConfig() {
+		t.Fatalf("config JSON round trip: %v %+v", err, c)
+	}
+}
