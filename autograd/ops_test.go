@@ -10,7 +10,7 @@ import (
 func randT(g *tensor.RNG, shape ...int) *tensor.Tensor { return tensor.Randn(g, 1, shape...) }
 
 // TestGradCheck runs every differentiable op through central differences. Step h = 1e-2 in
-// float32 leaves a truncation error O(h²·f''') and a rounding error O(ε·|L|/h) ≈ 1e-5·|L|;
+// float32 leaves a truncation error O(h²·f”') and a rounding error O(ε·|L|/h) ≈ 1e-5·|L|;
 // the tolerances (atol 2e-3, rtol 2e-2) sit above both for these small random inputs.
 func TestGradCheck(t *testing.T) {
 	mask := []float32{1, 1, 1, 0, 1, 1, 1, 1}

@@ -36,7 +36,7 @@ func TestAdamMatchesPyTorch(t *testing.T) {
 		t.Run(c.Name, func(t *testing.T) {
 			p := make([]float32, golden.N)
 			for i := range p {
-				p[i] = float32(0.5*math.Sin(0.37*float64(i)+1))
+				p[i] = float32(0.5 * math.Sin(0.37*float64(i)+1))
 			}
 			v := autograd.NewParam("p", tensor.FromSlice(p, golden.N))
 			opt := NewAdam([]*autograd.Var{v}, c.LR)
