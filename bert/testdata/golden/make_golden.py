@@ -121,4 +121,19 @@ run(tiny, 2, 9, 3, True, "tiny.json")
 run(dict(tiny, hidden_act="gelu_new"), 2, 9, 3, False, "tiny_gelu_new.json")
 base = dict(tiny, vocab_size=28996, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
             intermediate_size=3072, max_position_embeddings=512)
-run(base, 1, 12, 0, False, "base.json")
+import sys
+if "--skip-base" not in sys.argv:
+    run(base, 1, 12, 0, False, "base.json")
+
+# A BertForPreTraining-style pytorch_model.bin of the tiny model: "bert." prefix, old
+# TensorFlow-era LayerNorm names (gamma/beta) on the embeddings, and an MLM bias to ignore.
+bindir = os.path.join(here, "tiny_bin")
+os.makedirs(bindir, exist_ok=True)
+sd = {}
+for k, v in weights(tiny).items():
+    k = k.replace("embeddings.LayerNorm.weight", "embeddings.LayerNorm.gamma").replace("embeddings.LayerNorm.bias", "embeddings.LayerNorm.beta")
+    sd["bert." + k] = v.detach().clone()
+sd["cls.predictions.bias"] = torch.zeros(tiny["vocab_size"])
+torch.save(sd, os.path.join(bindir, "pytorch_model.bin"))
+with open(os.path.join(bindir, "config.json"), "w") as f:
+    json.dump(dict(tiny, model_type="bert", architectures=["BertForPreTraining"]), f, indent=2)

@@ -1,0 +1,191 @@
+package bert
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/mtbert/mtbert/nn"
+)
+
+// Checkpoint file names inside a Hugging Face model directory.
+const (
+	ConfigFile      = "config.json"
+	SafetensorsFile = "model.safetensors"
+	TorchBinFile    = "pytorch_model.bin"
+	VocabFile       = "vocab.txt"
+)
+
+// ReadWeights reads the tensors of a Hugging Face model directory: model.safetensors when
+// present, else pytorch_model.bin (read without executing anything, see ReadTorchBin).
+func ReadWeights(dir string) (map[string]nn.SafeTensor, string, error) {
+	st := filepath.Join(dir, SafetensorsFile)
+	if _, err := os.Stat(st); err == nil {
+		f, err := nn.LoadSafetensors(st)
+		if err != nil {
+			return nil, st, err
+		}
+		return f.Tensors, st, nil
+	}
+	bin := filepath.Join(dir, TorchBinFile)
+	if _, err := os.Stat(bin); err == nil {
+		t, err := ReadTorchBin(bin)
+		return t, bin, err
+	}
+	return nil, dir, fmt.Errorf("%s: no %s or %s", dir, SafetensorsFile, TorchBinFile)
+}
+
+// canonicalName maps a checkpoint key to BertModel's name, or "" for a key BertModel does not
+// hold: the "bert." prefix of BertFor* checkpoints is dropped, old TensorFlow-era LayerNorm
+// names (gamma, beta) are renamed as transformers renames them, and cls.*, other heads and the
+// position_ids buffer are ignored.
+func canonicalName(k string) string {
+	k = strings.TrimPrefix(k, "bert.")
+	if !strings.HasPrefix(k, "embeddings.") && !strings.HasPrefix(k, "encoder.") && !strings.HasPrefix(k, "pooler.") {
+		return ""
+	}
+	if strings.HasSuffix(k, "position_ids") {
+		return ""
+	}
+	if strings.HasSuffix(k, "LayerNorm.gamma") {
+		k = strings.TrimSuffix(k, "gamma") + "weight"
+	} else if strings.HasSuffix(k, "LayerNorm.beta") {
+		k = strings.TrimSuffix(k, "beta") + "bias"
+	}
+	return k
+}
+
+// Load builds a model from a Hugging Face BERT directory (config.json plus model.safetensors
+// or pytorch_model.bin). The pooler is built when the checkpoint has one.
+func Load(dir string) (*Model, error) {
+	cfg, err := LoadConfig(filepath.Join(dir, ConfigFile))
+	if err != nil {
+		return nil, err
+	}
+	tensors, src, err := ReadWeights(dir)
+	if err != nil {
+		return nil, err
+	}
+	canon := map[string]nn.SafeTensor{}
+	for k, t := range tensors {
+		if c := canonicalName(k); c != "" {
+			if _, dup := canon[c]; dup {
+				return nil, fmt.Errorf("%s: tensor %q appears twice (with and without the bert. prefix)", src, c)
+			}
+			canon[c] = t
+		}
+	}
+	_, pooler := canon["pooler.dense.weight"]
+	m, err := New(cfg, 0, pooler)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.SetWeights(canon, src); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// SetWeights copies tensors (BertModel names) into the model's parameters, converting F16 and
+// BF16 to float32. Every parameter must be present with its exact shape; the error names the
+// key and both shapes. Extra tensors are ignored.
+func (m *Model) SetWeights(tensors map[string]nn.SafeTensor, source string) error {
+	var errs []error
+	for _, p := range m.Params.List() {
+		t, ok := tensors[p.Name]
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: missing tensor %q (shape %v)", source, p.Name, p.Shape()))
+			continue
+		}
+		if !sameInts(t.Shape, p.Shape()) {
+			errs = append(errs, fmt.Errorf("%s: tensor %q has shape %v, the model expects %v", source, p.Name, t.Shape, p.Shape()))
+			continue
+		}
+		v, err := t.Float32()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: tensor %q: %w", source, p.Name, err))
+			continue
+		}
+		copy(p.Value.Data(), v)
+	}
+	return errors.Join(errs...)
+}
+
+// StateDict returns the parameters as float32 tensors under BertModel names (copies).
+func (m *Model) StateDict() map[string]nn.SafeTensor {
+	out := make(map[string]nn.SafeTensor, len(m.Params.List()))
+	for _, p := range m.Params.List() {
+		out[p.Name] = nn.F32Tensor(append([]int(nil), p.Shape()...), append([]float32(nil), p.Value.Data()...))
+	}
+	return out
+}
+
+// Save writes dir as a Hugging Face BERT directory (config.json, model.safetensors with
+// BertModel names, vocab.txt) that transformers.BertModel.from_pretrained loads unchanged.
+// The files are written into a fresh temporary directory beside dir which then replaces dir,
+// so an interrupted save never leaves a half-written checkpoint.
+func (m *Model) Save(dir string, vocab *Vocab) error {
+	return WriteDirAtomic(dir, func(tmp string) error {
+		if err := os.WriteFile(filepath.Join(tmp, ConfigFile), m.Cfg.JSON(), 0o644); err != nil {
+			return err
+		}
+		if err := nn.SaveSafetensors(filepath.Join(tmp, SafetensorsFile), m.StateDict(), map[string]string{"format": "pt"}); err != nil {
+			return err
+		}
+		if vocab != nil {
+			return vocab.Save(filepath.Join(tmp, VocabFile))
+		}
+		return nil
+	})
+}
+
+// WriteDirAtomic fills a new temporary directory beside dir with fill, then moves it to dir,
+// replacing what was there. On any error dir is left as it was and the temporary is removed.
+func WriteDirAtomic(dir string, fill func(tmp string) error) error {
+	dir = filepath.Clean(dir)
+	parent := filepath.Dir(dir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-")
+	if err != nil {
+		return err
+	}
+	if err := fill(tmp); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	var old string
+	if _, err := os.Stat(dir); err == nil {
+		old = tmp + ".old"
+		if err := os.Rename(dir, old); err != nil {
+			os.RemoveAll(tmp)
+			return err
+		}
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		if old != "" {
+			os.Rename(old, dir)
+		}
+		os.RemoveAll(tmp)
+		return err
+	}
+	if old != "" {
+		os.RemoveAll(old)
+	}
+	return nil
+}
+
+func sameInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
