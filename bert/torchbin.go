@@ -1,0 +1,426 @@
+package bert
+
+import (
+	"archive/zip"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strings"
+
+	"github.com/mtbert/mtbert/kernels"
+	"github.com/mtbert/mtbert/nn"
+)
+
+// MaxExpandedTensorBytes bounds the bytes ReadTorchBin materialises for one tensor that is
+// larger than its storage (a tensor with zero strides, such as one saved after expand).
+// Without the bound a tiny hostile file could ask for an arbitrarily large allocation.
+const MaxExpandedTensorBytes = 256 << 20
+
+// torchStorage is a storage named by a persistent id of the checkpoint pickle:
+// ('storage', torch.FloatStorage, key, location, numel).
+type torchStorage struct {
+	class    pyGlobal
+	dtype    kernels.DType
+	known    bool // dtype is one mtbert stores
+	key      string
+	location string
+	numel    int64
+}
+
+// torchTensor is what torch._utils._rebuild_tensor_v2 describes: a strided view of a storage.
+type torchTensor struct {
+	storage *torchStorage
+	offset  int64   // in elements
+	size    []int64 // shape
+	stride  []int64 // in elements
+}
+
+// storageDTypes maps torch's legacy typed-storage classes to element types. The classes
+// allowlisted in pickle.go but absent here (double, int16, int8, uint8, bool) are recognised
+// and refused with a clear error.
+var storageDTypes = map[string]kernels.DType{
+	"FloatStorage":    kernels.F32,
+	"HalfStorage":     kernels.F16,
+	"BFloat16Storage": kernels.BF16,
+	"LongStorage":     kernels.I64,
+	"IntStorage":      kernels.I32,
+}
+
+// maxPickleBytes bounds the size of data.pkl; a BERT-base checkpoint's is about 30 kB.
+const maxPickleBytes = 64 << 20
+
+// maxTensorDims bounds the rank of a tensor in a checkpoint.
+const maxTensorDims = 64
+
+// ReadTorchBin reads a PyTorch checkpoint written by torch.save(state_dict) in the zip format
+// of torch >= 1.6 (a Hugging Face pytorch_model.bin). See ReadTorchBinReaderAt. Errors start
+// with the path.
+func ReadTorchBin(path string) (map[string]nn.SafeTensor, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	m, err := ReadTorchBinReaderAt(f, st.Size())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, nil
+}
+
+// ReadTorchBinReaderAt reads a torch.save(state_dict) zip archive of size bytes from r and
+// returns its tensors by name, each contiguous (row-major) in its on-disk element type: F32,
+// F16, BF16, I64 or I32. Use SafeTensor.Float32 to convert.
+//
+// The archive holds <prefix>/data.pkl, a pickle of an OrderedDict from name to
+// torch._utils._rebuild_tensor_v2(storage, storage_offset, size, stride, ...), and one raw
+// little-endian file <prefix>/data/<key> per storage. The pickle is read by a restricted
+// unpickler that loads only an allowlist of globals and executes nothing, so a hostile file
+// gives an error, never code execution. Storage offsets and strides are honoured (a
+// transposed or sliced view is copied out to a contiguous tensor), several tensors may share
+// one storage, and every storage file is checked to hold exactly the elements its persistent
+// id declares and every view to stay within its storage; errors name the tensor, the storage
+// key and the sizes.
+//
+// The legacy (pre-1.6, non-zip) torch.save format is not supported.
+func ReadTorchBinReaderAt(r io.ReaderAt, size int64) (map[string]nn.SafeTensor, error) {
+	zr, err := zip.NewReader(r, size)
+	if err != nil {
+		if isLegacyTorchSave(r, size) {
+			return nil, errors.New("torchbin: legacy (pre-1.6, non-zip) torch.save format is not supported; re-save with torch >= 1.6 or convert to safetensors")
+		}
+		return nil, fmt.Errorf("torchbin: not a torch.save zip archive: %w", err)
+	}
+	files := map[string]*zip.File{}
+	var pkl *zip.File
+	for _, f := range zr.File {
+		files[f.Name] = f
+		if f.Name == "data.pkl" || strings.HasSuffix(f.Name, "/data.pkl") {
+			if strings.Count(f.Name, "/") > 1 {
+				continue
+			}
+			if pkl != nil {
+				return nil, fmt.Errorf("torchbin: archive has two pickles, %s and %s", pkl.Name, f.Name)
+			}
+			pkl = f
+		}
+	}
+	if pkl == nil {
+		return nil, errors.New("torchbin: archive has no data.pkl")
+	}
+	prefix := strings.TrimSuffix(pkl.Name, "data.pkl")
+	if bo, ok := files[prefix+"byteorder"]; ok {
+		if bo.UncompressedSize64 > 16 {
+			return nil, fmt.Errorf("torchbin: %s holds %d bytes, want at most 16", bo.Name, bo.UncompressedSize64)
+		}
+		b, err := readZipFile(bo, int64(bo.UncompressedSize64), size)
+		if err != nil {
+			return nil, fmt.Errorf("torchbin: %s: %w", bo.Name, err)
+		}
+		if s := strings.TrimSpace(string(b)); s != "little" {
+			return nil, fmt.Errorf("torchbin: byte order %q is not supported, only little", s)
+		}
+	}
+	if pkl.UncompressedSize64 > maxPickleBytes {
+		return nil, fmt.Errorf("torchbin: %s claims %d bytes, more than the %d-byte limit", pkl.Name, pkl.UncompressedSize64, maxPickleBytes)
+	}
+	pdata, err := readZipFile(pkl, int64(pkl.UncompressedSize64), size)
+	if err != nil {
+		return nil, fmt.Errorf("torchbin: %s: %w", pkl.Name, err)
+	}
+	obj, err := unpickleStateDict(pdata)
+	if err != nil {
+		return nil, fmt.Errorf("torchbin: %s: %w", pkl.Name, err)
+	}
+
+	out := make(map[string]nn.SafeTensor, len(obj))
+	cache := map[string][]byte{}
+	for _, e := range obj {
+		t := e.t
+		st := t.storage
+		if !st.known {
+			return nil, fmt.Errorf("torchbin: tensor %q: storage type %s is not supported", e.name, st.class)
+		}
+		data, ok := cache[st.key]
+		if !ok {
+			f := files[prefix+"data/"+st.key]
+			if f == nil {
+				return nil, fmt.Errorf("torchbin: tensor %q: storage file %sdata/%s is missing", e.name, prefix, st.key)
+			}
+			want := st.numel * int64(st.dtype.Size())
+			if f.UncompressedSize64 != uint64(want) {
+				return nil, fmt.Errorf("torchbin: tensor %q: storage %q holds %d bytes, want %d (%d elements of %v)",
+					e.name, st.key, f.UncompressedSize64, want, st.numel, st.dtype)
+			}
+			if data, err = readZipFile(f, want, size); err != nil {
+				return nil, fmt.Errorf("torchbin: tensor %q: storage %q: %w", e.name, st.key, err)
+			}
+			cache[st.key] = data
+		}
+		st2, err := materialise(t, data)
+		if err != nil {
+			return nil, fmt.Errorf("torchbin: tensor %q: %w", e.name, err)
+		}
+		if _, dup := out[e.name]; dup {
+			return nil, fmt.Errorf("torchbin: tensor %q appears twice", e.name)
+		}
+		out[e.name] = st2
+	}
+	return out, nil
+}
+
+// readZipFile reads the whole of f, which must hold exactly want bytes, checking its CRC.
+// It allocates up front only what the archive can physically hold; a compressed entry grows
+// its buffer as data actually arrives.
+func readZipFile(f *zip.File, want, archiveSize int64) ([]byte, error) {
+	if f.UncompressedSize64 != uint64(want) {
+		return nil, fmt.Errorf("holds %d bytes, want %d", f.UncompressedSize64, want)
+	}
+	rc, err := f.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	var data []byte
+	if f.Method == zip.Store && want <= archiveSize {
+		data = make([]byte, want)
+		if _, err := io.ReadFull(rc, data); err != nil {
+			return nil, fmt.Errorf("reading %d bytes: %w", want, err)
+		}
+	} else {
+		if data, err = io.ReadAll(io.LimitReader(rc, want)); err != nil {
+			return nil, err
+		}
+		if int64(len(data)) != want {
+			return nil, fmt.Errorf("holds %d bytes, want %d", len(data), want)
+		}
+	}
+	// Read to EOF so the zip reader verifies the size and the CRC-32.
+	var one [1]byte
+	if n, err := rc.Read(one[:]); n != 0 || err != io.EOF {
+		if err == nil || err == io.EOF {
+			err = errors.New("longer than declared")
+		}
+		return nil, err
+	}
+	return data, nil
+}
+
+// legacyMagic is the start of a legacy torch.save file: PROTO 2, LONG1 of 10 bytes holding
+// the magic number 0x1950a86a20f9469cfc6c.
+var legacyMagic = []byte{0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19}
+
+func isLegacyTorchSave(r io.ReaderAt, size int64) bool {
+	if size < int64(len(legacyMagic)) {
+		return false
+	}
+	b := make([]byte, len(legacyMagic))
+	if _, err := r.ReadAt(b, 0); err != nil {
+		return false
+	}
+	return bytes.Equal(b, legacyMagic)
+}
+
+// namedTensor is one entry of a state dict, in pickle order.
+type namedTensor struct {
+	name string
+	t    *torchTensor
+}
+
+// unpickleStateDict runs the checkpoint pickle and returns its entries. The top-level object
+// must be a dict from strings to tensors.
+func unpickleStateDict(data []byte) ([]namedTensor, error) {
+	storages := map[string]*torchStorage{}
+	obj, err := unpickle(data, func(pid any) (any, error) { return loadStorage(pid, storages) }, reduceTorch)
+	if err != nil {
+		return nil, err
+	}
+	d, ok := obj.(*pyDict)
+	if !ok {
+		return nil, fmt.Errorf("top-level object is a %s, want a state dict", typeName(obj))
+	}
+	out := make([]namedTensor, len(d.keys))
+	for i, k := range d.keys {
+		name, ok := k.(string)
+		if !ok {
+			return nil, fmt.Errorf("state dict key %d is a %s, want a string", i, typeName(k))
+		}
+		t, ok := d.vals[i].(*torchTensor)
+		if !ok {
+			return nil, fmt.Errorf("state dict entry %q is a %s, want a tensor", name, typeName(d.vals[i]))
+		}
+		out[i] = namedTensor{name, t}
+	}
+	return out, nil
+}
+
+// loadStorage resolves a persistent id ('storage', class, key, location, numel). A key seen
+// before gives the same storage, which must agree on class and size.
+func loadStorage(pid any, storages map[string]*torchStorage) (any, error) {
+	t, ok := pid.(pyTuple)
+	if !ok || len(t) != 5 {
+		return nil, fmt.Errorf("persistent id is a %s, want ('storage', class, key, location, numel)", typeName(pid))
+	}
+	tag, _ := t[0].(string)
+	class, ok1 := t[1].(pyGlobal)
+	key, ok2 := t[2].(string)
+	loc, ok3 := t[3].(string)
+	numel, ok4 := t[4].(int64)
+	if tag != "storage" || !ok1 || !ok2 || !ok3 || !ok4 {
+		return nil, fmt.Errorf("persistent id (%s, %s, %s, %s, %s) is not ('storage', class, key, location, numel)",
+			typeName(t[0]), typeName(t[1]), typeName(t[2]), typeName(t[3]), typeName(t[4]))
+	}
+	if class.module != "torch" || !strings.HasSuffix(class.name, "Storage") {
+		return nil, fmt.Errorf("storage %q: class %s is not a torch storage", key, class)
+	}
+	if numel < 0 || numel > math.MaxInt64/8 {
+		return nil, fmt.Errorf("storage %q: bad element count %d", key, numel)
+	}
+	if s, ok := storages[key]; ok {
+		if s.class != class || s.numel != numel {
+			return nil, fmt.Errorf("storage %q: declared as %s of %d elements and as %s of %d", key, s.class, s.numel, class, numel)
+		}
+		return s, nil
+	}
+	dt, known := storageDTypes[class.name]
+	s := &torchStorage{class: class, dtype: dt, known: known, key: key, location: loc, numel: numel}
+	storages[key] = s
+	return s, nil
+}
+
+// reduceTorch implements the allowlisted torch callables of REDUCE.
+func reduceTorch(fn pyGlobal, args pyTuple) (any, error) {
+	switch fn {
+	case pyGlobal{"torch._utils", "_rebuild_tensor_v2"}:
+		// (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
+		if len(args) != 6 && len(args) != 7 {
+			return nil, fmt.Errorf("%s called with %d arguments, want 6 or 7", fn, len(args))
+		}
+		st, ok := args[0].(*torchStorage)
+		if !ok {
+			return nil, fmt.Errorf("%s: storage argument is a %s", fn, typeName(args[0]))
+		}
+		off, ok := args[1].(int64)
+		if !ok || off < 0 {
+			return nil, fmt.Errorf("%s: storage offset is a %s, want a non-negative int", fn, typeName(args[1]))
+		}
+		size, err := intTuple(args[2], "size")
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", fn, err)
+		}
+		stride, err := intTuple(args[3], "stride")
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", fn, err)
+		}
+		if len(size) != len(stride) {
+			return nil, fmt.Errorf("%s: size has %d dimensions but stride %d", fn, len(size), len(stride))
+		}
+		return &torchTensor{storage: st, offset: off, size: size, stride: stride}, nil
+	case pyGlobal{"torch._utils", "_rebuild_parameter"}, pyGlobal{"torch._utils", "_rebuild_parameter_with_state"}:
+		// (data, requires_grad, backward_hooks[, state])
+		if len(args) < 3 || len(args) > 4 {
+			return nil, fmt.Errorf("%s called with %d arguments", fn, len(args))
+		}
+		t, ok := args[0].(*torchTensor)
+		if !ok {
+			return nil, fmt.Errorf("%s: data argument is a %s, want a tensor", fn, typeName(args[0]))
+		}
+		return t, nil
+	}
+	return nil, fmt.Errorf("pickle: refusing to call %s", fn)
+}
+
+// intTuple converts a tuple of non-negative ints.
+func intTuple(v any, what string) ([]int64, error) {
+	t, ok := v.(pyTuple)
+	if !ok {
+		return nil, fmt.Errorf("%s is a %s, want a tuple", what, typeName(v))
+	}
+	if len(t) > maxTensorDims {
+		return nil, fmt.Errorf("%s has %d dimensions, more than %d", what, len(t), maxTensorDims)
+	}
+	out := make([]int64, len(t))
+	for i, x := range t {
+		n, ok := x.(int64)
+		if !ok || n < 0 {
+			return nil, fmt.Errorf("%s[%d] is not a non-negative int", what, i)
+		}
+		out[i] = n
+	}
+	return out, nil
+}
+
+// materialise copies the strided view t of the storage bytes data into a contiguous tensor.
+func materialise(t *torchTensor, data []byte) (nn.SafeTensor, error) {
+	st := t.storage
+	es := int64(st.dtype.Size())
+	shape := make([]int, len(t.size))
+	numel := int64(1)
+	for i, d := range t.size {
+		if d != 0 && numel > math.MaxInt64/es/d {
+			return nn.SafeTensor{}, fmt.Errorf("size %v has too many elements", t.size)
+		}
+		numel *= d
+		shape[i] = int(d)
+	}
+	out := nn.SafeTensor{DType: st.dtype, Shape: shape}
+	if numel == 0 {
+		out.Data = []byte{}
+		return out, nil
+	}
+	// The last element the view touches: offset + sum((size-1)*stride).
+	last := t.offset
+	for i, d := range t.size {
+		s := t.stride[i]
+		if s != 0 && d-1 > (math.MaxInt64-last)/s {
+			return nn.SafeTensor{}, fmt.Errorf("stride %v overflows", t.stride)
+		}
+		last += (d - 1) * s
+	}
+	if last >= st.numel {
+		return nn.SafeTensor{}, fmt.Errorf("view (offset %d, size %v, stride %v) reaches element %d of storage %q, which holds %d elements",
+			t.offset, t.size, t.stride, last, st.key, st.numel)
+	}
+	nbytes := numel * es
+	if nbytes > int64(len(data)) && nbytes > MaxExpandedTensorBytes {
+		return nn.SafeTensor{}, fmt.Errorf("view of %d bytes over a %d-byte storage exceeds the %d-byte limit for expanded tensors",
+			nbytes, len(data), MaxExpandedTensorBytes)
+	}
+	out.Data = make([]byte, nbytes)
+	// Contiguous (row-major) views are one copy; dimensions of size 1 may have any stride.
+	contiguous := true
+	want := int64(1)
+	for i := len(t.size) - 1; i >= 0; i-- {
+		if t.size[i] != 1 && t.stride[i] != want {
+			contiguous = false
+			break
+		}
+		want *= t.size[i]
+	}
+	if contiguous {
+		copy(out.Data, data[t.offset*es:(t.offset+numel)*es])
+		return out, nil
+	}
+	idx := make([]int64, len(t.size))
+	src := t.offset
+	for dst := int64(0); dst < nbytes; dst += es {
+		copy(out.Data[dst:dst+es], data[src*es:(src+1)*es])
+		for i := len(idx) - 1; i >= 0; i-- {
+			idx[i]++
+			src += t.stride[i]
+			if idx[i] < t.size[i] {
+				break
+			}
+			src -= t.size[i] * t.stride[i]
+			idx[i] = 0
+		}
+	}
+	return out, nil
+}
