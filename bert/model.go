@@ -21,7 +21,8 @@ type Model struct {
 	// Pooler is dense + tanh on the [CLS] vector; nil for a model without one.
 	Pooler *nn.Linear
 
-	drop *nn.Dropout
+	// Dropout is the hidden dropout; its draw counter is part of a resumable training state.
+	Dropout *nn.Dropout
 }
 
 // Layer is one encoder layer.
@@ -44,7 +45,7 @@ func New(cfg Config, seed uint64, withPooler bool) (*Model, error) {
 	root := nn.Root(p)
 	std := cfg.InitializerRange
 	h, eps := cfg.HiddenSize, float32(cfg.LayerNormEps)
-	m := &Model{Cfg: cfg, Params: p, drop: nn.NewDropout(float32(cfg.HiddenDropoutProb), seed^0x5eed)}
+	m := &Model{Cfg: cfg, Params: p, Dropout: nn.NewDropout(float32(cfg.HiddenDropoutProb), seed^0x5eed)}
 	emb := root.Sub("embeddings")
 	m.Word = nn.NewEmbedding(emb.Sub("word_embeddings"), g, cfg.VocabSize, h, std)
 	m.Position = nn.NewEmbedding(emb.Sub("position_embeddings"), g, cfg.MaxPositionEmbeddings, h, std)
@@ -132,7 +133,7 @@ func (m *Model) Forward(tp *autograd.Tape, b Batch, train bool) (*Output, error)
 		types = make([]int32, b.B*b.T)
 	}
 	x := tp.Add(tp.Add(m.Word.Forward(tp, b.IDs, b.B, b.T), m.Position.Forward(tp, pos, b.B, b.T)), m.TokenType.Forward(tp, types, b.B, b.T))
-	x = m.drop.Forward(tp, m.EmbLN.Forward(tp, x), train)
+	x = m.Dropout.Forward(tp, m.EmbLN.Forward(tp, x), train)
 	out := &Output{Hidden: []*autograd.Var{x}}
 	attnDrop := float32(0)
 	if train {
@@ -140,8 +141,8 @@ func (m *Model) Forward(tp *autograd.Tape, b Batch, train bool) (*Output, error)
 	}
 	for _, l := range m.Layers {
 		q, k, v := l.Query.Forward(tp, x), l.Key.Forward(tp, x), l.Value.Forward(tp, x)
-		ctx := tp.Attention(q, k, v, cfg.NumAttentionHeads, b.Mask, attnDrop, m.drop.NextSeed())
-		a := m.drop.Forward(tp, l.AttnOut.Forward(tp, ctx), train)
+		ctx := tp.Attention(q, k, v, cfg.NumAttentionHeads, b.Mask, attnDrop, m.Dropout.NextSeed())
+		a := m.Dropout.Forward(tp, l.AttnOut.Forward(tp, ctx), train)
 		x1 := l.AttnLN.Forward(tp, tp.Add(a, x))
 		hmid := l.Intermediate.Forward(tp, x1)
 		if cfg.HiddenAct == "gelu" {
@@ -149,7 +150,7 @@ func (m *Model) Forward(tp *autograd.Tape, b Batch, train bool) (*Output, error)
 		} else {
 			hmid = tp.GELUTanh(hmid)
 		}
-		o := m.drop.Forward(tp, l.Output.Forward(tp, hmid), train)
+		o := m.Dropout.Forward(tp, l.Output.Forward(tp, hmid), train)
 		x = l.OutLN.Forward(tp, tp.Add(o, x1))
 		out.Hidden = append(out.Hidden, x)
 	}

@@ -20,6 +20,7 @@ type Adam struct {
 
 	params []*autograd.Var
 	state  []adamState
+	index  map[*autograd.Var]int
 }
 
 type adamState struct {
@@ -29,7 +30,11 @@ type adamState struct {
 
 // NewAdam returns Adam with PyTorch's defaults (betas 0.9, 0.999; eps 1e-8; no weight decay).
 func NewAdam(params []*autograd.Var, lr float64) *Adam {
-	return &Adam{LR: lr, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, params: params, state: make([]adamState, len(params))}
+	idx := make(map[*autograd.Var]int, len(params))
+	for i, p := range params {
+		idx[p] = i
+	}
+	return &Adam{LR: lr, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, params: params, state: make([]adamState, len(params)), index: idx}
 }
 
 // NewAdamW returns AdamW with PyTorch's defaults and the given weight decay (PyTorch's default
@@ -42,8 +47,17 @@ func NewAdamW(params []*autograd.Var, lr, weightDecay float64) *Adam {
 
 // Step updates every parameter that has a gradient. As in PyTorch, a parameter without a
 // gradient is skipped and its step count does not advance.
-func (o *Adam) Step() {
-	for i, p := range o.params {
+func (o *Adam) Step() { o.StepParams(o.params) }
+
+// StepParams updates only the given parameters (each must belong to the optimiser), as
+// PyTorch does when every other parameter's gradient is None: a multitask step updates the
+// shared encoder and one task's head, and the other heads' moments and step counts stay put.
+func (o *Adam) StepParams(params []*autograd.Var) {
+	for _, p := range params {
+		i, ok := o.index[p]
+		if !ok {
+			panic(fmt.Sprintf("nn: Adam.StepParams: parameter %q is not in the optimiser", p.Name))
+		}
 		if p.Grad == nil {
 			continue
 		}

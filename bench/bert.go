@@ -1,0 +1,135 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mtbert/mtbert/autograd"
+	"github.com/mtbert/mtbert/bert"
+	"github.com/mtbert/mtbert/kernels"
+	"github.com/mtbert/mtbert/nn"
+	"github.com/mtbert/mtbert/tensor"
+)
+
+// BertOptions sets up a BERT workload: a randomly initialised encoder of Layers layers and
+// Hidden units (Hidden/64 heads, 4·Hidden intermediate, Bio+Clinical BERT's 28,996-token
+// vocabulary) and a 9-label token-classification head, as ../shared/tools/torch_bert.py builds.
+type BertOptions struct {
+	Layers, Hidden, Batch, Seq int
+	// Mode is "infer" (forward and head, no tape) or "train" (forward, cross-entropy, backward
+	// and an AdamW step).
+	Mode string
+	// Reps is the number of timed repetitions after one warm-up; the median is reported.
+	Reps int
+	// Dropout is the hidden and attention dropout in train mode (the PyTorch anchor has none).
+	Dropout float64
+}
+
+// BertResult is one line of `mtbert bench bert`.
+type BertResult struct {
+	Mode        string  `json:"mode"`
+	TokensPerS  float64 `json:"tokens_per_s"`
+	MsPerStep   float64 `json:"ms_per_step"`
+	MsBest      float64 `json:"ms_best"`
+	PeakRSSMB   float64 `json:"peak_rss_mb"`
+	Layers      int     `json:"layers"`
+	Hidden      int     `json:"hidden"`
+	Batch       int     `json:"batch"`
+	Seq         int     `json:"seq"`
+	Reps        int     `json:"reps"`
+	Threads     int     `json:"threads"`
+	GemmPath    string  `json:"gemm_path"`
+	Dropout     float64 `json:"dropout"`
+	PoolAllocs  int     `json:"pool_allocs_after_warmup"`
+	ParamsCount int     `json:"params"`
+}
+
+// Bert runs the workload and measures it.
+func Bert(o BertOptions) (BertResult, error) {
+	if o.Mode != "infer" && o.Mode != "train" {
+		return BertResult{}, fmt.Errorf("bench bert: mode %q, want infer or train", o.Mode)
+	}
+	if o.Hidden%64 != 0 || o.Hidden <= 0 || o.Layers <= 0 || o.Batch <= 0 || o.Seq <= 0 || o.Reps <= 0 {
+		return BertResult{}, fmt.Errorf("bench bert: need positive layers, batch, seq, reps and hidden a multiple of 64 (have %+v)", o)
+	}
+	cfg := bert.DefaultConfig()
+	cfg.VocabSize, cfg.NumHiddenLayers, cfg.HiddenSize = 28996, o.Layers, o.Hidden
+	cfg.NumAttentionHeads, cfg.IntermediateSize = o.Hidden/64, 4*o.Hidden
+	cfg.HiddenDropoutProb, cfg.AttentionProbsDropoutProb = o.Dropout, o.Dropout
+	cfg.MaxPositionEmbeddings = max(512, o.Seq)
+	m, err := bert.New(cfg, 1, false)
+	if err != nil {
+		return BertResult{}, err
+	}
+	g := tensor.NewRNG(2)
+	head := nn.NewLinear(nn.Root(m.Params).Sub("head"), g, o.Hidden, 9, true, 0.02)
+	opt := nn.NewAdamW(m.Params.List(), 5e-5, 0.01)
+	n := o.Batch * o.Seq
+	b := bert.Batch{B: o.Batch, T: o.Seq, IDs: make([]int32, n), TypeIDs: make([]int32, n), Mask: make([]float32, n)}
+	labels := make([]int32, n)
+	for i := range b.IDs {
+		b.IDs[i] = int32(g.IntN(cfg.VocabSize))
+		b.Mask[i] = 1
+		labels[i] = int32(g.IntN(9))
+	}
+	train := o.Mode == "train"
+	var tp *autograd.Tape
+	if train {
+		tp = autograd.NewTape()
+	} else {
+		tp = autograd.NoGrad()
+	}
+	step := func() error {
+		out, err := m.Forward(tp, b, train)
+		if err != nil {
+			return err
+		}
+		logits := head.Forward(tp, out.Last)
+		if train {
+			tp.Backward(tp.CrossEntropy(logits, labels, autograd.IgnoreIndex))
+			opt.Step()
+			m.Params.ZeroGrad()
+		}
+		tp.Reset()
+		return nil
+	}
+	if err := step(); err != nil {
+		return BertResult{}, err
+	}
+	warm := tp.PoolAllocs()
+	times := make([]float64, o.Reps)
+	for i := range times {
+		t0 := time.Now()
+		if err := step(); err != nil {
+			return BertResult{}, err
+		}
+		times[i] = time.Since(t0).Seconds()
+	}
+	sort.Float64s(times)
+	med := times[len(times)/2]
+	return BertResult{
+		Mode: o.Mode, TokensPerS: float64(n) / med, MsPerStep: med * 1e3, MsBest: times[0] * 1e3,
+		PeakRSSMB: PeakRSSMB(), Layers: o.Layers, Hidden: o.Hidden, Batch: o.Batch, Seq: o.Seq, Reps: o.Reps,
+		Threads: kernels.Threads(), GemmPath: kernels.GemmPath(), Dropout: o.Dropout,
+		PoolAllocs: tp.PoolAllocs() - warm, ParamsCount: m.Params.Count(),
+	}, nil
+}
+
+// PeakRSSMB returns the process's peak resident set (VmHWM) in MiB, or 0 where /proc is absent.
+func PeakRSSMB() float64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}

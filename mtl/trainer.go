@@ -1,0 +1,264 @@
+package mtl
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/mtbert/mtbert/autograd"
+	"github.com/mtbert/mtbert/bert"
+	"github.com/mtbert/mtbert/nn"
+	"github.com/mtbert/mtbert/tensor"
+)
+
+// Example is one training sequence of a task: sub-word ids with [CLS]/[SEP] already in place,
+// and the target for the task's kind.
+type Example struct {
+	IDs, TypeIDs []int32
+	// Tags holds one label id per sub-word (NER), IgnoreLabel where untrained.
+	Tags  []int32
+	Class int32
+	Score float32
+}
+
+// Collate pads examples to the longest with padID and stacks their targets.
+func Collate(exs []Example, kind Kind, padID int) Batch {
+	t := 0
+	for _, e := range exs {
+		t = max(t, len(e.IDs))
+	}
+	n := len(exs)
+	b := Batch{Enc: bert.Batch{B: n, T: t, IDs: make([]int32, n*t), TypeIDs: make([]int32, n*t), Mask: make([]float32, n*t)}}
+	switch kind {
+	case NER:
+		b.Tags = make([]int32, n*t)
+	case Regression:
+		b.Scores = make([]float32, n)
+	default:
+		b.Classes = make([]int32, n)
+	}
+	for i, e := range exs {
+		for j := 0; j < t; j++ {
+			k := i*t + j
+			if j >= len(e.IDs) {
+				b.Enc.IDs[k] = int32(padID)
+				if b.Tags != nil {
+					b.Tags[k] = IgnoreLabel
+				}
+				continue
+			}
+			b.Enc.IDs[k], b.Enc.Mask[k] = e.IDs[j], 1
+			if e.TypeIDs != nil {
+				b.Enc.TypeIDs[k] = e.TypeIDs[j]
+			}
+			if b.Tags != nil {
+				b.Tags[k] = e.Tags[j]
+			}
+		}
+		switch {
+		case b.Scores != nil:
+			b.Scores[i] = e.Score
+		case b.Classes != nil:
+			b.Classes[i] = e.Class
+		}
+	}
+	return b
+}
+
+// TaskData is one task's training set and batch size.
+type TaskData struct {
+	Head      *Head
+	Train     []Example
+	BatchSize int
+}
+
+// Batches returns the number of batches in one pass over the task's data.
+func (d *TaskData) Batches() int { return (len(d.Train) + d.BatchSize - 1) / d.BatchSize }
+
+// TrainState is the position of a run: enough, with the weights and optimiser moments, to
+// continue exactly where it stopped.
+type TrainState struct {
+	Step  int `json:"step"`
+	Epoch int `json:"epoch"`
+	// Round is the next round within the epoch.
+	Round int `json:"round"`
+	// Next is the index of the next task within the round.
+	Next int `json:"next"`
+	// Passes counts how many times each task's data has been restarted (it seeds the shuffle);
+	// Pos is the next batch of each task's current pass.
+	Passes []int `json:"passes"`
+	Pos    []int `json:"pos"`
+	// Dropout holds the draw counters of the encoder's and each head's dropout.
+	Dropout []uint64 `json:"dropout"`
+}
+
+// Trainer runs Algorithm 1 of MT-Clinical BERT: each round takes one batch of every task in a
+// fixed order and, for each, runs the encoder and that task's head forward and backward and
+// takes one optimiser step on the encoder and that head. An epoch ends when the task with the
+// most batches has used them all; smaller tasks restart, reshuffled, whenever they run out.
+// With a single task this is plain fine-tuning, the paper's single-task baseline.
+type Trainer struct {
+	Model *Model
+	Tasks []*TaskData
+	Opt   *nn.Adam
+	Sched nn.Schedule
+	// Clip is the maximum global gradient norm of each step (0: no clipping).
+	Clip float64
+	// Seed drives the shuffling; dropout seeds live in the modules.
+	Seed  uint64
+	PadID int
+	State TrainState
+
+	tape *autograd.Tape
+}
+
+// StepInfo reports one optimiser step.
+type StepInfo struct {
+	Step, Epoch int
+	Task        string
+	Loss        float64
+	LR          float64
+	Tokens      int
+	Elapsed     time.Duration
+}
+
+// NewTrainer returns a trainer at step 0. Every task needs data and a positive batch size.
+func NewTrainer(m *Model, tasks []*TaskData, opt *nn.Adam, sched nn.Schedule, seed uint64, padID int) (*Trainer, error) {
+	for _, t := range tasks {
+		if t.BatchSize <= 0 {
+			return nil, fmt.Errorf("task %s: batch size %d", t.Head.Spec.Name, t.BatchSize)
+		}
+		if len(t.Train) == 0 {
+			return nil, fmt.Errorf("task %s: no training examples", t.Head.Spec.Name)
+		}
+	}
+	tr := &Trainer{Model: m, Tasks: tasks, Opt: opt, Sched: sched, Seed: seed, PadID: padID, tape: autograd.NewTape()}
+	tr.State.Passes = make([]int, len(tasks))
+	tr.State.Pos = make([]int, len(tasks))
+	return tr, nil
+}
+
+// RoundsPerEpoch returns the number of rounds in an epoch: the largest task's batch count.
+func (tr *Trainer) RoundsPerEpoch() int {
+	n := 0
+	for _, t := range tr.Tasks {
+		n = max(n, t.Batches())
+	}
+	return n
+}
+
+// batch returns task i's next batch and advances its position.
+func (tr *Trainer) batch(i int) Batch {
+	t := tr.Tasks[i]
+	if tr.State.Pos[i] >= t.Batches() {
+		tr.State.Passes[i]++
+		tr.State.Pos[i] = 0
+	}
+	perm := tensor.NewRNG(tr.Seed ^ uint64(i+1)*0x9e3779b97f4a7c15 ^ uint64(tr.State.Passes[i])*0xbf58476d1ce4e5b9).Perm(len(t.Train))
+	lo := tr.State.Pos[i] * t.BatchSize
+	hi := min(len(perm), lo+t.BatchSize)
+	exs := make([]Example, 0, hi-lo)
+	for _, j := range perm[lo:hi] {
+		exs = append(exs, t.Train[j])
+	}
+	tr.State.Pos[i]++
+	return Collate(exs, t.Head.Spec.Kind, tr.PadID)
+}
+
+// Step takes the next scheduled batch and updates the encoder and that task's head.
+func (tr *Trainer) Step() (StepInfo, error) {
+	t0 := time.Now()
+	st := &tr.State
+	i := st.Next
+	task := tr.Tasks[i]
+	b := tr.batch(i)
+	tp := tr.tape
+	defer tp.Reset()
+	loss, err := tr.Model.Loss(tp, task.Head, &b, true)
+	if err != nil {
+		return StepInfo{}, err
+	}
+	lv := float64(loss.Value.Item())
+	params := append(append([]*autograd.Var(nil), tr.Model.Encoder.Params.List()...), task.Head.Params()...)
+	if loss.RequiresGrad() {
+		tp.Backward(loss)
+		if tr.Clip > 0 {
+			nn.ClipGradNorm(params, tr.Clip)
+		}
+		tr.Opt.LR = tr.Sched.LR(st.Step)
+		tr.Opt.StepParams(params)
+		for _, p := range params {
+			p.ZeroGrad()
+		}
+	}
+	info := StepInfo{Step: st.Step, Epoch: st.Epoch, Task: task.Head.Spec.Name, Loss: lv, LR: tr.Opt.LR, Tokens: b.Enc.B * b.Enc.T, Elapsed: time.Since(t0)}
+	st.Step++
+	st.Next++
+	if st.Next == len(tr.Tasks) {
+		st.Next = 0
+		st.Round++
+		if st.Round == tr.RoundsPerEpoch() {
+			st.Round = 0
+			st.Epoch++
+		}
+	}
+	return info, nil
+}
+
+// RunEpochs trains until State.Epoch reaches epochs, calling onStep after every step (it may
+// save a checkpoint; an error stops the run). ctx cancels between steps.
+func (tr *Trainer) RunEpochs(ctx context.Context, epochs int, onStep func(StepInfo) error) error {
+	for tr.State.Epoch < epochs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		info, err := tr.Step()
+		if err != nil {
+			return err
+		}
+		if onStep != nil {
+			if err := onStep(info); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// AllParams returns the encoder's and every head's parameters, encoder first.
+func (m *Model) AllParams() []*autograd.Var {
+	return append(append([]*autograd.Var(nil), m.Encoder.Params.List()...), m.HeadParams.List()...)
+}
+
+// dropouts returns the model's dropout modules in a fixed order: encoder, then heads.
+func (m *Model) dropouts() []*nn.Dropout {
+	d := []*nn.Dropout{m.Encoder.Dropout}
+	for _, h := range m.Heads {
+		d = append(d, h.Drop)
+	}
+	return d
+}
+
+// SyncState copies the dropout counters into State (call before saving).
+func (tr *Trainer) SyncState() {
+	tr.State.Dropout = tr.State.Dropout[:0]
+	for _, d := range tr.Model.dropouts() {
+		tr.State.Dropout = append(tr.State.Dropout, d.Calls())
+	}
+}
+
+// RestoreState sets the position and the dropout counters from s (after loading a checkpoint).
+func (tr *Trainer) RestoreState(s TrainState) error {
+	if len(s.Passes) != len(tr.Tasks) || len(s.Pos) != len(tr.Tasks) {
+		return fmt.Errorf("trainer state has %d tasks, the run has %d", len(s.Passes), len(tr.Tasks))
+	}
+	ds := tr.Model.dropouts()
+	if len(s.Dropout) != len(ds) {
+		return fmt.Errorf("trainer state has %d dropout counters, the model %d", len(s.Dropout), len(ds))
+	}
+	for i, d := range ds {
+		d.SetCalls(s.Dropout[i])
+	}
+	tr.State = s
+	return nil
+}
