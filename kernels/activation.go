@@ -14,6 +14,11 @@ const (
 func GeluForward(y, x []float32) {
 	checkLen("GeluForward", len(y), len(x))
 	ParallelFor(len(x), actGrain, func(lo, hi int) {
+		if vecOn && hi-lo >= 8 {
+			n := (hi - lo) &^ 7
+			geluFwdAVX2(&y[lo], &x[lo], n)
+			lo += n
+		}
 		for i := lo; i < hi; i++ {
 			v := x[i]
 			y[i] = 0.5 * v * (1 + Erff(v*invSqrt2))
@@ -25,6 +30,11 @@ func GeluForward(y, x []float32) {
 func GeluBackward(dx, dy, x []float32) {
 	checkLen("GeluBackward", len(dx), len(dy), len(x))
 	ParallelFor(len(x), actGrain, func(lo, hi int) {
+		if vecOn && hi-lo >= 8 {
+			n := (hi - lo) &^ 7
+			geluBwdAVX2(&dx[lo], &dy[lo], &x[lo], n)
+			lo += n
+		}
 		for i := lo; i < hi; i++ {
 			v := x[i]
 			cdf := 0.5 * (1 + Erff(v*invSqrt2))

@@ -29,13 +29,18 @@ func softmaxRow(y, x []float32) {
 		clear(y)
 		return
 	}
-	var s float32
-	for i, v := range x {
-		e := Expf(v - mx)
-		y[i] = e
-		s += e
+	var s float64
+	lo := 0
+	if vecOn && len(x) >= 8 {
+		lo = len(x) &^ 7
+		s = float64(expShiftSumAVX2(&y[0], &x[0], lo, mx))
 	}
-	inv := 1 / s
+	for i := lo; i < len(x); i++ {
+		e := Expf(x[i] - mx)
+		y[i] = e
+		s += float64(e)
+	}
+	inv := float32(1 / s)
 	for i := range y {
 		y[i] *= inv
 	}

@@ -1,0 +1,79 @@
+package kernels
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// withVec runs f with the vector kernels on and off (when the CPU has them).
+func withVec(t *testing.T, f func(t *testing.T)) {
+	t.Helper()
+	saved := vecOn
+	defer func() { vecOn = saved }()
+	vecOn = false
+	t.Run("scalar", f)
+	if haveVec {
+		vecOn = true
+		t.Run("avx2", f)
+	}
+}
+
+// TestVectorKernelsMatchReference checks GELU forward/backward and softmax on both paths
+// against float64 references (math.Erf, math.Exp), at lengths that leave scalar tails.
+func TestVectorKernelsMatchReference(t *testing.T) {
+	withVec(t, func(t *testing.T) {
+		for _, n := range []int{1, 7, 8, 33, 1027} {
+			rng := rand.New(rand.NewPCG(uint64(n), 5))
+			x := make([]float32, n)
+			for i := range x {
+				x[i] = float32(rng.NormFloat64() * 3)
+			}
+			x[0] = 9 // beyond the erf clamp
+			if n > 1 {
+				x[1] = -11
+			}
+			y, dx, dy := make([]float32, n), make([]float32, n), make([]float32, n)
+			for i := range dy {
+				dy[i] = 1
+			}
+			GeluForward(y, x)
+			GeluBackward(dx, dy, x)
+			for i, v := range x {
+				xv := float64(v)
+				cdf := 0.5 * (1 + math.Erf(xv/math.Sqrt2))
+				w := xv * cdf
+				dw := cdf + xv*math.Exp(-xv*xv/2)/math.Sqrt(2*math.Pi)
+				// 4e-7·max(1,|x|): a few ulp of the result (erf approximated to ~1e-7).
+				if d := math.Abs(float64(y[i]) - w); d > 4e-7*math.Max(1, math.Abs(xv)) {
+					t.Fatalf("n=%d GELU(%v) = %v, want %v", n, v, y[i], w)
+				}
+				if d := math.Abs(float64(dx[i]) - dw); d > 4e-7*math.Max(1, math.Abs(xv)) {
+					t.Fatalf("n=%d GELU'(%v) = %v, want %v", n, v, dx[i], dw)
+				}
+			}
+			// Softmax of one row with a masked entry (float32 min added, as BERT does).
+			x[n-1] += -math.MaxFloat32
+			SoftmaxForward(y, x, 1, n)
+			mx := math.Inf(-1)
+			for _, v := range x {
+				mx = math.Max(mx, float64(v))
+			}
+			var z float64
+			for _, v := range x {
+				z += math.Exp(float64(v) - mx)
+			}
+			for i, v := range x {
+				w := math.Exp(float64(v)-mx) / z
+				// float32 rounds x−max by up to half an ulp of |x−max|, which e** turns into
+				// that much relative error; add 2 ulp for exp and the normalisation.
+				if d := math.Abs(float64(y[i]) - w); d > 6e-8*(4+math.Abs(float64(v)-mx))*w+1e-30 {
+					t.Fatalf("n=%d softmax[%d] = %v, want %v", n, i, y[i], w)
+				}
+			}
+			if n > 1 && y[n-1] != 0 {
+				t.Fatalf("masked probability %v, want 0", y[n-1])
+			}
+		}
+	})
+}
