@@ -3,6 +3,8 @@ package autograd
 import (
 	"fmt"
 
+	"github.com/mtbert/mtbert/kernels"
+
 	"github.com/mtbert/mtbert/tensor"
 )
 
@@ -130,6 +132,9 @@ func reduceInto(dst []float32, in []int, g []float32, shape []int, scale func(i 
 
 // Add returns a + b with NumPy broadcasting.
 func (tp *Tape) Add(a, b *Var) *Var {
+	if sameShape(a.Shape(), b.Shape()) {
+		return tp.addSame(a, b)
+	}
 	shape := broadcastShape("Add", a.Shape(), b.Shape())
 	av, bv := a.Value.Contiguous(), b.Value.Contiguous()
 	out := tp.Alloc(shape...)
@@ -213,4 +218,22 @@ func (tp *Tape) sumScaled(a *Var, s float64) *Var {
 			}
 		}
 	}, a)
+}
+
+// addSame is Add for equal shapes (residual connections): plain loops, no index walk.
+func (tp *Tape) addSame(a, b *Var) *Var {
+	ad, bd := a.Value.Contiguous().Data(), b.Value.Contiguous().Data()
+	out := tp.Alloc(a.Shape()...)
+	od := out.Data()
+	for i := range od {
+		od[i] = ad[i] + bd[i]
+	}
+	return tp.Op(out, func(o *Var) {
+		g := o.Grad.Data()
+		for _, in := range [2]*Var{a, b} {
+			if d := tp.GradOf(in); d != nil {
+				kernels.Axpy(1, g, d.Data())
+			}
+		}
+	}, a, b)
 }
