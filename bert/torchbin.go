@@ -2,7 +2,6 @@ package bert
 
 import (
 	"archive/zip"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -20,7 +19,8 @@ import (
 const MaxExpandedTensorBytes = 256 << 20
 
 // torchStorage is a storage named by a persistent id of the checkpoint pickle:
-// ('storage', torch.FloatStorage, key, location, numel).
+// ('storage', torch.FloatStorage, key, location, numel), with a sixth element, view_metadata,
+// in the legacy format.
 type torchStorage struct {
 	class    pyGlobal
 	dtype    kernels.DType
@@ -28,6 +28,10 @@ type torchStorage struct {
 	key      string
 	location string
 	numel    int64
+	// A view of another storage, which only the legacy format can express (its view_metadata):
+	// elements [viewOffset, viewOffset+numel) of root. root is nil for a storage of its own.
+	root       *torchStorage
+	viewOffset int64
 }
 
 // torchTensor is what torch._utils._rebuild_tensor_v2 describes: a strided view of a storage.
@@ -55,9 +59,9 @@ const maxPickleBytes = 64 << 20
 // maxTensorDims bounds the rank of a tensor in a checkpoint.
 const maxTensorDims = 64
 
-// ReadTorchBin reads a PyTorch checkpoint written by torch.save(state_dict) in the zip format
-// of torch >= 1.6 (a Hugging Face pytorch_model.bin). See ReadTorchBinReaderAt. Errors start
-// with the path.
+// ReadTorchBin reads a PyTorch checkpoint written by torch.save(state_dict) (a Hugging Face
+// pytorch_model.bin), in the zip format of torch >= 1.6 or the legacy format before it. See
+// ReadTorchBinReaderAt. Errors start with the path.
 func ReadTorchBin(path string) (map[string]nn.SafeTensor, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -75,28 +79,33 @@ func ReadTorchBin(path string) (map[string]nn.SafeTensor, error) {
 	return m, nil
 }
 
-// ReadTorchBinReaderAt reads a torch.save(state_dict) zip archive of size bytes from r and
+// ReadTorchBinReaderAt reads a torch.save(state_dict) checkpoint of size bytes from r and
 // returns its tensors by name, each contiguous (row-major) in its on-disk element type: F32,
 // F16, BF16, I64 or I32. Use SafeTensor.Float32 to convert.
 //
-// The archive holds <prefix>/data.pkl, a pickle of an OrderedDict from name to
-// torch._utils._rebuild_tensor_v2(storage, storage_offset, size, stride, ...), and one raw
-// little-endian file <prefix>/data/<key> per storage. The pickle is read by a restricted
-// unpickler that loads only an allowlist of globals and executes nothing, so a hostile file
-// gives an error, never code execution. Storage offsets and strides are honoured (a
-// transposed or sliced view is copied out to a contiguous tensor), several tensors may share
-// one storage, and every storage file is checked to hold exactly the elements its persistent
-// id declares and every view to stay within its storage; errors name the tensor, the storage
-// key and the sizes.
+// Two layouts are read. The zip format of torch >= 1.6 holds <prefix>/data.pkl, a pickle of
+// an OrderedDict from name to torch._utils._rebuild_tensor_v2(storage, storage_offset, size,
+// stride, ...), and one raw little-endian file <prefix>/data/<key> per storage, which must be
+// stored uncompressed, as torch writes it. The legacy format (torch < 1.6, or
+// _use_new_zipfile_serialization=False) is a sequence of pickles (magic number, protocol
+// version, system info, the state dict, the list of storage keys) followed by one record per
+// storage: an 8-byte little-endian element count and the raw little-endian elements.
 //
-// The legacy (pre-1.6, non-zip) torch.save format is not supported.
+// The pickles are read by a restricted unpickler that loads only an allowlist of globals and
+// executes nothing, so a hostile file gives an error, never code execution. Storage offsets
+// and strides are honoured (a transposed or sliced view is copied out to a contiguous
+// tensor), several tensors may share one storage, and every storage is checked to hold
+// exactly the elements its persistent id declares and every view to stay within its storage;
+// errors name the tensor, the storage key and the sizes. Storages are checked against the
+// file's size before anything is allocated for them, the pickles are bounded by a 64 MiB
+// limit, and a tensor expanded from a smaller storage by MaxExpandedTensorBytes.
 func ReadTorchBinReaderAt(r io.ReaderAt, size int64) (map[string]nn.SafeTensor, error) {
+	if isLegacyTorchSave(r, size) {
+		return readLegacyTorchBin(r, size)
+	}
 	zr, err := zip.NewReader(r, size)
 	if err != nil {
-		if isLegacyTorchSave(r, size) {
-			return nil, errors.New("torchbin: legacy (pre-1.6, non-zip) torch.save format is not supported; re-save with torch >= 1.6 or convert to safetensors")
-		}
-		return nil, fmt.Errorf("torchbin: not a torch.save zip archive: %w", err)
+		return nil, fmt.Errorf("torchbin: not a torch.save zip archive or legacy torch.save file: %w", err)
 	}
 	files := map[string]*zip.File{}
 	var pkl *zip.File
@@ -135,43 +144,63 @@ func ReadTorchBinReaderAt(r io.ReaderAt, size int64) (map[string]nn.SafeTensor, 
 	if err != nil {
 		return nil, fmt.Errorf("torchbin: %s: %w", pkl.Name, err)
 	}
-	obj, err := unpickleStateDict(pdata)
+	entries, err := unpickleStateDict(pdata)
 	if err != nil {
 		return nil, fmt.Errorf("torchbin: %s: %w", pkl.Name, err)
 	}
+	return buildTensors(entries, func(st *torchStorage) ([]byte, error) {
+		f := files[prefix+"data/"+st.key]
+		if f == nil {
+			return nil, fmt.Errorf("storage file %sdata/%s is missing", prefix, st.key)
+		}
+		// torch writes storages uncompressed; refusing anything else keeps a small
+		// deflated entry from expanding into a large allocation.
+		if f.Method != zip.Store {
+			return nil, fmt.Errorf("storage %q is compressed (zip method %d); torch.save stores storages uncompressed", st.key, f.Method)
+		}
+		want := st.numel * int64(st.dtype.Size())
+		if f.UncompressedSize64 != uint64(want) {
+			return nil, fmt.Errorf("storage %q holds %d bytes, want %d (%d elements of %v)",
+				st.key, f.UncompressedSize64, want, st.numel, st.dtype)
+		}
+		data, err := readZipFile(f, want, size)
+		if err != nil {
+			return nil, fmt.Errorf("storage %q: %w", st.key, err)
+		}
+		return data, nil
+	})
+}
 
-	out := make(map[string]nn.SafeTensor, len(obj))
-	cache := map[string][]byte{}
-	for _, e := range obj {
-		t := e.t
-		st := t.storage
+// buildTensors materialises the entries of a state dict. load returns the bytes of a storage
+// (exactly numel elements); it is called once per storage, and only for storages of a type
+// mtbert supports. Both checkpoint formats share this.
+func buildTensors(entries []namedTensor, load func(st *torchStorage) ([]byte, error)) (map[string]nn.SafeTensor, error) {
+	out := make(map[string]nn.SafeTensor, len(entries))
+	cache := map[*torchStorage][]byte{}
+	for _, e := range entries {
+		st := e.t.storage
 		if !st.known {
 			return nil, fmt.Errorf("torchbin: tensor %q: storage type %s is not supported", e.name, st.class)
 		}
-		data, ok := cache[st.key]
+		data, ok := cache[st]
 		if !ok {
-			f := files[prefix+"data/"+st.key]
-			if f == nil {
-				return nil, fmt.Errorf("torchbin: tensor %q: storage file %sdata/%s is missing", e.name, prefix, st.key)
+			var err error
+			if data, err = load(st); err != nil {
+				return nil, fmt.Errorf("torchbin: tensor %q: %w", e.name, err)
 			}
-			want := st.numel * int64(st.dtype.Size())
-			if f.UncompressedSize64 != uint64(want) {
-				return nil, fmt.Errorf("torchbin: tensor %q: storage %q holds %d bytes, want %d (%d elements of %v)",
-					e.name, st.key, f.UncompressedSize64, want, st.numel, st.dtype)
+			if want := st.numel * int64(st.dtype.Size()); int64(len(data)) != want {
+				return nil, fmt.Errorf("torchbin: tensor %q: storage %q: got %d bytes, want %d", e.name, st.key, len(data), want)
 			}
-			if data, err = readZipFile(f, want, size); err != nil {
-				return nil, fmt.Errorf("torchbin: tensor %q: storage %q: %w", e.name, st.key, err)
-			}
-			cache[st.key] = data
+			cache[st] = data
 		}
-		st2, err := materialise(t, data)
+		t, err := materialise(e.t, data)
 		if err != nil {
 			return nil, fmt.Errorf("torchbin: tensor %q: %w", e.name, err)
 		}
 		if _, dup := out[e.name]; dup {
 			return nil, fmt.Errorf("torchbin: tensor %q appears twice", e.name)
 		}
-		out[e.name] = st2
+		out[e.name] = t
 	}
 	return out, nil
 }
@@ -213,21 +242,6 @@ func readZipFile(f *zip.File, want, archiveSize int64) ([]byte, error) {
 	return data, nil
 }
 
-// legacyMagic is the start of a legacy torch.save file: PROTO 2, LONG1 of 10 bytes holding
-// the magic number 0x1950a86a20f9469cfc6c.
-var legacyMagic = []byte{0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19}
-
-func isLegacyTorchSave(r io.ReaderAt, size int64) bool {
-	if size < int64(len(legacyMagic)) {
-		return false
-	}
-	b := make([]byte, len(legacyMagic))
-	if _, err := r.ReadAt(b, 0); err != nil {
-		return false
-	}
-	return bytes.Equal(b, legacyMagic)
-}
-
 // namedTensor is one entry of a state dict, in pickle order.
 type namedTensor struct {
 	name string
@@ -242,6 +256,12 @@ func unpickleStateDict(data []byte) ([]namedTensor, error) {
 	if err != nil {
 		return nil, err
 	}
+	return stateDictEntries(obj)
+}
+
+// stateDictEntries checks that obj, the result of a checkpoint pickle, is a dict from
+// strings to tensors and returns its entries in order.
+func stateDictEntries(obj any) ([]namedTensor, error) {
 	d, ok := obj.(*pyDict)
 	if !ok {
 		return nil, fmt.Errorf("top-level object is a %s, want a state dict", typeName(obj))

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -41,9 +42,17 @@ func loadExpected(t *testing.T) map[string]expectedTensor {
 	return exp
 }
 
+// TestReadTorchBinGolden reads the same state dict saved by torch in the zip format and in
+// the legacy (pre-1.6) format, and checks both against what torch reported.
 func TestReadTorchBinGolden(t *testing.T) {
+	for _, file := range []string{"golden.bin", "legacy_golden.bin"} {
+		t.Run(file, func(t *testing.T) { checkGolden(t, file) })
+	}
+}
+
+func checkGolden(t *testing.T, file string) {
 	exp := loadExpected(t)
-	got, err := ReadTorchBin(filepath.Join("testdata", "torchbin", "golden.bin"))
+	got, err := ReadTorchBin(filepath.Join("testdata", "torchbin", file))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,10 +139,10 @@ func TestReadTorchBinBadFiles(t *testing.T) {
 	}{
 		{"hostile.bin", "hostile/data.pkl: pickle: refusing global os.system"},
 		{"hostile_stack.bin", "pickle: refusing global builtins.eval"},
-		{"truncated.bin", "not a torch.save zip archive"},
+		{"truncated.bin", "not a torch.save zip archive or legacy torch.save file"},
 		{"short_storage.bin", `tensor "w": storage "0" holds 12 bytes, want 24 (6 elements of F32)`},
-		{"legacy.bin", "legacy (pre-1.6, non-zip) torch.save format is not supported"},
-		{"expected.json", "not a torch.save zip archive"},
+		{"legacy_hostile.bin", "torchbin: legacy torch.save file: state dict pickle at byte 137: pickle: refusing global os.system"},
+		{"expected.json", "not a torch.save zip archive or legacy torch.save file"},
 	}
 	for _, tc := range tests {
 		path := filepath.Join(dir, tc.file)
@@ -395,5 +404,263 @@ func TestUnpickle(t *testing.T) {
 				t.Errorf("%s: got %#v, want %#v", tc.name, got, tc.want)
 			}
 		}
+	}
+}
+
+func TestReadTorchBinLegacyFiles(t *testing.T) {
+	dir := filepath.Join("testdata", "torchbin")
+	got, err := ReadTorchBin(filepath.Join(dir, "legacy.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := got["w"].Float32(); len(got) != 1 || err != nil || !reflect.DeepEqual(v, []float32{1, 2, 3}) || !reflect.DeepEqual(got["w"].Shape, []int{3}) {
+		t.Errorf("legacy.bin: got %v (%v), want w = [1 2 3]", got, err)
+	}
+
+	// torch's storage keys are addresses, so the patterns leave them open.
+	tests := []struct{ file, re string }{
+		{"legacy_truncated.bin", `^testdata/torchbin/legacy_truncated\.bin: torchbin: legacy storage "\d+" \(record 1 of 1 at byte 331\): needs 24 bytes \(6 elements of torch\.FloatStorage\), only 12 remain in the file$`},
+		{"legacy_short_storage.bin", `^testdata/torchbin/legacy_short_storage\.bin: torchbin: legacy storage "\d+" \(record 1 of 1 at byte 331\): record holds 3 elements, the state dict declares 6 of torch\.FloatStorage$`},
+	}
+	for _, tc := range tests {
+		_, err := ReadTorchBin(filepath.Join(dir, tc.file))
+		if err == nil || !regexp.MustCompile(tc.re).MatchString(filepath.ToSlash(err.Error())) {
+			t.Errorf("%s: error %v, want match %s", tc.file, err, tc.re)
+		}
+	}
+
+	// legacy_golden.bin: the four views of bert.base share its one storage record.
+	lb, err := os.ReadFile(filepath.Join(dir, "legacy_golden.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lf, err := parseLegacy(bytes.NewReader(lb), int64(len(lb)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]*torchStorage{}
+	for _, e := range lf.entries {
+		byName[e.name] = e.t.storage
+	}
+	if len(lf.entries) != 13 || len(lf.data) != 10 {
+		t.Errorf("legacy_golden.bin: %d tensors over %d storages, want 13 over 10", len(lf.entries), len(lf.data))
+	}
+	for _, v := range []string{"bert.transposed", "bert.strided", "bert.offset"} {
+		if byName[v] == nil || byName[v] != byName["bert.base"] {
+			t.Errorf("legacy_golden.bin: %s does not share bert.base's storage", v)
+		}
+	}
+
+	// Every proper prefix of a legacy file, and the file with a byte appended, is refused
+	// with an error, never a panic.
+	b, err := os.ReadFile(filepath.Join(dir, "legacy_golden.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := range len(b) {
+		if _, err := readZipBytes(b[:n]); err == nil {
+			t.Fatalf("legacy_golden.bin cut to %d bytes: no error", n)
+		}
+	}
+	if _, err := readZipBytes(append(b[:len(b):len(b)], 0)); err == nil || !strings.Contains(err.Error(), "has 1 bytes after its last storage record") {
+		t.Errorf("trailing byte: error %v", err)
+	}
+}
+
+// Legacy-format pieces: the header pickles as _legacy_save writes them (protocol 2).
+var (
+	legacyMagicPkl   = "\x80\x02\x8a\x0a" + string(legacyMagicNumber) + "."
+	legacyVersionPkl = "\x80\x02M\xe9\x03."
+	legacySysInfoPkl = "\x80\x02}(" + uni("protocol_version") + "M\xe9\x03" + uni("little_endian") + "\x88" + uni("type_sizes") + "}(" + uni("short") + "K\x02" + uni("int") + "K\x04" + uni("long") + "K\x04uu."
+)
+
+// legacyPid is a legacy persistent id ('storage', torch.<class>, key, 'cpu', numel, view),
+// view being the opcodes of view_metadata ("N" for None), followed by BINPERSID.
+func legacyPid(class, key string, numel int, view string) string {
+	return "(" + uni("storage") + "ctorch\n" + class + "\n" + uni(key) + uni("cpu") +
+		"J" + string(binary.LittleEndian.AppendUint32(nil, uint32(numel))) + view + "tQ"
+}
+
+// legacyTensor is _rebuild_tensor_v2(pid, offset, size, stride, False, OrderedDict()).
+func legacyTensor(pid string, offset int, size, stride []int) string {
+	tup := func(v []int) string {
+		s := "("
+		for _, x := range v {
+			s += "J" + string(binary.LittleEndian.AppendUint32(nil, uint32(x)))
+		}
+		return s + "t"
+	}
+	return "ctorch._utils\n_rebuild_tensor_v2\n(" + pid +
+		"J" + string(binary.LittleEndian.AppendUint32(nil, uint32(offset))) +
+		tup(size) + tup(stride) + "\x89ccollections\nOrderedDict\n)RtR"
+}
+
+// legacyDict is the pickle of an OrderedDict of the given name/value opcode pairs.
+func legacyDict(kv ...string) string {
+	s := "\x80\x02ccollections\nOrderedDict\n)R("
+	for i := 0; i < len(kv); i += 2 {
+		s += uni(kv[i]) + kv[i+1]
+	}
+	return s + "u."
+}
+
+// legacyKeys is the pickle of the storage key list.
+func legacyKeys(keys ...string) string {
+	s := "\x80\x02]("
+	for _, k := range keys {
+		s += uni(k)
+	}
+	return s + "e."
+}
+
+// legacyRecord is one storage record: the int64 element count and the bytes.
+func legacyRecord(numel int, data []byte) string {
+	return string(binary.LittleEndian.AppendUint64(nil, uint64(numel))) + string(data)
+}
+
+func TestReadTorchBinLegacyStructure(t *testing.T) {
+	head := legacyMagicPkl + legacyVersionPkl + legacySysInfoPkl
+	x := legacyTensor(legacyPid("FloatStorage", "7", 6, "N"), 0, []int{2, 3}, []int{3, 1})
+	rec := legacyRecord(6, f32le(0, 1, 2, 3, 4, 5))
+	tests := []struct {
+		name string
+		file string
+		want map[string][]float32
+		err  string
+	}{
+		{name: "well formed", file: head + legacyDict("x", x) + legacyKeys("7") + rec,
+			want: map[string][]float32{"x": {0, 1, 2, 3, 4, 5}}},
+		{name: "transposed and offset views share a storage", file: head + legacyDict(
+			"t", legacyTensor(legacyPid("FloatStorage", "7", 6, "N"), 0, []int{3, 2}, []int{1, 3}),
+			"o", legacyTensor(legacyPid("FloatStorage", "7", 6, "N"), 4, []int{2}, []int{1})) + legacyKeys("7") + rec,
+			want: map[string][]float32{"t": {0, 3, 1, 4, 2, 5}, "o": {4, 5}}},
+		{name: "two storages, records in key-list order", file: head + legacyDict(
+			"a", legacyTensor(legacyPid("FloatStorage", "1", 2, "N"), 0, []int{2}, []int{1}),
+			"b", legacyTensor(legacyPid("FloatStorage", "2", 1, "N"), 0, []int{1}, []int{1})) + legacyKeys("2", "1") +
+			legacyRecord(1, f32le(9)) + legacyRecord(2, f32le(7, 8)),
+			want: map[string][]float32{"a": {7, 8}, "b": {9}}},
+		{name: "view_metadata", file: head + legacyDict(
+			"v", legacyTensor(legacyPid("FloatStorage", "7", 6, "("+uni("8")+"K\x02K\x03t"), 1, []int{2}, []int{1}),
+			"w", legacyTensor(legacyPid("FloatStorage", "7", 6, "("+uni("8")+"K\x02K\x03t"), 0, []int{3}, []int{1})) + legacyKeys("7") + rec,
+			want: map[string][]float32{"v": {3, 4}, "w": {2, 3, 4}}},
+		{name: "protocol 4 magic with FRAME", file: "\x80\x04\x95\x0d\x00\x00\x00\x00\x00\x00\x00\x8a\x0a" + string(legacyMagicNumber) + "." +
+			legacyVersionPkl + legacySysInfoPkl + legacyDict("x", x) + legacyKeys("7") + rec,
+			want: map[string][]float32{"x": {0, 1, 2, 3, 4, 5}}},
+		{name: "empty storage", file: head + legacyDict("e", legacyTensor(legacyPid("FloatStorage", "7", 0, "N"), 0, []int{0}, []int{1})) + legacyKeys("7") + legacyRecord(0, nil),
+			want: map[string][]float32{"e": {}}},
+
+		{name: "view past its root", file: head + legacyDict("v", legacyTensor(legacyPid("FloatStorage", "7", 6, "("+uni("8")+"K\x04K\x03t"), 0, []int{1}, []int{1})) + legacyKeys("7") + rec,
+			err: `storage view "8": elements [4, 4+3) lie outside storage "7" of 6 elements`},
+		{name: "tensor past its view", file: head + legacyDict("v", legacyTensor(legacyPid("FloatStorage", "7", 6, "("+uni("8")+"K\x02K\x03t"), 1, []int{3}, []int{1})) + legacyKeys("7") + rec,
+			err: `tensor "v": view (offset 1, size [3], stride [1]) reaches element 3 of storage "8", which holds 3 elements`},
+		{name: "bad view_metadata", file: head + legacyDict("v", legacyTensor(legacyPid("FloatStorage", "7", 6, "K\x01"), 0, []int{1}, []int{1})) + legacyKeys("7") + rec,
+			err: `storage "7": view_metadata is a int, want None or (view_key, offset, size)`},
+		{name: "zip-format persistent id", file: head + legacyDict("x", legacyTensor(legacyPid("FloatStorage", "7", 6, ""), 0, []int{1}, []int{1})) + legacyKeys("7") + rec,
+			err: "persistent id is a tuple of 5, want ('storage', class, root_key, location, numel, view_metadata)"},
+		{name: "wrong protocol version", file: legacyMagicPkl + "\x80\x02M\xe8\x03." + legacySysInfoPkl + legacyDict("x", x) + legacyKeys("7") + rec,
+			err: "torchbin: legacy torch.save file: protocol version is 1000, want the int 1001"},
+		{name: "big endian", file: legacyMagicPkl + legacyVersionPkl + "\x80\x02}" + uni("little_endian") + "\x89s." + legacyDict("x", x) + legacyKeys("7") + rec,
+			err: "sys_info little_endian is false; only files written on little-endian machines are supported"},
+		{name: "sys_info not a dict", file: legacyMagicPkl + legacyVersionPkl + "\x80\x02K\x01." + legacyDict("x", x) + legacyKeys("7") + rec,
+			err: "sys_info is a int, want a dict"},
+		{name: "hostile stack global", file: head + "\x80\x04" + uni("builtins") + uni("eval") + "\x93" + uni("1+1") + "\x85R." + legacyKeys(),
+			err: "state dict pickle at byte 121: pickle: refusing global builtins.eval"},
+		{name: "state dict not a dict", file: head + "\x80\x02](K\x01e." + legacyKeys(),
+			err: "state dict: top-level object is a list, want a state dict"},
+		{name: "key list not a list", file: head + legacyDict("x", x) + "\x80\x02K\x01." + rec,
+			err: "storage key list is a int, want a list"},
+		{name: "key list of ints", file: head + legacyDict("x", x) + "\x80\x02](K\x07e." + rec,
+			err: "storage key 0 is a int, want a str"},
+		{name: "undeclared key", file: head + legacyDict("x", x) + legacyKeys("9") + rec,
+			err: `legacy storage list names "9", which the state dict does not declare`},
+		{name: "key listed twice", file: head + legacyDict("x", x) + legacyKeys("7", "7") + rec + rec,
+			err: `legacy storage list names "7" twice`},
+		{name: "storage without record", file: head + legacyDict("x", x) + legacyKeys(),
+			err: `legacy storage "7" has no data record`},
+		{name: "count cut", file: head + legacyDict("x", x) + legacyKeys("7") + rec[:5],
+			err: `legacy storage "7" (record 1 of 1 at byte 319): file ends 5 bytes into the 8-byte element count`},
+		{name: "count mismatch", file: head + legacyDict("x", x) + legacyKeys("7") + legacyRecord(5, f32le(0, 1, 2, 3, 4)),
+			err: `legacy storage "7" (record 1 of 1 at byte 319): record holds 5 elements, the state dict declares 6 of torch.FloatStorage`},
+		{name: "data cut", file: head + legacyDict("x", x) + legacyKeys("7") + rec[:len(rec)-1],
+			err: `legacy storage "7" (record 1 of 1 at byte 319): needs 24 bytes (6 elements of torch.FloatStorage), only 23 remain in the file`},
+		{name: "huge count", file: head + legacyDict("x", legacyTensor(legacyPid("FloatStorage", "7", 0x7fffffff, "N"), 0, []int{1}, []int{1})) + legacyKeys("7") + legacyRecord(0x7fffffff, nil),
+			err: `needs 8589934588 bytes (2147483647 elements of torch.FloatStorage), only 0 remain in the file`},
+		{name: "unsupported storage stepped over", file: head + legacyDict(
+			"x", x, "d", legacyTensor(legacyPid("DoubleStorage", "5", 1, "N"), 0, []int{1}, []int{1})) + legacyKeys("5", "7") + legacyRecord(1, make([]byte, 8)) + rec,
+			err: `tensor "d": storage type torch.DoubleStorage is not supported`},
+		{name: "truncated pickle", file: head + legacyDict("x", x)[:40],
+			err: "state dict pickle at byte 121: pickle: truncated input"},
+	}
+	for _, tc := range tests {
+		got, err := readZipBytes([]byte(tc.file))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: error %v, want %q", tc.name, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if len(got) != len(tc.want) {
+			t.Errorf("%s: %d tensors, want %d", tc.name, len(got), len(tc.want))
+		}
+		for name, want := range tc.want {
+			v, err := got[name].Float32()
+			if err != nil || !reflect.DeepEqual(v, want) {
+				t.Errorf("%s: %s = %v (%v), want %v", tc.name, name, v, err, want)
+			}
+		}
+	}
+}
+
+// TestReadTorchBinCompressedStorage checks that a deflated storage entry is refused before it
+// is inflated: torch never compresses storages, and a small deflated entry could expand to a
+// large allocation.
+func TestReadTorchBinCompressedStorage(t *testing.T) {
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, e := range []struct {
+		name   string
+		method uint16
+		data   []byte
+	}{
+		{"archive/data.pkl", zip.Store, tensorPickle("x", "FloatStorage", "0", 2, 0, []int{2}, []int{1})},
+		{"archive/data/0", zip.Deflate, f32le(1, 2)},
+	} {
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: e.name, Method: e.method})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(e.data)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := readZipBytes(buf.Bytes())
+	if want := `torchbin: tensor "x": storage "0" is compressed (zip method 8); torch.save stores storages uncompressed`; err == nil || err.Error() != want {
+		t.Errorf("error %v, want %q", err, want)
+	}
+}
+
+// TestReadTorchBinLegacyLarge covers a legacy file whose pickles run past the first window
+// the reader tries (legacyFirstWindow) and whose storage lies beyond it.
+func TestReadTorchBinLegacyLarge(t *testing.T) {
+	name := strings.Repeat("n", legacyFirstWindow+100)
+	vals := make([]float32, legacyFirstWindow/4+3)
+	for i := range vals {
+		vals[i] = float32(i)
+	}
+	file := legacyMagicPkl + legacyVersionPkl + legacySysInfoPkl +
+		legacyDict(name, legacyTensor(legacyPid("FloatStorage", "7", len(vals), "N"), 0, []int{len(vals)}, []int{1})) +
+		legacyKeys("7") + legacyRecord(len(vals), f32le(vals...))
+	got, err := readZipBytes([]byte(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := got[name].Float32()
+	if err != nil || !reflect.DeepEqual(v, vals) {
+		t.Errorf("large legacy file: %d values (%v), want %d", len(v), err, len(vals))
 	}
 }

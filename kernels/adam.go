@@ -42,7 +42,20 @@ func AdamStep(p, g, m, v []float32, hp AdamParams) {
 	eps := float32(hp.Eps)
 	wd := float32(hp.WeightDecay)
 	decay := float32(1 - hp.LR*hp.WeightDecay)
+	c := adamConsts{decay: decay, wd: wd, w1: w1, b2: b2, w2: w2, bc2sqrt: bc2Sqrt, eps: eps, negStep: -stepSize}
+	switch {
+	case hp.WeightDecay == 0:
+	case hp.Decoupled:
+		c.mode = 2
+	default:
+		c.mode = 1
+	}
 	ParallelFor(len(p), 1<<15, func(lo, hi int) {
+		if vecOn && w1 < 0.5 && hi-lo >= 8 {
+			n := (hi - lo) &^ 7
+			adamAVX2(&p[lo], &g[lo], &m[lo], &v[lo], n, &c)
+			lo += n
+		}
 		for i := lo; i < hi; i++ {
 			gi := g[i]
 			pi := p[i]

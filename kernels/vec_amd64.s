@@ -401,3 +401,65 @@ esdone:
 	VZEROUPPER
 	RET
 
+
+// func adamAVX2(pp, gg, mm, vv *float32, n int, cc *adamConsts)
+// One Adam/AdamW update of 8 lanes at a time with the scalar path's exact operation order and
+// no fused multiply-add, so both paths give bit-identical parameters. n a multiple of 8.
+// adamConsts: decay, wd, w1, b2, w2, bc2sqrt, eps, negStep float32; mode int32 (0 none, 1 L2, 2 decoupled).
+TEXT ·adamAVX2(SB), NOSPLIT, $0-48
+	MOVQ pp+0(FP), DI
+	MOVQ gg+8(FP), SI
+	MOVQ mm+16(FP), DX
+	MOVQ vv+24(FP), R8
+	MOVQ n+32(FP), CX
+	MOVQ cc+40(FP), AX
+	VBROADCASTSS 0(AX), Y8
+	VBROADCASTSS 4(AX), Y9
+	VBROADCASTSS 8(AX), Y10
+	VBROADCASTSS 12(AX), Y11
+	VBROADCASTSS 16(AX), Y12
+	VBROADCASTSS 20(AX), Y13
+	VBROADCASTSS 24(AX), Y14
+	VBROADCASTSS 28(AX), Y15
+	MOVL 32(AX), BX
+	SHRQ $3, CX
+	JZ   adone
+aloop:
+	VMOVUPS (DI), Y0
+	VMOVUPS (SI), Y1
+	VMOVUPS (DX), Y2
+	VMOVUPS (R8), Y3
+	CMPL BX, $1
+	JB   amoments
+	JE   al2
+	VMULPS Y8, Y0, Y0
+	JMP  amoments
+al2:
+	VMULPS Y9, Y0, Y4
+	VADDPS Y4, Y1, Y1
+amoments:
+	VSUBPS Y2, Y1, Y4
+	VMULPS Y10, Y4, Y4
+	VADDPS Y4, Y2, Y2
+	VMULPS Y11, Y3, Y5
+	VMULPS Y12, Y1, Y6
+	VMULPS Y1, Y6, Y6
+	VADDPS Y6, Y5, Y3
+	VSQRTPS Y3, Y7
+	VDIVPS Y13, Y7, Y7
+	VADDPS Y14, Y7, Y7
+	VMULPS Y15, Y2, Y4
+	VDIVPS Y7, Y4, Y4
+	VADDPS Y4, Y0, Y0
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y2, (DX)
+	VMOVUPS Y3, (R8)
+	ADDQ $32, DI
+	ADDQ $32, SI
+	ADDQ $32, DX
+	ADDQ $32, R8
+	DECQ CX
+	JNZ  aloop
+adone:
+	VZEROUPPER
+	RET

@@ -20,11 +20,23 @@ Writes:
   hostile_stack.bin  the same with STACK_GLOBAL builtins.eval.
   truncated.bin      the first half of golden.bin.
   short_storage.bin  torch.save of {"w": arange(6.)} with its storage file cut to 12 bytes.
-  legacy.bin         torch.save(..., _use_new_zipfile_serialization=False) of {"w": [1,2,3]}.
+  legacy.bin         torch.save(..., _use_new_zipfile_serialization=False) of {"w": [1,2,3]}
+                     (a plain dict, not an OrderedDict).
+  legacy_golden.bin  the state dict of golden.bin saved in the legacy (pre-1.6, non-zip)
+                     format; expected.json describes it too.
+  legacy_hostile.bin the legacy layout (magic, protocol version and sys_info pickles written by
+                     pickle.dumps of plain ints and a dict) around a hand-written state-dict
+                     pickle calling os.system("echo pwned"); never unpickled here.
+  legacy_truncated.bin     legacy torch.save of {"w": arange(6.)} with the last 12 bytes of its
+                           storage record cut off.
+  legacy_short_storage.bin the same with its record's element count patched from 6 to 3 and
+                           the record cut to 3 elements.
 """
 import collections
 import json
 import math
+import os
+import pickle
 import struct
 import zipfile
 
@@ -77,6 +89,7 @@ def golden():
     # The _metadata attribute nn.Module.state_dict() attaches (pickled through BUILD).
     sd._metadata = torch.nn.Linear(1, 1).state_dict()._metadata
     torch.save(sd, "golden.bin")
+    torch.save(sd, "legacy_golden.bin", _use_new_zipfile_serialization=False)
     exp = collections.OrderedDict((k, expected_entry(v.detach())) for k, v in sd.items())
     with open("expected.json", "w") as f:
         f.write("{\n" + ",\n".join(json.dumps(k) + ": " + json.dumps(v) for k, v in exp.items()) + "\n}\n")
@@ -125,12 +138,34 @@ def short_storage():
                 data = data[:12]
             zout.writestr(new, data)
     zin.close()
-    import os
     os.remove("tmp_short.bin")
 
 
 def legacy():
     torch.save({"w": torch.tensor([1.0, 2.0, 3.0])}, "legacy.bin", _use_new_zipfile_serialization=False)
+
+    # The legacy header pickles, from plain Python values (what _legacy_save writes first).
+    header = (pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)
+              + pickle.dumps(1001, protocol=2)
+              + pickle.dumps(dict(protocol_version=1001, little_endian=True,
+                                  type_sizes=dict(short=2, int=4, long=4)), protocol=2))
+    with open("legacy.bin", "rb") as f:
+        assert f.read().startswith(header)
+    # PROTO 2; GLOBAL 'os system'; BINUNICODE 'echo pwned'; TUPLE1; REDUCE; STOP.
+    p = b"\x80\x02" + b"cos\nsystem\n" + unicode("echo pwned") + b"\x85" + b"R" + b"."
+    with open("legacy_hostile.bin", "wb") as f:
+        f.write(header + p + pickle.dumps([], protocol=2))
+
+    torch.save({"w": torch.arange(6, dtype=torch.float32)}, "tmp_legacy.bin", _use_new_zipfile_serialization=False)
+    with open("tmp_legacy.bin", "rb") as f:
+        b = f.read()
+    os.remove("tmp_legacy.bin")
+    record = struct.pack("<q", 6) + struct.pack("<6f", *range(6))
+    assert b.endswith(record)
+    with open("legacy_truncated.bin", "wb") as f:
+        f.write(b[:-12])
+    with open("legacy_short_storage.bin", "wb") as f:
+        f.write(b[: -len(record)] + struct.pack("<q", 3) + struct.pack("<3f", 0, 1, 2))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// layer gives each top-level package its place in the one-way import flow
+// kernels <- tensor <- autograd <- nn <- {bert, mtl} <- bench <- cmd.
+var layer = map[string]int{"kernels": 1, "tensor": 2, "autograd": 3, "nn": 4, "bert": 5, "mtl": 5, "bench": 6, "cmd": 7}
+
+// TestImportsFlowOneWay lists every package's imports with go list and fails on any import of
+// a package at a higher layer, or of bert importing mtl (a sub-package of the same top-level
+// package is fine).
+func TestImportsFlowOneWay(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", "github.com/mtbert/mtbert/...").Output()
+	if err != nil {
+		t.Skipf("go list unavailable: %v", err)
+	}
+	const mod = "github.com/mtbert/mtbert/"
+	top := func(p string) string {
+		r := strings.TrimPrefix(p, mod)
+		if i := strings.IndexByte(r, '/'); i >= 0 {
+			r = r[:i]
+		}
+		return r
+	}
+	checked := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		from := top(f[0])
+		lf, ok := layer[from]
+		if !ok {
+			t.Errorf("package %s is outside the layer map", f[0])
+			continue
+		}
+		for _, imp := range f[1:] {
+			if !strings.HasPrefix(imp, mod) {
+				continue
+			}
+			to := top(imp)
+			checked++
+			if to == from {
+				continue
+			}
+			// bert and mtl share a layer, but only mtl builds on bert (ENGINEERING.md §1).
+			if lt := layer[to]; lt > lf || (lt == lf && !(from == "mtl" && to == "bert")) {
+				t.Errorf("%s imports %s against the flow kernels <- tensor <- autograd <- nn <- bert, mtl <- bench <- cmd", f[0], imp)
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no project imports found")
+	}
+}
