@@ -144,10 +144,6 @@ type Batch struct {
 	Scores  []float32
 }
 
-// IgnoreLabel marks sub-words that no loss counts: [CLS], [SEP], padding and, unless every
-// sub-word is labelled, the continuation pieces of a word.
-const IgnoreLabel = autograd.IgnoreIndex
-
 // logits runs h on the encoder output: (B, T, L) for NER, (B, L) otherwise.
 func (m *Model) logits(tp *autograd.Tape, h *Head, out *bert.Output, train bool) *autograd.Var {
 	if h.Spec.Kind == NER {

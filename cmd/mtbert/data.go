@@ -1,0 +1,54 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/mtbert/mtbert/bert"
+	"github.com/mtbert/mtbert/mtl"
+)
+
+func init() {
+	register("data", "read, tokenise and align every task of a config and summarise it", runData)
+}
+
+func runData(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("data", "data -config FILE [-data-root DIR] [-vocab FILE] [-json]", stderr)
+	config := fs.String("config", "", "YAML or JSON config (required)")
+	dataRoot := fs.String("data-root", "", "folder that relative task paths resolve against (default: the config's data_root, else the config's folder)")
+	vocab := fs.String("vocab", "", "vocab.txt to tokenise with instead of the encoder's (lowercasing: encoder.lower_case, else "+fmt.Sprint(bert.DefaultLowerCase)+")")
+	asJSON := fs.Bool("json", false, "print the summary as one JSON object")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *config == "" {
+		fs.Usage()
+		return errUsage
+	}
+	cfg, err := mtl.LoadConfig(*config, *dataRoot)
+	if err != nil {
+		return err
+	}
+	var tok *bert.Tokenizer
+	if *vocab != "" {
+		tok, err = mtl.TokenizerFromVocab(*vocab, cfg.Encoder.LowerCase)
+	} else {
+		tok, err = cfg.Tokenizer()
+	}
+	if err != nil {
+		return err
+	}
+	sum := mtl.Summarize(cfg, tok)
+	if *asJSON {
+		err = printJSON(stdout, sum)
+	} else {
+		err = sum.WriteText(stdout)
+	}
+	if err != nil {
+		return err
+	}
+	if n := sum.Errors(); n > 0 {
+		return fmt.Errorf("%d split(s) or task(s) could not be read or aligned (see the summary)", n)
+	}
+	return nil
+}

@@ -1,0 +1,925 @@
+package mtl
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/mtbert/mtbert/bert"
+)
+
+// Config is the YAML (or JSON) configuration shared by `mtbert data` and
+// training: the encoder, the tasks and their data, and the training
+// hyper-parameters. LoadConfig reads it strictly and fills the defaults
+// documented on each field; after LoadConfig every path is resolved (see
+// LoadConfig) and every value checked.
+type Config struct {
+	// Path is the file the config was read from (not a YAML key).
+	Path string `yaml:"-" json:"path"`
+	// DataRoot is the folder relative task paths resolve against: the
+	// dataRoot argument of LoadConfig when not empty, else the data_root
+	// key (itself relative to the config file's folder), else the config
+	// file's folder. After LoadConfig it holds the folder used.
+	DataRoot string `yaml:"data_root" json:"data_root"`
+	// Encoder is the shared encoder. Required.
+	Encoder EncoderConfig `yaml:"encoder" json:"encoder"`
+	// Tasks are the tasks, in the round-robin order of training. At least
+	// one; names unique.
+	Tasks []TaskConfig `yaml:"tasks" json:"tasks"`
+	// Training holds the optimisation settings. Optional (all defaults).
+	Training TrainingConfig `yaml:"training" json:"training"`
+}
+
+// EncoderConfig says where the encoder and its tokenizer come from: a Hugging
+// Face BERT directory (Pretrained), or a vocabulary file and the sizes of a
+// randomly initialised encoder (Vocab). Exactly one of the two is required;
+// the size fields are refused with Pretrained (its config.json has them).
+// Relative paths resolve against the config file's folder.
+type EncoderConfig struct {
+	// Pretrained is a Hugging Face BERT directory: config.json, vocab.txt
+	// and the weights.
+	Pretrained string `yaml:"pretrained" json:"pretrained,omitempty"`
+	// Vocab is a vocab.txt for a randomly initialised encoder.
+	Vocab string `yaml:"vocab" json:"vocab,omitempty"`
+	// Layers, Hidden, Heads, Intermediate and MaxPosition are the sizes of
+	// a random encoder; defaults are BERT-base's 12, 768, 12, 3072, 512.
+	// With Pretrained they are filled from its config.json.
+	Layers       int `yaml:"layers" json:"layers"`
+	Hidden       int `yaml:"hidden" json:"hidden"`
+	Heads        int `yaml:"heads" json:"heads"`
+	Intermediate int `yaml:"intermediate" json:"intermediate"`
+	MaxPosition  int `yaml:"max_position" json:"max_position"`
+	// LowerCase, when set, forces tokenizer lowercasing (and accent
+	// stripping, which follows it) and ignores the model directory's
+	// tokenizer_config.json. Unset: the directory's tokenizer_config.json,
+	// else bert.DefaultLowerCase (true, as Hugging Face; Bio+Clinical BERT's
+	// cased vocabulary is then lowercased, as the reference code did).
+	LowerCase *bool `yaml:"lower_case" json:"lower_case,omitempty"`
+}
+
+// Paths is one or more files or folders of a split: YAML accepts a single
+// string or a list (the splits are read in order and concatenated).
+type Paths []string
+
+// UnmarshalYAML accepts a scalar or a sequence of scalars.
+func (p *Paths) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		var s string
+		if err := n.Decode(&s); err != nil {
+			return err
+		}
+		*p = Paths{s}
+		return nil
+	case yaml.SequenceNode:
+		var s []string
+		if err := n.Decode(&s); err != nil {
+			return err
+		}
+		*p = s
+		return nil
+	}
+	return fmt.Errorf("line %d: want a path or a list of paths", n.Line)
+}
+
+// Task data formats (TaskConfig.Format).
+const (
+	FormatCoNLL    = "conll"     // ReadCoNLL; kind ner
+	FormatBrat     = "brat"      // ReadBrat; kind ner
+	FormatI2B22010 = "i2b2-2010" // ReadI2B2Con; kind ner
+	FormatI2B22012 = "i2b2-2012" // ReadI2B2XML with I2B2Events; kind ner
+	FormatI2B22014 = "i2b2-2014" // ReadI2B2XML with I2B2PHI; kind ner
+	FormatMedNLI   = "mednli"    // ReadMedNLI; kind pair-classification or classification
+	FormatMedRQE   = "medrqe"    // ReadMedRQE; kind pair-classification or classification
+	FormatSTS      = "sts"       // ReadSTS; kind regression
+	FormatBIOSSES  = "biosses"   // ReadBIOSSES; kind regression
+)
+
+// formatKinds lists the formats in documentation order with the kinds each
+// may serve.
+var formatKinds = []struct {
+	format string
+	kinds  []Kind
+}{
+	{FormatCoNLL, []Kind{NER}}, {FormatBrat, []Kind{NER}}, {FormatI2B22010, []Kind{NER}},
+	{FormatI2B22012, []Kind{NER}}, {FormatI2B22014, []Kind{NER}},
+	{FormatMedNLI, []Kind{PairClassification, Classification}}, {FormatMedRQE, []Kind{PairClassification, Classification}},
+	{FormatSTS, []Kind{Regression}}, {FormatBIOSSES, []Kind{Regression}},
+}
+
+// TaskConfig is one task. Name, Kind, Format and Train are required.
+//
+// Paths resolve against Config.DataRoot. A split path is what the format's
+// reader takes: a CoNLL, JSONL, XML or TSV file; a brat folder (or one
+// document); an i2b2-2012/2014 XML file or folder; for i2b2-2010 a folder
+// holding both the .txt and .con files, or holding txt/ and concept/
+// sub-folders (the release's layout).
+type TaskConfig struct {
+	// Name identifies the task (head, checkpoint, reports): a letter then
+	// letters, digits, _ or -; not embeddings, encoder, pooler or cls.
+	Name string `yaml:"name" json:"name"`
+	// Kind is ner, pair-classification, classification or regression.
+	Kind Kind `yaml:"kind" json:"kind"`
+	// Format is the data format; it must suit Kind (see the Format
+	// constants).
+	Format string `yaml:"format" json:"format"`
+	// Train, Dev and Test are the splits; Train is required.
+	Train Paths `yaml:"train" json:"train"`
+	Dev   Paths `yaml:"dev" json:"dev,omitempty"`
+	Test  Paths `yaml:"test" json:"test,omitempty"`
+	// TrainScores, DevScores and TestScores are the separate score files
+	// of an sts split whose data file has only the two sentences (the
+	// n2c2-2019 test layout). Only for format sts, one path per split.
+	TrainScores string `yaml:"train_scores" json:"train_scores,omitempty"`
+	DevScores   string `yaml:"dev_scores" json:"dev_scores,omitempty"`
+	TestScores  string `yaml:"test_scores" json:"test_scores,omitempty"`
+	// BatchSize is the number of sequences per step: default 25 for ner,
+	// 40 otherwise (the paper).
+	BatchSize int `yaml:"batch_size" json:"batch_size"`
+	// MaxLength is the sequence length in sub-words with the specials:
+	// default 512 for ner, 128 otherwise (the paper). At least 3 and at
+	// most the encoder's max_position.
+	MaxLength int `yaml:"max_length" json:"max_length"`
+	// Stride (ner only) is the number of sub-words between the starts of
+	// consecutive windows of a long document; default
+	// DefaultStride(MaxLength) = (MaxLength-2)/2. At most MaxLength-2.
+	Stride int `yaml:"stride" json:"stride,omitempty"`
+	// Scheme (ner only) is BIO or BILOU; default BILOU (the reference
+	// code's).
+	Scheme string `yaml:"scheme" json:"scheme,omitempty"`
+	// LabelAllSubwords (ner only) trains every sub-word of a word with the
+	// word's tag; default false (first sub-word only).
+	LabelAllSubwords bool `yaml:"label_all_subwords" json:"label_all_subwords,omitempty"`
+	// Overlap (ner only) is the overlap policy: keep-longest (default),
+	// keep-first or drop-both (the reference code's).
+	Overlap string `yaml:"overlap" json:"overlap,omitempty"`
+	// Labels fixes the label list (ner: "O" and the scheme's tags of every
+	// type; classification: the classes). Default: built from every split
+	// (SchemeLabels over the sorted types; the sorted classes). Not for
+	// regression.
+	Labels []string `yaml:"labels" json:"labels,omitempty"`
+}
+
+// TrainingConfig holds the optimisation settings; every field is optional.
+type TrainingConfig struct {
+	// Epochs over the largest task; default 3, at least 1.
+	Epochs int `yaml:"epochs" json:"epochs"`
+	// Optimizer is adam (default, the paper's) or adamw.
+	Optimizer string `yaml:"optimizer" json:"optimizer"`
+	// LR is the peak learning rate; default 5e-5 (the paper's), > 0.
+	LR float64 `yaml:"lr" json:"lr"`
+	// WeightDecay; default 0, >= 0.
+	WeightDecay float64 `yaml:"weight_decay" json:"weight_decay"`
+	// WarmupSteps of linear warm-up; default 0.
+	WarmupSteps int `yaml:"warmup_steps" json:"warmup_steps"`
+	// Schedule after warm-up: constant (default, the paper's) or linear
+	// (decay to 0 at the last step).
+	Schedule string `yaml:"schedule" json:"schedule"`
+	// ClipNorm is the global gradient-norm clip; 0 (default) means none.
+	ClipNorm float64 `yaml:"clip_norm" json:"clip_norm"`
+	// Seed of initialisation, dropout and shuffling; default 1.
+	Seed int64 `yaml:"seed" json:"seed"`
+	// Dropout probability of the encoder and heads; default 0.1, in [0,1).
+	Dropout float64 `yaml:"dropout" json:"dropout"`
+	// EvalEvery evaluates on dev every this many steps; 0 (default) means
+	// at the end of every epoch.
+	EvalEvery int `yaml:"eval_every" json:"eval_every"`
+	// BestMetric picks the checkpoint kept as best: "mean" (default: the
+	// mean over tasks of each task's main metric) or a task name (that
+	// task's main metric).
+	BestMetric string `yaml:"best_metric" json:"best_metric"`
+}
+
+// ConfigError is an error about one field of a config file.
+type ConfigError struct {
+	// File is the config file.
+	File string
+	// Field is the field's path, e.g. "tasks[1].format".
+	Field string
+	// Err says what is wrong.
+	Err error
+}
+
+// Error renders "file: field: message".
+func (e *ConfigError) Error() string {
+	if e.Field == "" {
+		return fmt.Sprintf("%s: %v", e.File, e.Err)
+	}
+	return fmt.Sprintf("%s: %s: %v", e.File, e.Field, e.Err)
+}
+
+// Unwrap returns the underlying error.
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// LoadConfig reads a config file strictly: unknown keys, repeated keys,
+// values of the wrong type, missing required fields, unknown enum values,
+// repeated task names and paths that do not exist are each a
+// *ConfigError naming the field (e.g. `tasks[1].format: unknown format
+// "conl" (want conll, brat, ...)`). Defaults are then filled as documented
+// on the fields.
+//
+// Relative task paths resolve against dataRoot when it is not empty, else
+// against the data_root key (relative to the config file's folder), else
+// against the config file's folder. Encoder paths resolve against the
+// config file's folder.
+func LoadConfig(path, dataRoot string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfig(data, path, dataRoot)
+}
+
+// ParseConfig is LoadConfig on the bytes of a file named path (used for
+// messages and to resolve relative paths).
+func ParseConfig(data []byte, path, dataRoot string) (*Config, error) {
+	fail := func(field string, format string, a ...any) error {
+		return &ConfigError{File: path, Field: field, Err: fmt.Errorf(format, a...)}
+	}
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fail("", "empty config")
+		}
+		return nil, fail("", "%v", err)
+	}
+	if len(doc.Content) != 1 {
+		return nil, fail("", "empty config")
+	}
+	present := map[string]bool{}
+	if err := checkNode(doc.Content[0], reflect.TypeFor[Config](), "", present); err != nil {
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			ce.File = path
+		}
+		return nil, err
+	}
+	cfg := &Config{}
+	// The walk above checked every key; decoding again with KnownFields is
+	// a second guard.
+	strict := yaml.NewDecoder(bytes.NewReader(data))
+	strict.KnownFields(true)
+	if err := strict.Decode(cfg); err != nil {
+		return nil, fail("", "%v", err)
+	}
+	cfg.Path = path
+	if err := cfg.finish(path, dataRoot, present); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// yamlFields returns the yaml keys of a struct type and their field index.
+func yamlFields(t reflect.Type) (map[string]int, []string) {
+	m := map[string]int{}
+	var names []string
+	for i := range t.NumField() {
+		tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
+		if tag == "" || tag == "-" {
+			continue
+		}
+		m[tag] = i
+		names = append(names, tag)
+	}
+	return m, names
+}
+
+var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+
+// checkNode checks node n against type t: mappings against struct fields
+// (unknown and repeated keys), sequences of structs element by element,
+// and every other value by decoding it into a fresh t. It records the
+// paths of the keys present (null values count as absent).
+func checkNode(n *yaml.Node, t reflect.Type, path string, present map[string]bool) error {
+	fail := func(format string, a ...any) error {
+		return &ConfigError{Field: path, Err: fmt.Errorf(format, a...)}
+	}
+	if n.Kind == yaml.AliasNode {
+		return fail("line %d: aliases are not supported", n.Line)
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case t.Kind() == reflect.Struct && !reflect.PointerTo(t).Implements(unmarshalerType):
+		if n.Kind != yaml.MappingNode {
+			return fail("line %d: want a mapping of %s, got %s", n.Line, strings.Join(sortedKeys(t), ", "), nodeKind(n))
+		}
+		fields, names := yamlFields(t)
+		seen := map[string]int{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			sub := k.Value
+			if path != "" {
+				sub = path + "." + k.Value
+			}
+			fi, ok := fields[k.Value]
+			if !ok {
+				return &ConfigError{Field: sub, Err: fmt.Errorf("line %d: unknown field (want one of %s)", k.Line, strings.Join(names, ", "))}
+			}
+			if l, dup := seen[k.Value]; dup {
+				return &ConfigError{Field: sub, Err: fmt.Errorf("line %d: repeated (first at line %d)", k.Line, l)}
+			}
+			seen[k.Value] = k.Line
+			if v.Tag == "!!null" {
+				continue
+			}
+			present[sub] = true
+			if err := checkNode(v, t.Field(fi).Type, sub, present); err != nil {
+				return err
+			}
+		}
+		return nil
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct:
+		if n.Kind != yaml.SequenceNode {
+			return fail("line %d: want a list, got %s", n.Line, nodeKind(n))
+		}
+		for i, e := range n.Content {
+			if err := checkNode(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i), present); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	v := reflect.New(t)
+	if err := n.Decode(v.Interface()); err != nil {
+		msg := err.Error()
+		msg = strings.TrimPrefix(msg, "yaml: unmarshal errors:\n  ")
+		msg = strings.ReplaceAll(msg, "\n  ", "; ")
+		return fail("%s", msg)
+	}
+	return nil
+}
+
+func sortedKeys(t reflect.Type) []string {
+	_, names := yamlFields(t)
+	sort.Strings(names)
+	return names
+}
+
+func nodeKind(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		return fmt.Sprintf("%q", n.Value)
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.MappingNode:
+		return "a mapping"
+	}
+	return "nothing"
+}
+
+var reservedNames = map[string]bool{"embeddings": true, "encoder": true, "pooler": true, "cls": true}
+
+var taskNameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_\-]*$`)
+
+// resolve joins a relative path to base.
+func resolve(base, p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(base, p)
+}
+
+// finish resolves paths, checks values and fills defaults.
+func (c *Config) finish(path, dataRoot string, present map[string]bool) error {
+	fail := func(field string, format string, a ...any) error {
+		return &ConfigError{File: path, Field: field, Err: fmt.Errorf(format, a...)}
+	}
+	dir := filepath.Dir(path)
+	switch {
+	case dataRoot != "":
+		c.DataRoot = dataRoot
+	case c.DataRoot != "":
+		c.DataRoot = resolve(dir, c.DataRoot)
+	default:
+		c.DataRoot = dir
+	}
+	if fi, err := os.Stat(c.DataRoot); err != nil {
+		return fail("data_root", "%v", err)
+	} else if !fi.IsDir() {
+		return fail("data_root", "%s is not a folder", c.DataRoot)
+	}
+
+	// Encoder.
+	e := &c.Encoder
+	if !present["encoder"] {
+		return fail("encoder", "required (pretrained: a Hugging Face BERT folder, or vocab: a vocab.txt)")
+	}
+	sizes := []struct {
+		key string
+		v   *int
+		def int
+	}{{"layers", &e.Layers, 12}, {"hidden", &e.Hidden, 768}, {"heads", &e.Heads, 12}, {"intermediate", &e.Intermediate, 3072}, {"max_position", &e.MaxPosition, 512}}
+	switch {
+	case e.Pretrained != "" && e.Vocab != "":
+		return fail("encoder.vocab", "set together with encoder.pretrained (give one: the folder has its own vocab.txt)")
+	case e.Pretrained != "":
+		for _, s := range sizes {
+			if present["encoder."+s.key] {
+				return fail("encoder."+s.key, "not allowed with encoder.pretrained (the sizes come from its config.json)")
+			}
+		}
+		e.Pretrained = resolve(dir, e.Pretrained)
+		if _, err := os.Stat(filepath.Join(e.Pretrained, "vocab.txt")); err != nil {
+			return fail("encoder.pretrained", "%v", err)
+		}
+		bc, err := bert.LoadConfig(filepath.Join(e.Pretrained, "config.json"))
+		if err != nil {
+			return fail("encoder.pretrained", "%v", err)
+		}
+		e.Layers, e.Hidden, e.Heads, e.Intermediate, e.MaxPosition = bc.NumHiddenLayers, bc.HiddenSize, bc.NumAttentionHeads, bc.IntermediateSize, bc.MaxPositionEmbeddings
+	case e.Vocab != "":
+		e.Vocab = resolve(dir, e.Vocab)
+		if fi, err := os.Stat(e.Vocab); err != nil {
+			return fail("encoder.vocab", "%v", err)
+		} else if fi.IsDir() {
+			return fail("encoder.vocab", "%s is a folder, want a vocab.txt file (use encoder.pretrained for a model folder)", e.Vocab)
+		}
+		for _, s := range sizes {
+			if !present["encoder."+s.key] {
+				*s.v = s.def
+			} else if *s.v <= 0 {
+				return fail("encoder."+s.key, "%d, must be positive", *s.v)
+			}
+		}
+		if e.Hidden%e.Heads != 0 {
+			return fail("encoder.hidden", "%d is not a multiple of encoder.heads %d", e.Hidden, e.Heads)
+		}
+	default:
+		return fail("encoder", "need pretrained (a Hugging Face BERT folder) or vocab (a vocab.txt)")
+	}
+
+	// Tasks.
+	if len(c.Tasks) == 0 {
+		return fail("tasks", "need at least one task")
+	}
+	names := map[string]int{}
+	for i := range c.Tasks {
+		if err := c.finishTask(i, path, present, names); err != nil {
+			return err
+		}
+	}
+
+	// Training.
+	tr := &c.Training
+	def := func(key string, set func()) {
+		if !present["training."+key] {
+			set()
+		}
+	}
+	def("epochs", func() { tr.Epochs = 3 })
+	def("optimizer", func() { tr.Optimizer = "adam" })
+	def("lr", func() { tr.LR = 5e-5 })
+	def("schedule", func() { tr.Schedule = "constant" })
+	def("seed", func() { tr.Seed = 1 })
+	def("dropout", func() { tr.Dropout = 0.1 })
+	def("best_metric", func() { tr.BestMetric = "mean" })
+	switch {
+	case tr.Epochs < 1:
+		return fail("training.epochs", "%d, must be at least 1", tr.Epochs)
+	case tr.Optimizer != "adam" && tr.Optimizer != "adamw":
+		return fail("training.optimizer", "unknown optimizer %q (want adam or adamw)", tr.Optimizer)
+	case !(tr.LR > 0):
+		return fail("training.lr", "%g, must be positive", tr.LR)
+	case tr.WeightDecay < 0:
+		return fail("training.weight_decay", "%g, must not be negative", tr.WeightDecay)
+	case tr.WarmupSteps < 0:
+		return fail("training.warmup_steps", "%d, must not be negative", tr.WarmupSteps)
+	case tr.Schedule != "constant" && tr.Schedule != "linear":
+		return fail("training.schedule", "unknown schedule %q (want constant or linear)", tr.Schedule)
+	case tr.ClipNorm < 0:
+		return fail("training.clip_norm", "%g, must not be negative (0 means no clipping)", tr.ClipNorm)
+	case tr.Dropout < 0 || tr.Dropout >= 1:
+		return fail("training.dropout", "%g, must be in [0, 1)", tr.Dropout)
+	case tr.EvalEvery < 0:
+		return fail("training.eval_every", "%d, must not be negative (0 means every epoch)", tr.EvalEvery)
+	}
+	if _, ok := names[tr.BestMetric]; tr.BestMetric != "mean" && !ok {
+		return fail("training.best_metric", "%q is neither mean nor a task name", tr.BestMetric)
+	}
+	return nil
+}
+
+func (c *Config) finishTask(i int, path string, present map[string]bool, names map[string]int) error {
+	t := &c.Tasks[i]
+	p := fmt.Sprintf("tasks[%d]", i)
+	fail := func(field string, format string, a ...any) error {
+		return &ConfigError{File: path, Field: p + "." + field, Err: fmt.Errorf(format, a...)}
+	}
+	has := func(key string) bool { return present[p+"."+key] }
+	for _, key := range []string{"name", "kind", "format", "train"} {
+		if !has(key) {
+			return fail(key, "required")
+		}
+	}
+	switch {
+	case !taskNameRE.MatchString(t.Name):
+		return fail("name", "%q: want a letter then letters, digits, _ or -", t.Name)
+	case reservedNames[t.Name]:
+		return fail("name", "%q is reserved for BERT's own parameters", t.Name)
+	}
+	if j, dup := names[t.Name]; dup {
+		return fail("name", "duplicate task name %q (also tasks[%d])", t.Name, j)
+	}
+	names[t.Name] = i
+	if !t.Kind.Valid() {
+		return fail("kind", "unknown kind %q (want ner, pair-classification, classification or regression)", t.Kind)
+	}
+	var kinds []Kind
+	var formats []string
+	for _, f := range formatKinds {
+		formats = append(formats, f.format)
+		if f.format == t.Format {
+			kinds = f.kinds
+		}
+	}
+	if kinds == nil {
+		return fail("format", "unknown format %q (want %s)", t.Format, strings.Join(formats, ", "))
+	}
+	okKind := false
+	for _, k := range kinds {
+		okKind = okKind || k == t.Kind
+	}
+	if !okKind {
+		return fail("format", "format %s does not serve kind %s (it serves %v)", t.Format, t.Kind, kinds)
+	}
+	for _, s := range []struct {
+		key   string
+		paths Paths
+	}{{"train", t.Train}, {"dev", t.Dev}, {"test", t.Test}} {
+		if has(s.key) && len(s.paths) == 0 {
+			return fail(s.key, "empty list of paths")
+		}
+		for j, q := range s.paths {
+			if q == "" {
+				return fail(s.key, "empty path")
+			}
+			s.paths[j] = resolve(c.DataRoot, q)
+			if _, err := os.Stat(s.paths[j]); err != nil {
+				return fail(s.key, "%v", err)
+			}
+		}
+	}
+	for _, s := range []struct {
+		key   string
+		v     *string
+		split Paths
+	}{{"train_scores", &t.TrainScores, t.Train}, {"dev_scores", &t.DevScores, t.Dev}, {"test_scores", &t.TestScores, t.Test}} {
+		if *s.v == "" {
+			continue
+		}
+		if t.Format != FormatSTS {
+			return fail(s.key, "only for format sts")
+		}
+		if len(s.split) != 1 {
+			return fail(s.key, "needs exactly one %s path, have %d", strings.TrimSuffix(s.key, "_scores"), len(s.split))
+		}
+		*s.v = resolve(c.DataRoot, *s.v)
+		if _, err := os.Stat(*s.v); err != nil {
+			return fail(s.key, "%v", err)
+		}
+	}
+	ner := t.Kind == NER
+	if !ner {
+		for _, key := range []string{"stride", "scheme", "label_all_subwords", "overlap"} {
+			if has(key) {
+				return fail(key, "only for ner tasks")
+			}
+		}
+		if t.Kind == Regression && has("labels") {
+			return fail("labels", "not for regression tasks")
+		}
+	}
+	if !has("batch_size") {
+		t.BatchSize = map[bool]int{true: 25, false: 40}[ner]
+	}
+	if !has("max_length") {
+		t.MaxLength = map[bool]int{true: 512, false: 128}[ner]
+	}
+	if t.BatchSize < 1 {
+		return fail("batch_size", "%d, must be at least 1", t.BatchSize)
+	}
+	if t.MaxLength < 3 || t.MaxLength > c.Encoder.MaxPosition {
+		return fail("max_length", "%d out of range [3, %d] (encoder.max_position)", t.MaxLength, c.Encoder.MaxPosition)
+	}
+	if !ner {
+		if has("labels") {
+			if _, err := NewLabels(t.Labels); err != nil || len(t.Labels) < 2 {
+				return fail("labels", "want at least 2 distinct non-empty classes, have %q", t.Labels)
+			}
+		}
+		return nil
+	}
+	if !has("stride") {
+		t.Stride = DefaultStride(t.MaxLength)
+	}
+	if t.Stride < 1 || t.Stride > t.MaxLength-2 {
+		return fail("stride", "%d out of range [1, %d] (max_length - 2)", t.Stride, t.MaxLength-2)
+	}
+	if !has("scheme") {
+		t.Scheme = "BILOU"
+	}
+	sch, err := ParseScheme(t.Scheme)
+	if err != nil {
+		return fail("scheme", "unknown scheme %q (want BIO or BILOU)", t.Scheme)
+	}
+	t.Scheme = sch.String()
+	if !has("overlap") {
+		t.Overlap = KeepLongest.String()
+	}
+	if _, err := ParseOverlapPolicy(t.Overlap); err != nil {
+		return fail("overlap", "unknown overlap policy %q (want keep-longest, keep-first or drop-both)", t.Overlap)
+	}
+	if has("labels") {
+		if err := checkNERLabels(t.Labels, sch); err != nil {
+			return fail("labels", "%v", err)
+		}
+	}
+	return nil
+}
+
+// checkNERLabels checks a fixed NER label list: distinct, "O" present,
+// every other label P-TYPE with P a prefix of the scheme, and every type
+// with all its prefixes.
+func checkNERLabels(names []string, sch Scheme) error {
+	l, err := NewLabels(names)
+	if err != nil {
+		return err
+	}
+	if _, ok := l.Index("O"); !ok {
+		return fmt.Errorf(`no "O" label`)
+	}
+	prefixes := "BI"
+	if sch == BILOU {
+		prefixes = "BILU"
+	}
+	types := map[string]bool{}
+	for _, n := range names {
+		if n == "O" {
+			continue
+		}
+		if len(n) < 3 || n[1] != '-' || !strings.ContainsRune(prefixes, rune(n[0])) {
+			return fmt.Errorf("label %q is not O or P-TYPE with P in %s", n, prefixes)
+		}
+		types[n[2:]] = true
+	}
+	for ty := range types {
+		if err := l.checkType(sch, ty); err != nil {
+			return fmt.Errorf("type %s: %v", ty, err)
+		}
+	}
+	return nil
+}
+
+// AlignOptions returns the alignment options of an ner task (its scheme,
+// sub-word labelling, max length, stride and overlap policy).
+func (t *TaskConfig) AlignOptions() (AlignOptions, error) {
+	sch, err := ParseScheme(t.Scheme)
+	if err != nil {
+		return AlignOptions{}, fmt.Errorf("task %s: %w", t.Name, err)
+	}
+	pol, err := ParseOverlapPolicy(t.Overlap)
+	if err != nil {
+		return AlignOptions{}, fmt.Errorf("task %s: %w", t.Name, err)
+	}
+	return AlignOptions{Scheme: sch, LabelAllSubwords: t.LabelAllSubwords, MaxLen: t.MaxLength, Stride: t.Stride, Overlap: pol}, nil
+}
+
+// Tokenizer returns the encoder's tokenizer: from encoder.pretrained's
+// folder (LoadTokenizer: tokenizer_config.json, else bert.DefaultLowerCase)
+// or encoder.vocab, lowercasing as encoder.lower_case says when it is set
+// (see EncoderConfig.LowerCase).
+func (c *Config) Tokenizer() (*bert.Tokenizer, error) {
+	e := c.Encoder
+	vocab := e.Vocab
+	if e.Pretrained != "" {
+		if e.LowerCase == nil {
+			return bert.LoadTokenizer(e.Pretrained, bert.DefaultLowerCase)
+		}
+		vocab = filepath.Join(e.Pretrained, "vocab.txt")
+	}
+	return TokenizerFromVocab(vocab, e.LowerCase)
+}
+
+// TokenizerFromVocab returns a tokenizer over a vocab.txt, lowercasing when
+// lower is nil (bert.DefaultLowerCase) or true.
+func TokenizerFromVocab(vocab string, lower *bool) (*bert.Tokenizer, error) {
+	v, err := bert.LoadVocab(vocab)
+	if err != nil {
+		return nil, err
+	}
+	lc := bert.DefaultLowerCase
+	if lower != nil {
+		lc = *lower
+	}
+	return bert.NewTokenizer(v, bert.TokenizerOptions{LowerCase: lc}), nil
+}
+
+// Split names, in the order splits are read.
+const (
+	SplitTrain = "train"
+	SplitDev   = "dev"
+	SplitTest  = "test"
+)
+
+// SplitData is one split of a task as read.
+type SplitData struct {
+	// Split is train, dev or test.
+	Split string
+	// Paths are the resolved paths read.
+	Paths []string
+	// Docs are the documents (ner tasks); Pairs the pairs (others).
+	Docs  []Document
+	Pairs []Pair
+	// Read sums the readers' stats (ner tasks).
+	Read ReadStats
+}
+
+// LoadedTask is a task with its splits read.
+type LoadedTask struct {
+	// Task is the task's config.
+	Task *TaskConfig
+	// Splits are the splits the task names, in the order train, dev, test.
+	Splits []SplitData
+}
+
+// Split returns the named split, or nil.
+func (l *LoadedTask) Split(name string) *SplitData {
+	for i := range l.Splits {
+		if l.Splits[i].Split == name {
+			return &l.Splits[i]
+		}
+	}
+	return nil
+}
+
+// SplitPaths names one split and its paths.
+type SplitPaths struct {
+	Name  string
+	Paths Paths
+}
+
+// Splits returns the task's splits that are set, in the order train, dev,
+// test.
+func (t *TaskConfig) Splits() []SplitPaths {
+	var out []SplitPaths
+	for _, s := range []SplitPaths{{SplitTrain, t.Train}, {SplitDev, t.Dev}, {SplitTest, t.Test}} {
+		if len(s.Paths) > 0 {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// ReadSplit reads one split of the task with the reader of its format,
+// concatenating its paths in order. Errors name the task and split.
+func (t *TaskConfig) ReadSplit(split string) (SplitData, error) {
+	var paths Paths
+	scores := ""
+	switch split {
+	case SplitTrain:
+		paths, scores = t.Train, t.TrainScores
+	case SplitDev:
+		paths, scores = t.Dev, t.DevScores
+	case SplitTest:
+		paths, scores = t.Test, t.TestScores
+	default:
+		return SplitData{}, fmt.Errorf("task %s: unknown split %q", t.Name, split)
+	}
+	sd := SplitData{Split: split, Paths: paths}
+	for _, p := range paths {
+		var (
+			docs  []Document
+			pairs []Pair
+			st    ReadStats
+			err   error
+		)
+		switch t.Format {
+		case FormatCoNLL:
+			docs, st, err = ReadCoNLL(p)
+		case FormatBrat:
+			docs, st, err = ReadBrat(p)
+		case FormatI2B22010:
+			txt, con := p, p
+			if isDir(filepath.Join(p, "txt")) {
+				txt = filepath.Join(p, "txt")
+				con = filepath.Join(p, "concept")
+				if !isDir(con) && isDir(filepath.Join(p, "concepts")) {
+					con = filepath.Join(p, "concepts")
+				}
+			}
+			docs, st, err = ReadI2B2Con(txt, con)
+		case FormatI2B22012:
+			docs, st, err = ReadI2B2XML(p, I2B2Events)
+		case FormatI2B22014:
+			docs, st, err = ReadI2B2XML(p, I2B2PHI)
+		case FormatMedNLI:
+			pairs, err = ReadMedNLI(p)
+		case FormatMedRQE:
+			pairs, err = ReadMedRQE(p)
+		case FormatSTS:
+			pairs, err = ReadSTS(p, scores)
+		case FormatBIOSSES:
+			pairs, err = ReadBIOSSES(p)
+		default:
+			err = fmt.Errorf("unknown format %q", t.Format)
+		}
+		if err != nil {
+			return sd, fmt.Errorf("task %s, %s: %w", t.Name, split, err)
+		}
+		sd.Docs = append(sd.Docs, docs...)
+		sd.Pairs = append(sd.Pairs, pairs...)
+		sd.Read.add(st)
+	}
+	return sd, nil
+}
+
+func isDir(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
+}
+
+// Load reads every split of task i.
+func (c *Config) Load(i int) (*LoadedTask, error) {
+	if i < 0 || i >= len(c.Tasks) {
+		return nil, fmt.Errorf("mtl: task %d of %d", i, len(c.Tasks))
+	}
+	t := &c.Tasks[i]
+	lt := &LoadedTask{Task: t}
+	for _, s := range t.Splits() {
+		sd, err := t.ReadSplit(s.Name)
+		if err != nil {
+			return nil, err
+		}
+		lt.Splits = append(lt.Splits, sd)
+	}
+	return lt, nil
+}
+
+// LoadAll reads every split of every task, in config order.
+func (c *Config) LoadAll() ([]*LoadedTask, error) {
+	out := make([]*LoadedTask, len(c.Tasks))
+	for i := range c.Tasks {
+		lt, err := c.Load(i)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = lt
+	}
+	return out, nil
+}
+
+// LabelSet returns the task's label set: the config's labels when given,
+// else for ner SchemeLabels over the entity types of every split read, and
+// for classification the sorted classes of every split. Regression tasks
+// have none (nil).
+func (l *LoadedTask) LabelSet() (*Labels, error) {
+	t := l.Task
+	if t.Kind == Regression {
+		return nil, nil
+	}
+	if len(t.Labels) > 0 {
+		return NewLabels(t.Labels)
+	}
+	if t.Kind == NER {
+		types := map[string]bool{}
+		for _, s := range l.Splits {
+			for ty := range CountTypes(s.Docs) {
+				types[ty] = true
+			}
+		}
+		sch, err := ParseScheme(t.Scheme)
+		if err != nil {
+			return nil, err
+		}
+		return SchemeLabels(sch, mapKeys(types)), nil
+	}
+	classes := map[string]bool{}
+	for _, s := range l.Splits {
+		for _, p := range s.Pairs {
+			classes[p.Label] = true
+		}
+	}
+	return NewLabels(mapKeys(classes))
+}
+
+// mapKeys returns the keys of m, sorted.
+func mapKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
