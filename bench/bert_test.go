@@ -18,3 +18,15 @@ func TestBertSmoke(t *testing.T) {
 		t.Fatal("hidden 60 accepted")
 	}
 }
+
+// TestMTSpeedup checks that one pass feeding k heads beats k passes: with 4 heads on a small
+// encoder the speed-up must exceed 2 (it approaches k as the heads' share shrinks).
+func TestMTSpeedup(t *testing.T) {
+	r, err := MT(MTOptions{K: 4, Labels: 9, Layers: 2, Hidden: 64, Batch: 2, Seq: 32, Reps: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Speedup < 2 {
+		t.Fatalf("speed-up %.2f with 4 heads: %+v", r.Speedup, r)
+	}
+}

@@ -15,15 +15,18 @@ func init() {
 }
 
 func runBench(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "gemm" && args[0] != "bert") {
-		fmt.Fprintln(stderr, "Usage: mtbert bench gemm|bert [flags]\n\n  gemm   SGEMM GFLOP/s on one shape\n  bert   BERT inference or training-step throughput")
+	if len(args) == 0 || (args[0] != "gemm" && args[0] != "bert" && args[0] != "mt") {
+		fmt.Fprintln(stderr, "Usage: mtbert bench gemm|bert|mt [flags]\n\n  gemm   SGEMM GFLOP/s on one shape\n  bert   BERT inference or training-step throughput\n  mt     one multitask model with k heads versus k single-task models (inference)")
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 			return nil
 		}
 		return errUsage
 	}
-	if args[0] == "gemm" {
+	switch args[0] {
+	case "gemm":
 		return benchGemm(args[1:], stdout, stderr)
+	case "mt":
+		return benchMT(args[1:], stdout, stderr)
 	}
 	return benchBert(args[1:], stdout, stderr)
 }
@@ -79,6 +82,28 @@ func benchBert(args []string, stdout, stderr io.Writer) error {
 		defer pprof.StopCPUProfile()
 	}
 	r, err := bench.Bert(o)
+	if err != nil {
+		return err
+	}
+	return printJSON(stdout, r)
+}
+
+func benchMT(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bench mt", "bench mt [-k 8 -labels 9 -layers 12 -hidden 768 -batch 8 -seq 128]", stderr)
+	o := bench.MTOptions{}
+	fs.IntVar(&o.K, "k", 8, "number of tasks (token-tagging heads)")
+	fs.IntVar(&o.Labels, "labels", 9, "labels per head")
+	fs.IntVar(&o.Layers, "layers", 12, "encoder layers")
+	fs.IntVar(&o.Hidden, "hidden", 768, "hidden size (a multiple of 64)")
+	fs.IntVar(&o.Batch, "batch", 8, "notes per batch")
+	fs.IntVar(&o.Seq, "seq", 128, "sub-words per note")
+	fs.IntVar(&o.Reps, "reps", 3, "timed repetitions; the median is reported")
+	threads := fs.Int("threads", 0, "threads (0: all cores)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	kernels.SetThreads(*threads)
+	r, err := bench.MT(o)
 	if err != nil {
 		return err
 	}
