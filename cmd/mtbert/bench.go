@@ -11,7 +11,7 @@ import (
 )
 
 func init() {
-	register("bench", "measure kernels and models (bench gemm | bench bert)", runBench)
+	register("bench", "measure kernels and models (bench gemm | bench bert | bench mt)", runBench)
 }
 
 func runBench(args []string, stdout, stderr io.Writer) error {
