@@ -141,7 +141,11 @@ func (m *Model) Forward(tp *autograd.Tape, b Batch, train bool) (*Output, error)
 	}
 	for _, l := range m.Layers {
 		q, k, v := l.Query.Forward(tp, x), l.Key.Forward(tp, x), l.Value.Forward(tp, x)
-		ctx := tp.Attention(q, k, v, cfg.NumAttentionHeads, b.Mask, attnDrop, m.Dropout.NextSeed())
+		var seed uint64
+		if train {
+			seed = m.Dropout.NextSeed()
+		}
+		ctx := tp.Attention(q, k, v, cfg.NumAttentionHeads, b.Mask, attnDrop, seed)
 		a := m.Dropout.Forward(tp, l.AttnOut.Forward(tp, ctx), train)
 		x1 := l.AttnLN.Forward(tp, tp.Add(a, x))
 		hmid := l.Intermediate.Forward(tp, x1)

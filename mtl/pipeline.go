@@ -1,0 +1,728 @@
+package mtl
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/mtbert/mtbert/bert"
+	"github.com/mtbert/mtbert/nn"
+)
+
+// Seeds derived from training.seed: the encoder's initialisation (and its dropout stream) uses
+// the seed itself, the heads and the shuffling get fixed offsets of it, so that a run rebuilt
+// from the same config starts from bit-identical weights.
+const (
+	headSeedOffset    = 0x4ead
+	shuffleSeedOffset = 0x5ca11e
+)
+
+// Files a training run writes into its output folder, beside the checkpoints.
+const (
+	// LastDir holds the latest checkpoint with its trainer state (for -resume).
+	LastDir = "last"
+	// BestDir holds the checkpoint with the best dev value of training.best_metric.
+	BestDir = "best"
+	// MetricsFile has one JSON line per step and one per task and evaluation.
+	MetricsFile = "metrics.jsonl"
+	// BestFile records the step and value of the best checkpoint.
+	BestFile = "best.json"
+	// SummaryFile holds the final dev/test metrics of every task (RunSummary).
+	SummaryFile = "summary.json"
+)
+
+// Run is a training run built from a config by Prepare: the tokenizer, the data, the model
+// and the trainer, at step 0.
+type Run struct {
+	// Config is the run's config.
+	Config *Config
+	// Tokenizer is the encoder's tokenizer.
+	Tokenizer *bert.Tokenizer
+	// Loaded parallels Config.Tasks: every split read.
+	Loaded []*LoadedTask
+	// Labels parallels Config.Tasks: each task's label set (nil for regression).
+	Labels []*Labels
+	// Model is the encoder with one head per task, in config order.
+	Model *Model
+	// Data parallels Config.Tasks: the training examples and batch size of each task.
+	Data []*TaskData
+	// Trainer runs Algorithm 1 over Data.
+	Trainer *Trainer
+	// TotalSteps is epochs × rounds per epoch × tasks.
+	TotalSteps int
+}
+
+// SelectTask returns a copy of cfg with only the named task: the paper's single-task
+// baseline, trained from the same seeds as the multitask run. A best_metric naming another
+// task becomes "mean".
+func (c *Config) SelectTask(name string) (*Config, error) {
+	var names []string
+	for i := range c.Tasks {
+		if c.Tasks[i].Name == name {
+			out := *c
+			out.Tasks = []TaskConfig{c.Tasks[i]}
+			if out.Training.BestMetric != name {
+				out.Training.BestMetric = "mean"
+			}
+			return &out, nil
+		}
+		names = append(names, c.Tasks[i].Name)
+	}
+	return nil, fmt.Errorf("%s: no task %q (tasks: %s)", c.Path, name, strings.Join(names, ", "))
+}
+
+// Prepare builds a training run from a loaded config: the tokenizer; every task's splits and
+// label set; the encoder (encoder.pretrained through bert.Load, else bert.New with the
+// config's sizes, the vocabulary's size and training.seed); one head per task (NewModel); the
+// training examples (ner: the train split aligned into windows, each window one Example;
+// pairs: [CLS] a [SEP] b [SEP] truncated to max_length, or [CLS] a [SEP] when b is empty);
+// the optimiser (adam or adamw over every parameter, no weight decay on biases and LayerNorm
+// weights), the schedule (constant or linear decay, after optional linear warm-up, over
+// epochs × rounds × tasks steps), clipping and seeds. training.dropout replaces the encoder's
+// dropout rates (hidden and attention) and is the rate before each head.
+func Prepare(cfg *Config) (*Run, error) {
+	tok, err := cfg.Tokenizer()
+	if err != nil {
+		return nil, err
+	}
+	loaded, err := cfg.LoadAll()
+	if err != nil {
+		return nil, err
+	}
+	r := &Run{Config: cfg, Tokenizer: tok, Loaded: loaded}
+	tc := cfg.Training
+	seed := uint64(tc.Seed)
+	enc, err := newEncoder(cfg, tok, seed)
+	if err != nil {
+		return nil, err
+	}
+	specs := make([]TaskSpec, len(loaded))
+	for i, lt := range loaded {
+		t := lt.Task
+		if lt.Split(SplitTrain) == nil {
+			return nil, fmt.Errorf("task %s: no train split", t.Name)
+		}
+		labels, err := lt.LabelSet()
+		if err != nil {
+			return nil, fmt.Errorf("task %s: %w", t.Name, err)
+		}
+		r.Labels = append(r.Labels, labels)
+		specs[i] = TaskSpec{Name: t.Name, Kind: t.Kind, MaxLength: t.MaxLength}
+		if labels != nil {
+			specs[i].Labels = labels.Names
+		}
+		if t.Kind == NER {
+			specs[i].Scheme, specs[i].LabelAllSubwords = t.Scheme, t.LabelAllSubwords
+		}
+	}
+	m, err := NewModel(enc, specs, seed^headSeedOffset, tc.Dropout)
+	if err != nil {
+		return nil, err
+	}
+	r.Model = m
+	for i, lt := range loaded {
+		exs, err := trainExamples(tok, lt, r.Labels[i])
+		if err != nil {
+			return nil, err
+		}
+		r.Data = append(r.Data, &TaskData{Head: m.Heads[i], Train: exs, BatchSize: lt.Task.BatchSize})
+	}
+	params := m.AllParams()
+	var opt *nn.Adam
+	if tc.Optimizer == "adamw" {
+		opt = nn.NewAdamW(params, tc.LR, tc.WeightDecay)
+	} else {
+		opt = nn.NewAdam(params, tc.LR)
+		opt.WeightDecay = tc.WeightDecay
+	}
+	opt.NoDecay = NoDecay
+	tr, err := NewTrainer(m, r.Data, opt, nn.Constant(tc.LR), seed^shuffleSeedOffset, padID(tok))
+	if err != nil {
+		return nil, err
+	}
+	tr.Clip = tc.ClipNorm
+	r.TotalSteps = tc.Epochs * tr.RoundsPerEpoch() * len(r.Data)
+	switch {
+	case tc.Schedule == "linear":
+		tr.Sched = nn.LinearWarmup{Peak: tc.LR, Warmup: tc.WarmupSteps, Total: r.TotalSteps}
+	case tc.WarmupSteps > 0:
+		tr.Sched = warmupConstant{peak: tc.LR, warmup: tc.WarmupSteps}
+	}
+	r.Trainer = tr
+	return r, nil
+}
+
+// NoDecay reports whether a parameter is exempt from weight decay: biases and LayerNorm
+// weights, as BERT fine-tuning recipes exempt them.
+func NoDecay(name string) bool {
+	return strings.HasSuffix(name, ".bias") || strings.Contains(name, "LayerNorm")
+}
+
+// warmupConstant rises linearly from 0 to peak over warmup steps, then stays at peak.
+type warmupConstant struct {
+	peak   float64
+	warmup int
+}
+
+// LR returns the rate of step s.
+func (w warmupConstant) LR(s int) float64 {
+	if s < w.warmup {
+		return w.peak * float64(s) / float64(w.warmup)
+	}
+	return w.peak
+}
+
+// padID returns the vocabulary's [PAD] id, or 0 when it has none.
+func padID(tok *bert.Tokenizer) int {
+	if p := tok.Vocab().Specials().Pad; p >= 0 {
+		return p
+	}
+	return 0
+}
+
+// newEncoder loads encoder.pretrained or builds a random encoder of the config's sizes, with
+// training.dropout as its dropout rates.
+func newEncoder(cfg *Config, tok *bert.Tokenizer, seed uint64) (*bert.Model, error) {
+	e := cfg.Encoder
+	d := cfg.Training.Dropout
+	if e.Pretrained != "" {
+		enc, err := bert.Load(e.Pretrained)
+		if err != nil {
+			return nil, fmt.Errorf("%s: encoder.pretrained: %w", cfg.Path, err)
+		}
+		if n := tok.Vocab().Len(); n > enc.Cfg.VocabSize {
+			return nil, fmt.Errorf("%s: encoder.pretrained: vocab.txt has %d tokens, the model's vocab_size is %d", cfg.Path, n, enc.Cfg.VocabSize)
+		}
+		enc.Cfg.HiddenDropoutProb, enc.Cfg.AttentionProbsDropoutProb = d, d
+		enc.Dropout = nn.NewDropout(float32(d), seed^0x5eed)
+		return enc, nil
+	}
+	bc := bert.DefaultConfig()
+	bc.VocabSize = tok.Vocab().Len()
+	bc.NumHiddenLayers, bc.HiddenSize, bc.NumAttentionHeads = e.Layers, e.Hidden, e.Heads
+	bc.IntermediateSize, bc.MaxPositionEmbeddings = e.Intermediate, e.MaxPosition
+	bc.HiddenDropoutProb, bc.AttentionProbsDropoutProb = d, d
+	bc.PadTokenID = padID(tok)
+	enc, err := bert.New(bc, seed, false)
+	if err != nil {
+		return nil, fmt.Errorf("%s: encoder: %w", cfg.Path, err)
+	}
+	return enc, nil
+}
+
+// EncodeText is the model input of a sentence-level task: [CLS] a [SEP] b [SEP] with token
+// types 0 then 1, truncated longest-first to maxLen, or [CLS] a [SEP] when b is empty. Training,
+// evaluation and prediction all encode with it.
+func EncodeText(tok *bert.Tokenizer, a, b string, maxLen int) (ids, types []int32) {
+	var e bert.Encoding
+	if b == "" {
+		e = tok.Encode(a, maxLen)
+	} else {
+		e = tok.EncodePair(a, b, maxLen)
+	}
+	ids, types = make([]int32, len(e.IDs)), make([]int32, len(e.IDs))
+	for i := range e.IDs {
+		ids[i], types[i] = int32(e.IDs[i]), int32(e.TypeIDs[i])
+	}
+	return ids, types
+}
+
+// trainExamples turns a task's train split into examples.
+func trainExamples(tok *bert.Tokenizer, lt *LoadedTask, labels *Labels) ([]Example, error) {
+	t := lt.Task
+	sd := lt.Split(SplitTrain)
+	var out []Example
+	if t.Kind == NER {
+		opts, err := t.AlignOptions()
+		if err != nil {
+			return nil, err
+		}
+		al, err := Align(tok, sd.Docs, labels, opts)
+		if err != nil {
+			return nil, fmt.Errorf("task %s, train: %w", t.Name, err)
+		}
+		for _, w := range al.Windows() {
+			trained := false
+			for _, l := range w.Labels {
+				trained = trained || l != IgnoreLabel
+			}
+			if trained {
+				out = append(out, Example{IDs: w.IDs, Tags: w.Labels})
+			}
+		}
+	} else {
+		for _, p := range sd.Pairs {
+			ids, types := EncodeText(tok, p.TextA, p.TextB, t.MaxLength)
+			ex := Example{IDs: ids, TypeIDs: types}
+			if t.Kind == Regression {
+				if !p.HasScore {
+					return nil, fmt.Errorf("task %s, train: pair %s has no score", t.Name, p.ID)
+				}
+				ex.Score = float32(p.Score)
+			} else {
+				c, ok := labels.Index(p.Label)
+				if !ok {
+					return nil, fmt.Errorf("task %s, train: pair %s: label %q not in the label set %v", t.Name, p.ID, p.Label, labels.Names)
+				}
+				ex.Class = int32(c)
+			}
+			out = append(out, ex)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("task %s: the train split %v has no examples", t.Name, sd.Paths)
+	}
+	return out, nil
+}
+
+// TrainOptions control Train.
+type TrainOptions struct {
+	// Out is the output folder (created if needed).
+	Out string
+	// Resume continues from Out/last exactly: the run's model (rebuilt from the same config)
+	// takes its weights and the trainer its state. Without Resume an existing Out/last is an
+	// error, so that nothing already written is overwritten.
+	Resume bool
+	// MaxSteps, when positive, stops the run as an interruption does once this many steps
+	// are done in total: Out/last is saved and Train returns ErrInterrupted.
+	MaxSteps int
+	// Progress receives a progress line (rewritten with \r) and one line per evaluation;
+	// nil for none.
+	Progress io.Writer
+}
+
+// ErrInterrupted is returned (wrapped) by Train when its context is cancelled or MaxSteps is
+// reached: the step in flight was finished and Out/last saved.
+var ErrInterrupted = errors.New("training interrupted")
+
+// BestInfo records the best checkpoint (Out/best.json).
+type BestInfo struct {
+	Step   int     `json:"step"`
+	Epoch  float64 `json:"epoch"`
+	Metric string  `json:"metric"`
+	Value  float64 `json:"value"`
+}
+
+// TaskResult is one task's row of a RunSummary.
+type TaskResult struct {
+	Task string       `json:"task"`
+	Kind Kind         `json:"kind"`
+	Main string       `json:"main"`
+	Dev  *TaskMetrics `json:"dev,omitempty"`
+	Test *TaskMetrics `json:"test,omitempty"`
+}
+
+// RunSummary is the end of a training run (Out/summary.json): the dev and test metrics of
+// every task, measured on the best checkpoint when there is one, else on the final model.
+type RunSummary struct {
+	// Model is "best" or "last": the weights the metrics were measured on.
+	Model string `json:"model"`
+	// Best is the best checkpoint, when dev metrics selected one.
+	Best *BestInfo `json:"best,omitempty"`
+	// Steps is the number of steps trained; Seconds the wall time of this invocation.
+	Steps   int          `json:"steps"`
+	Seconds float64      `json:"seconds"`
+	Tasks   []TaskResult `json:"tasks"`
+}
+
+// WriteText renders the summary as a table: one row per task with its main metric on dev and
+// test.
+func (s *RunSummary) WriteText(w io.Writer) error {
+	what := "final model"
+	if s.Best != nil && s.Model == "best" {
+		what = fmt.Sprintf("best checkpoint (step %d, dev %s %.4f)", s.Best.Step, s.Best.Metric, s.Best.Value)
+	}
+	fmt.Fprintf(w, "%d steps in %.1fs; metrics of the %s\n", s.Steps, s.Seconds, what)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "task\tkind\tmetric\tdev\ttest\t")
+	cell := func(m *TaskMetrics, name string) string {
+		if m == nil {
+			return "-"
+		}
+		v, ok := m.Metrics[name]
+		if !ok {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.4f", v)
+	}
+	for _, t := range s.Tasks {
+		names := []string{t.Main}
+		switch t.Kind {
+		case NER:
+			names = append(names, "token_f1")
+		case Regression:
+			names = append(names, "spearman")
+		default:
+			names = append(names, "macro_f1")
+		}
+		for i, n := range names {
+			task, kind := t.Task, string(t.Kind)
+			if i > 0 {
+				task, kind = "", ""
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", task, kind, n, cell(t.Dev, n), cell(t.Test, n))
+		}
+	}
+	return tw.Flush()
+}
+
+// trainLog is the JSON line of one step in metrics.jsonl.
+type trainLog struct {
+	Step       int     `json:"step"`
+	Epoch      float64 `json:"epoch"`
+	Task       string  `json:"task"`
+	Loss       float64 `json:"loss"`
+	LR         float64 `json:"lr"`
+	Tokens     int     `json:"tokens"`
+	TokensPerS float64 `json:"tokens_per_s"`
+	Seconds    float64 `json:"seconds"`
+}
+
+// Train runs r to the end of training.epochs, writing into opts.Out: metrics.jsonl (one line
+// per step: step (1-based count of steps done), epoch (fractional), task, loss, lr, tokens,
+// tokens_per_s, seconds; and one per task at each evaluation: step, epoch, split "dev", task,
+// main, and the task's metrics); Out/last (checkpoint with trainer state) at every evaluation,
+// at an interruption and at the end; Out/best and best.json when the dev value of
+// training.best_metric improves; at the end summary.json. Evaluation on dev runs every
+// training.eval_every steps, else at the end of every epoch; it does not disturb the training
+// streams (dropout counters are restored), so the weights do not depend on how often it runs.
+//
+// Cancelling ctx (SIGINT) or reaching opts.MaxSteps finishes the step in flight, saves
+// Out/last and returns an error wrapping ErrInterrupted; Train with opts.Resume then continues
+// exactly: the weights after the resumed run are bit-identical to an uninterrupted run's.
+// On resume, metrics.jsonl lines past the checkpoint's step are dropped.
+func Train(ctx context.Context, r *Run, opts TrainOptions) (*RunSummary, error) {
+	if opts.Out == "" {
+		return nil, errors.New("mtl: Train: no output folder")
+	}
+	t0 := time.Now()
+	tr, cfg := r.Trainer, r.Config
+	last, best := filepath.Join(opts.Out, LastDir), filepath.Join(opts.Out, BestDir)
+	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
+		return nil, err
+	}
+	var bestInfo *BestInfo
+	if opts.Resume {
+		if err := resume(r, last); err != nil {
+			return nil, err
+		}
+		if raw, err := os.ReadFile(filepath.Join(opts.Out, BestFile)); err == nil {
+			bestInfo = &BestInfo{}
+			if err := json.Unmarshal(raw, bestInfo); err != nil {
+				return nil, fmt.Errorf("%s: %w", filepath.Join(opts.Out, BestFile), err)
+			}
+			if bestInfo.Step > tr.State.Step {
+				bestInfo = nil // recorded by a later step than the checkpoint's: not this history
+			}
+		}
+		if err := truncateMetrics(filepath.Join(opts.Out, MetricsFile), tr.State.Step); err != nil {
+			return nil, err
+		}
+	} else if _, err := os.Stat(last); err == nil {
+		return nil, fmt.Errorf("%s exists: pass -resume to continue that run, or choose another output folder", last)
+	}
+	mf, err := os.OpenFile(filepath.Join(opts.Out, MetricsFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer mf.Close()
+	mw := bufio.NewWriter(mf)
+	defer mw.Flush()
+	logLine := func(v any) error {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		mw.Write(append(b, '\n'))
+		return nil
+	}
+
+	perEpoch := tr.RoundsPerEpoch() * len(tr.Tasks)
+	epochOf := func(step int) float64 { return float64(step) / float64(perEpoch) }
+	prog := newProgress(opts.Progress, r, tr.State.Step)
+	lastSaved := -1
+
+	evaluate := func() error {
+		prog.newline()
+		step := tr.State.Step
+		ms, err := evalKeepingStreams(r, SplitDev)
+		if err != nil {
+			return err
+		}
+		for _, m := range ms {
+			line := map[string]any{"step": step, "epoch": epochOf(step), "split": SplitDev, "task": m.Task, "main": m.Main}
+			for k, v := range m.Metrics {
+				line[k] = v
+			}
+			if err := logLine(line); err != nil {
+				return err
+			}
+		}
+		if opts.Progress != nil && len(ms) > 0 {
+			var parts []string
+			for _, m := range ms {
+				parts = append(parts, fmt.Sprintf("%s %s %.4f", m.Task, m.Main, m.Value))
+			}
+			fmt.Fprintf(opts.Progress, "step %d epoch %.2f dev: %s\n", step, epochOf(step), strings.Join(parts, ", "))
+		}
+		if err := mw.Flush(); err != nil {
+			return err
+		}
+		if err := SaveCheckpoint(last, r.Model, r.Tokenizer, tr); err != nil {
+			return err
+		}
+		lastSaved = step
+		if v, ok := selectValue(ms, cfg.Training.BestMetric); ok && (bestInfo == nil || v > bestInfo.Value) {
+			if err := SaveCheckpoint(best, r.Model, r.Tokenizer, nil); err != nil {
+				return err
+			}
+			bestInfo = &BestInfo{Step: step, Epoch: epochOf(step), Metric: cfg.Training.BestMetric, Value: v}
+			if err := writeJSON(filepath.Join(opts.Out, BestFile), bestInfo); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	interrupt := func(why string) error {
+		prog.newline()
+		if err := mw.Flush(); err != nil {
+			return err
+		}
+		if lastSaved != tr.State.Step {
+			if err := SaveCheckpoint(last, r.Model, r.Tokenizer, tr); err != nil {
+				return err
+			}
+		}
+		return fmt.Errorf("%w (%s) after step %d of %d; %s saved: continue with -resume", ErrInterrupted, why, tr.State.Step, r.TotalSteps, last)
+	}
+
+	epochs := cfg.Training.Epochs
+	for tr.State.Epoch < epochs {
+		if ctx.Err() != nil {
+			return nil, interrupt("signal")
+		}
+		if opts.MaxSteps > 0 && tr.State.Step >= opts.MaxSteps {
+			return nil, interrupt("max steps")
+		}
+		info, err := tr.Step()
+		if err != nil {
+			return nil, err
+		}
+		done := tr.State.Step
+		sec := info.Elapsed.Seconds()
+		if err := logLine(trainLog{Step: done, Epoch: epochOf(done), Task: info.Task, Loss: info.Loss, LR: info.LR,
+			Tokens: info.Tokens, TokensPerS: float64(info.Tokens) / max(sec, 1e-9), Seconds: sec}); err != nil {
+			return nil, err
+		}
+		prog.step(info, done)
+		ee := cfg.Training.EvalEvery
+		if (ee > 0 && done%ee == 0) || (ee == 0 && tr.State.Epoch != info.Epoch) {
+			if err := evaluate(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if lastSaved != tr.State.Step {
+		if err := evaluate(); err != nil {
+			return nil, err
+		}
+	}
+	prog.newline()
+	if err := mw.Flush(); err != nil {
+		return nil, err
+	}
+
+	sum := &RunSummary{Model: "last", Best: bestInfo, Steps: tr.State.Step}
+	if bestInfo != nil {
+		if err := r.Model.LoadWeights(best); err != nil {
+			return nil, err
+		}
+		sum.Model = "best"
+	}
+	for _, lt := range r.Loaded {
+		row := TaskResult{Task: lt.Task.Name, Kind: lt.Task.Kind, Main: MainMetric(lt.Task.Kind)}
+		var err error
+		if row.Dev, err = EvaluateTask(r.Model, r.Tokenizer, lt, SplitDev); err != nil {
+			return nil, err
+		}
+		if row.Test, err = EvaluateTask(r.Model, r.Tokenizer, lt, SplitTest); err != nil {
+			return nil, err
+		}
+		sum.Tasks = append(sum.Tasks, row)
+	}
+	sum.Seconds = time.Since(t0).Seconds()
+	if err := writeJSON(filepath.Join(opts.Out, SummaryFile), sum); err != nil {
+		return nil, err
+	}
+	return sum, nil
+}
+
+// resume loads dir's weights and trainer state into r, after checking that the checkpoint's
+// tasks are the run's.
+func resume(r *Run, dir string) error {
+	raw, err := os.ReadFile(filepath.Join(dir, TasksFile))
+	if err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	var specs []TaskSpec
+	if err := json.Unmarshal(raw, &specs); err != nil {
+		return fmt.Errorf("resume: %s: %w", filepath.Join(dir, TasksFile), err)
+	}
+	want := r.Model.Specs()
+	if len(specs) != len(want) {
+		return fmt.Errorf("resume: %s has %d tasks, the config %d", dir, len(specs), len(want))
+	}
+	for i := range specs {
+		a, b := specs[i], want[i]
+		if a.Name != b.Name || a.Kind != b.Kind || strings.Join(a.Labels, "\x00") != strings.Join(b.Labels, "\x00") {
+			return fmt.Errorf("resume: %s task %d is %s (%s, %d labels), the config's is %s (%s, %d labels)", dir, i, a.Name, a.Kind, len(a.Labels), b.Name, b.Kind, len(b.Labels))
+		}
+	}
+	if err := r.Model.LoadWeights(dir); err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	if err := LoadTrainerState(dir, r.Trainer); err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	return nil
+}
+
+// truncateMetrics keeps the lines of path whose step is at most step (lines written after the
+// checkpoint a run resumes from are dropped). A missing file is fine.
+func truncateMetrics(path string, step int) error {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var keep []byte
+	for _, l := range strings.SplitAfter(string(data), "\n") {
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		var rec struct {
+			Step *int `json:"step"`
+		}
+		if json.Unmarshal([]byte(l), &rec) != nil || rec.Step == nil {
+			continue // a torn last line
+		}
+		if *rec.Step <= step {
+			keep = append(keep, strings.TrimSuffix(l, "\n")+"\n"...)
+		}
+	}
+	return os.WriteFile(path, keep, 0o644)
+}
+
+// evalKeepingStreams evaluates every task on split and then puts the dropout counters back
+// (inference draws attention-dropout seeds too), so that evaluating never changes training.
+func evalKeepingStreams(r *Run, split string) ([]TaskMetrics, error) {
+	ds := r.Model.dropouts()
+	calls := make([]uint64, len(ds))
+	for i, d := range ds {
+		calls[i] = d.Calls()
+	}
+	defer func() {
+		for i, d := range ds {
+			d.SetCalls(calls[i])
+		}
+	}()
+	return Evaluate(r.Model, r.Tokenizer, r.Loaded, split)
+}
+
+// selectValue returns the value best_metric selects by: the named task's main metric, or the
+// mean of every evaluated task's.
+func selectValue(ms []TaskMetrics, metric string) (float64, bool) {
+	sum, n := 0.0, 0
+	for _, m := range ms {
+		if metric == "mean" || m.Task == metric {
+			sum += m.Value
+			n++
+		}
+	}
+	if n == 0 {
+		return 0, false
+	}
+	return sum / float64(n), true
+}
+
+// progress draws the training progress line.
+type progress struct {
+	w        io.Writer
+	total    int
+	perEpoch int
+	epochs   int
+	start    time.Time
+	first    int
+	tokens   int
+	loss     map[string]float64
+	order    []string
+	lastDraw time.Time
+	drawn    bool
+	width    int
+}
+
+func newProgress(w io.Writer, r *Run, step int) *progress {
+	p := &progress{w: w, total: r.TotalSteps, perEpoch: r.Trainer.RoundsPerEpoch() * len(r.Data), epochs: r.Config.Training.Epochs,
+		start: time.Now(), first: step, loss: map[string]float64{}}
+	for _, d := range r.Data {
+		p.order = append(p.order, d.Head.Spec.Name)
+	}
+	return p
+}
+
+// step records one step and redraws the line at most ten times a second (and at the end).
+func (p *progress) step(info StepInfo, done int) {
+	if p.w == nil {
+		return
+	}
+	p.tokens += info.Tokens
+	if l, ok := p.loss[info.Task]; ok {
+		p.loss[info.Task] = 0.9*l + 0.1*info.Loss
+	} else {
+		p.loss[info.Task] = info.Loss
+	}
+	now := time.Now()
+	if now.Sub(p.lastDraw) < 100*time.Millisecond && done != p.total {
+		return
+	}
+	p.lastDraw = now
+	el := now.Sub(p.start).Seconds()
+	var b strings.Builder
+	fmt.Fprintf(&b, "\rstep %d/%d epoch %d/%d", done, p.total, min(p.epochs, done/max(1, p.perEpoch)+1), p.epochs)
+	for _, t := range p.order {
+		if l, ok := p.loss[t]; ok {
+			fmt.Fprintf(&b, " %s %.4f", t, l)
+		}
+	}
+	eta := "?"
+	if n := done - p.first; n > 0 {
+		eta = time.Duration(el / float64(n) * float64(p.total-done) * float64(time.Second)).Round(time.Second).String()
+	}
+	fmt.Fprintf(&b, " | %.0f tok/s | ETA %s ", float64(p.tokens)/math.Max(el, 1e-9), eta)
+	line := b.String()
+	if pad := p.width - len(line); pad > 0 {
+		line += strings.Repeat(" ", pad) // erase the rest of a longer previous line
+	}
+	p.width = len(b.String())
+	io.WriteString(p.w, line)
+	p.drawn = true
+}
+
+// newline ends the progress line, if one is drawn.
+func (p *progress) newline() {
+	if p.w != nil && p.drawn {
+		io.WriteString(p.w, "\n")
+		p.drawn, p.width = false, 0
+	}
+}

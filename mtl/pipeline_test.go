@@ -1,0 +1,184 @@
+package mtl
+
+import (
+	"context"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const trainConfig = "testdata/train/config.yaml"
+
+// prepareFixture loads the tiny multitask config of testdata/train, with edit applied to it.
+func prepareFixture(t *testing.T, edit func(*Config)) *Run {
+	t.Helper()
+	cfg, err := LoadConfig(trainConfig, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(cfg)
+	}
+	r, err := Prepare(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestPrepareFixture(t *testing.T) {
+	r := prepareFixture(t, nil)
+	if got := len(r.Model.Heads); got != 3 {
+		t.Fatalf("%d heads", got)
+	}
+	// ner: 40 sentences, one window each but those longer than 10 sub-words (two windows).
+	if n := len(r.Data[0].Train); n <= 40 || n >= 80 {
+		t.Errorf("ner examples %d, want between 41 and 79", n)
+	}
+	if len(r.Data[1].Train) != 30 || len(r.Data[2].Train) != 24 {
+		t.Errorf("pair examples %d, %d", len(r.Data[1].Train), len(r.Data[2].Train))
+	}
+	if got := strings.Join(r.Model.Heads[0].Spec.Labels, " "); got != "O B-Drug I-Drug L-Drug U-Drug B-Problem I-Problem L-Problem U-Problem" {
+		t.Errorf("ner labels %s", got)
+	}
+	if got := strings.Join(r.Model.Heads[1].Spec.Labels, " "); got != "contradiction entailment neutral" {
+		t.Errorf("nli labels %s", got)
+	}
+	// rounds = the largest task's batches; steps = epochs x rounds x tasks.
+	rounds := (len(r.Data[0].Train) + 7) / 8
+	if r.Trainer.RoundsPerEpoch() != rounds || r.TotalSteps != 2*rounds*3 {
+		t.Errorf("rounds %d, total %d", r.Trainer.RoundsPerEpoch(), r.TotalSteps)
+	}
+	// A pair example is [CLS] a [SEP] b [SEP] with types 0 then 1.
+	ex := r.Data[1].Train[0]
+	if ex.IDs[0] != 2 || ex.TypeIDs[0] != 0 || ex.TypeIDs[len(ex.TypeIDs)-1] != 1 || ex.IDs[len(ex.IDs)-1] != 3 {
+		t.Errorf("pair example %+v", ex)
+	}
+	// Same config, same seeds: bit-identical initial weights.
+	r2 := prepareFixture(t, nil)
+	a, b := r.Model.AllParams(), r2.Model.AllParams()
+	for i := range a {
+		x, y := a[i].Value.Data(), b[i].Value.Data()
+		for j := range x {
+			if math.Float32bits(x[j]) != math.Float32bits(y[j]) {
+				t.Fatalf("%s differs between two Prepare calls", a[i].Name)
+			}
+		}
+	}
+	// Single-task mode.
+	one, err := r.Config.SelectTask("nli")
+	if err != nil || len(one.Tasks) != 1 || one.Tasks[0].Name != "nli" {
+		t.Fatalf("SelectTask: %v %+v", err, one)
+	}
+	if _, err := r.Config.SelectTask("nope"); err == nil || !strings.Contains(err.Error(), "ner, nli, sts") {
+		t.Errorf("SelectTask(nope): %v", err)
+	}
+}
+
+// TestPipelineLossesFall trains the fixture tasks for 12 epochs: every task's mean loss over
+// the last epoch must be well under its first epoch's, and the learnable toy NER task must
+// reach a real dev F1.
+func TestPipelineLossesFall(t *testing.T) {
+	r := prepareFixture(t, func(c *Config) { c.Training.Epochs = 12; c.Training.Dropout = 0 })
+	sums := map[int]map[string]float64{}
+	counts := map[int]map[string]int{}
+	err := r.Trainer.RunEpochs(context.Background(), 12, func(s StepInfo) error {
+		if sums[s.Epoch] == nil {
+			sums[s.Epoch], counts[s.Epoch] = map[string]float64{}, map[string]int{}
+		}
+		sums[s.Epoch][s.Task] += s.Loss
+		counts[s.Epoch][s.Task]++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range []string{"ner", "nli", "sts"} {
+		first := sums[0][task] / float64(counts[0][task])
+		last := sums[11][task] / float64(counts[11][task])
+		t.Logf("%s: mean loss %.4f in epoch 1, %.4f in epoch 12", task, first, last)
+		if !(last < 0.5*first) {
+			t.Errorf("%s: loss %.4f -> %.4f did not fall by half", task, first, last)
+		}
+	}
+	ms, err := Evaluate(r.Model, r.Tokenizer, r.Loaded, SplitDev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		t.Logf("dev %s: %s %.4f %v", m.Task, m.Main, m.Value, m.Metrics)
+	}
+	if ms[0].Value < 0.8 {
+		t.Errorf("ner dev span F1 %.4f after 12 epochs, want >= 0.8", ms[0].Value)
+	}
+}
+
+// TestTrainResumeExact runs the fixture for 2 epochs straight, and for 1 epoch (MaxSteps)
+// then resumed to 2: the last checkpoints' weights must be bit-identical.
+func TestTrainResumeExact(t *testing.T) {
+	dir := t.TempDir()
+	straight, split := filepath.Join(dir, "straight"), filepath.Join(dir, "split")
+	r := prepareFixture(t, nil)
+	sum, err := Train(context.Background(), r, TrainOptions{Out: straight})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Steps != r.TotalSteps || len(sum.Tasks) != 3 || sum.Tasks[0].Dev == nil || sum.Tasks[2].Test == nil {
+		t.Fatalf("summary %+v", sum)
+	}
+	// Interrupted by a signal before the first step, then after 1 epoch (MaxSteps), then
+	// mid-epoch, each time resumed.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Train(ctx, prepareFixture(t, nil), TrainOptions{Out: split}); !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("cancelled: want ErrInterrupted, got %v", err)
+	}
+	half := r.TotalSteps / 2
+	for _, stop := range []int{half, half + 4} {
+		if _, err := Train(context.Background(), prepareFixture(t, nil), TrainOptions{Out: split, MaxSteps: stop, Resume: true}); !errors.Is(err, ErrInterrupted) {
+			t.Fatalf("MaxSteps %d: want ErrInterrupted, got %v", stop, err)
+		}
+	}
+	// Without -resume an existing run is not overwritten.
+	if _, err := Train(context.Background(), prepareFixture(t, nil), TrainOptions{Out: split}); err == nil || !strings.Contains(err.Error(), "-resume") {
+		t.Fatalf("second run into the same folder: %v", err)
+	}
+	r2 := prepareFixture(t, nil)
+	if _, err := Train(context.Background(), r2, TrainOptions{Out: split, Resume: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"model.safetensors", "heads.safetensors", "trainer.safetensors"} {
+		a, err1 := os.ReadFile(filepath.Join(straight, LastDir, f))
+		b, err2 := os.ReadFile(filepath.Join(split, LastDir, f))
+		if err1 != nil || err2 != nil {
+			t.Fatal(err1, err2)
+		}
+		if string(a) != string(b) {
+			t.Errorf("%s differs between the straight and the resumed run", f)
+		}
+	}
+	// Evaluating every 5 steps instead of every epoch changes nothing in the weights
+	// (evaluation puts the dropout streams back).
+	often := filepath.Join(dir, "often")
+	if _, err := Train(context.Background(), prepareFixture(t, func(c *Config) { c.Training.EvalEvery = 5 }), TrainOptions{Out: often}); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := os.ReadFile(filepath.Join(straight, LastDir, "model.safetensors"))
+	b, _ := os.ReadFile(filepath.Join(often, LastDir, "model.safetensors"))
+	if len(a) == 0 || string(a) != string(b) {
+		t.Error("eval_every 5 changed the trained weights")
+	}
+	if m, _ := os.ReadFile(filepath.Join(often, MetricsFile)); strings.Count(string(m), `"split":"dev"`) != 3*(r.TotalSteps/5+1) {
+		t.Errorf("eval_every 5: %d evaluation lines, want %d", strings.Count(string(m), `"split":"dev"`), 3*(r.TotalSteps/5+1))
+	}
+	// metrics.jsonl: one line per step and one per task and evaluation, in both runs alike.
+	a, _ = os.ReadFile(filepath.Join(straight, MetricsFile))
+	b, _ = os.ReadFile(filepath.Join(split, MetricsFile))
+	na, nb := strings.Count(string(a), "\n"), strings.Count(string(b), "\n")
+	if want := r.TotalSteps + 2*3; na != want || nb != want {
+		t.Errorf("metrics.jsonl has %d and %d lines, want %d", na, nb, want)
+	}
+}
