@@ -132,7 +132,7 @@ func reduceInto(dst []float32, in []int, g []float32, shape []int, scale func(i 
 
 // Add returns a + b with NumPy broadcasting.
 func (tp *Tape) Add(a, b *Var) *Var {
-	if sameShape(a.Shape(), b.Shape()) {
+	if tensor.SameShape(a.Shape(), b.Shape()) {
 		return tp.addSame(a, b)
 	}
 	shape := broadcastShape("Add", a.Shape(), b.Shape())

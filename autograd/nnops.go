@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/mtbert/mtbert/kernels"
+	"github.com/mtbert/mtbert/tensor"
 )
 
 // LayerNorm normalises the last dimension of x (..., C) and applies gamma and beta (C):
@@ -107,7 +108,7 @@ func (tp *Tape) Dropout(x *Var, p float32, seed uint64, train bool) *Var {
 // backward. dropP is the dropout on the probabilities (0 for none), drawn from seed.
 func (tp *Tape) Attention(q, k, v *Var, heads int, mask []float32, dropP float32, seed uint64) *Var {
 	qs := q.Shape()
-	if len(qs) != 3 || !sameShape(qs, k.Shape()) || !sameShape(qs, v.Shape()) || heads <= 0 || qs[2]%heads != 0 {
+	if len(qs) != 3 || !tensor.SameShape(qs, k.Shape()) || !tensor.SameShape(qs, v.Shape()) || heads <= 0 || qs[2]%heads != 0 {
 		panic(fmt.Sprintf("autograd: Attention: q %v, k %v, v %v with %d heads", qs, k.Shape(), v.Shape(), heads))
 	}
 	B, T, C := qs[0], qs[1], qs[2]
@@ -127,16 +128,4 @@ func (tp *Tape) Attention(q, k, v *Var, heads int, mask []float32, dropP float32
 		}
 		a.Backward(grad(q), grad(k), grad(v), view(o.Grad.Data()), view(qv.Data()), view(kv.Data()), view(vv.Data()), p.Data())
 	}, q, k, v)
-}
-
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

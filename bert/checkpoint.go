@@ -1,7 +1,6 @@
 package bert
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -92,35 +91,11 @@ func Load(dir string) (*Model, error) {
 // BF16 to float32. Every parameter must be present with its exact shape; the error names the
 // key and both shapes. Extra tensors are ignored.
 func (m *Model) SetWeights(tensors map[string]nn.SafeTensor, source string) error {
-	var errs []error
-	for _, p := range m.Params.List() {
-		t, ok := tensors[p.Name]
-		if !ok {
-			errs = append(errs, fmt.Errorf("%s: missing tensor %q (shape %v)", source, p.Name, p.Shape()))
-			continue
-		}
-		if !sameInts(t.Shape, p.Shape()) {
-			errs = append(errs, fmt.Errorf("%s: tensor %q has shape %v, the model expects %v", source, p.Name, t.Shape, p.Shape()))
-			continue
-		}
-		v, err := t.Float32()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: tensor %q: %w", source, p.Name, err))
-			continue
-		}
-		copy(p.Value.Data(), v)
-	}
-	return errors.Join(errs...)
+	return m.Params.SetFrom(tensors, source)
 }
 
 // StateDict returns the parameters as float32 tensors under BertModel names (copies).
-func (m *Model) StateDict() map[string]nn.SafeTensor {
-	out := make(map[string]nn.SafeTensor, len(m.Params.List()))
-	for _, p := range m.Params.List() {
-		out[p.Name] = nn.F32Tensor(append([]int(nil), p.Shape()...), append([]float32(nil), p.Value.Data()...))
-	}
-	return out
-}
+func (m *Model) StateDict() map[string]nn.SafeTensor { return m.Params.StateDict() }
 
 // Save writes dir as a Hugging Face BERT directory (config.json, model.safetensors with
 // BertModel names, vocab.txt) that transformers.BertModel.from_pretrained loads unchanged.
@@ -176,16 +151,4 @@ func WriteDirAtomic(dir string, fill func(tmp string) error) error {
 		os.RemoveAll(old)
 	}
 	return nil
-}
-
-func sameInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -55,11 +55,7 @@ func SaveCheckpoint(dir string, m *Model, tok *bert.Tokenizer, tr *Trainer) erro
 				return err
 			}
 		}
-		heads := map[string]nn.SafeTensor{}
-		for _, p := range m.HeadParams.List() {
-			heads[p.Name] = nn.F32Tensor(append([]int(nil), p.Shape()...), append([]float32(nil), p.Value.Data()...))
-		}
-		if err := nn.SaveSafetensors(filepath.Join(tmp, HeadsFile), heads, nil); err != nil {
+		if err := nn.SaveSafetensors(filepath.Join(tmp, HeadsFile), m.HeadParams.StateDict(), nil); err != nil {
 			return err
 		}
 		if err := writeJSON(filepath.Join(tmp, TasksFile), m.Specs()); err != nil {
@@ -202,29 +198,7 @@ func (m *Model) loadHeads(dir string) error {
 	if err != nil {
 		return err
 	}
-	return setTensors(m.HeadParams, hf.Tensors, path)
-}
-
-func setTensors(p *nn.Params, tensors map[string]nn.SafeTensor, source string) error {
-	var errs []error
-	for _, v := range p.List() {
-		t, ok := tensors[v.Name]
-		if !ok {
-			errs = append(errs, fmt.Errorf("%s: missing tensor %q", source, v.Name))
-			continue
-		}
-		if !sameInts(t.Shape, v.Shape()) {
-			errs = append(errs, fmt.Errorf("%s: tensor %q has shape %v, the model expects %v", source, v.Name, t.Shape, v.Shape()))
-			continue
-		}
-		f, err := t.Float32()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: tensor %q: %w", source, v.Name, err))
-			continue
-		}
-		copy(v.Value.Data(), f)
-	}
-	return errors.Join(errs...)
+	return m.HeadParams.SetFrom(hf.Tensors, path)
 }
 
 // LoadWeights copies a checkpoint's encoder and head weights into m, whose tasks and encoder
@@ -239,7 +213,7 @@ func (m *Model) LoadWeights(dir string) error {
 	if err != nil {
 		return err
 	}
-	if err := setTensors(m.Encoder.Params, f.Tensors, path); err != nil {
+	if err := m.Encoder.Params.SetFrom(f.Tensors, path); err != nil {
 		return err
 	}
 	return m.loadHeads(dir)
@@ -283,16 +257,4 @@ func LoadTrainerState(dir string, tr *Trainer) error {
 		return fmt.Errorf("%s: saved with seed %d, the run has seed %d", filepath.Join(dir, TrainerStateFile), tf.Seed, tr.Seed)
 	}
 	return tr.RestoreState(tf.State)
-}
-
-func sameInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

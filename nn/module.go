@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"sync/atomic"
@@ -58,6 +59,40 @@ func (p *Params) ZeroGrad() {
 	for _, v := range p.list {
 		v.ZeroGrad()
 	}
+}
+
+// SetFrom copies tensors into the parameters of the same names, converting F16 and BF16 to
+// float32. Every parameter must be present with its exact shape; the error names the source,
+// the key and both shapes, for every mismatch at once. Extra tensors are ignored.
+func (p *Params) SetFrom(tensors map[string]SafeTensor, source string) error {
+	var errs []error
+	for _, v := range p.list {
+		t, ok := tensors[v.Name]
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: missing tensor %q (shape %v)", source, v.Name, v.Shape()))
+			continue
+		}
+		if !tensor.SameShape(t.Shape, v.Shape()) {
+			errs = append(errs, fmt.Errorf("%s: tensor %q has shape %v, the model expects %v", source, v.Name, t.Shape, v.Shape()))
+			continue
+		}
+		f, err := t.Float32()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: tensor %q: %w", source, v.Name, err))
+			continue
+		}
+		copy(v.Value.Data(), f)
+	}
+	return errors.Join(errs...)
+}
+
+// StateDict returns copies of the parameters as float32 tensors by name.
+func (p *Params) StateDict() map[string]SafeTensor {
+	out := make(map[string]SafeTensor, len(p.list))
+	for _, v := range p.list {
+		out[v.Name] = F32Tensor(append([]int(nil), v.Shape()...), append([]float32(nil), v.Value.Data()...))
+	}
+	return out
 }
 
 // Scope names parameters under a dotted prefix and registers them in a Params.
