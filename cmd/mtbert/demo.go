@@ -77,6 +77,12 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	if err := sum.WriteText(stdout); err != nil {
 		return err
 	}
+	if err := mtl.PlotRun(runDir, 25); err != nil {
+		return err
+	}
+	if *out != "" {
+		fmt.Fprintf(stdout, "plots: %s, %s\n", filepath.Join(runDir, mtl.LossPlotFile), filepath.Join(runDir, mtl.DevPlotFile))
+	}
 	ckpt := filepath.Join(runDir, mtl.BestDir)
 	if _, err := os.Stat(ckpt); err != nil {
 		ckpt = filepath.Join(runDir, mtl.LastDir)

@@ -62,5 +62,9 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "summary: %s\n", filepath.Join(*out, mtl.SummaryFile))
+	if err := mtl.PlotRun(*out, 50); err != nil {
+		return fmt.Errorf("plotting %s: %w", filepath.Join(*out, mtl.MetricsFile), err)
+	}
+	fmt.Fprintf(stdout, "plots: %s, %s\n", filepath.Join(*out, mtl.LossPlotFile), filepath.Join(*out, mtl.DevPlotFile))
 	return nil
 }
