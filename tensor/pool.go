@@ -1,12 +1,23 @@
 package tensor
 
-import "sync"
+import (
+	"math/bits"
+	"sync"
+)
 
-// Pool recycles host float32 buffers by exact length, so that a training step that asks for
-// the same shapes every step allocates nothing once warm. It is safe for concurrent use.
+// Pool recycles host float32 buffers, so that a training step that asks for the same shapes
+// every step allocates nothing once warm. It is safe for concurrent use.
+//
+// Buffers are kept in size classes (sixteen per doubling, so at most 12.5% of a buffer is
+// slack), which lets batches of varying sequence length share them. The pool never holds more
+// than twice the most it has had handed out at once: beyond that, returned buffers are left to
+// the garbage collector, so memory stays bounded whatever sequence of shapes a run asks for.
 type Pool struct {
-	mu   sync.Mutex
-	free map[int][][]float32
+	mu       sync.Mutex
+	free     map[int][][]float32 // by class capacity
+	live     int                 // elements handed out and not yet returned
+	peakLive int
+	retained int // elements in free
 	// Allocs counts the buffers the pool had to allocate (misses).
 	Allocs int
 }
@@ -14,32 +25,65 @@ type Pool struct {
 // NewPool returns an empty pool.
 func NewPool() *Pool { return &Pool{free: map[int][][]float32{}} }
 
+// sizeClass rounds n up to its class: a multiple of 1/16 of the power of two at or above it.
+func sizeClass(n int) int {
+	if n <= 64 {
+		return 64
+	}
+	step := 1 << (bits.Len(uint(n-1)) - 4)
+	return (n + step - 1) / step * step
+}
+
 // Get returns a zeroed tensor of the given shape whose buffer comes from the pool.
 func (p *Pool) Get(shape ...int) *Tensor {
 	n := Numel(shape)
+	c := sizeClass(n)
 	p.mu.Lock()
 	var buf []float32
-	if l := p.free[n]; len(l) > 0 {
+	if l := p.free[c]; len(l) > 0 {
 		buf = l[len(l)-1]
-		p.free[n] = l[:len(l)-1]
-		p.mu.Unlock()
-		clear(buf)
+		l[len(l)-1] = nil
+		p.free[c] = l[:len(l)-1]
+		p.retained -= c
 	} else {
 		p.Allocs++
-		p.mu.Unlock()
-		buf = make([]float32, n)
+	}
+	p.live += c
+	p.peakLive = max(p.peakLive, p.live)
+	p.mu.Unlock()
+	if buf == nil {
+		buf = make([]float32, n, c)
+	} else {
+		buf = buf[:n]
+		clear(buf)
 	}
 	return FromSlice(buf, shape...)
 }
 
-// Put returns t's storage to the pool. t and every view of it must not be used afterwards.
+// Put returns t's storage to the pool. t and every view of it must not be used afterwards;
+// putting the same tensor twice is harmless.
 func (p *Pool) Put(t *Tensor) {
 	if t == nil || t.st.F32 == nil {
 		return
 	}
 	buf := t.st.F32
-	p.mu.Lock()
-	p.free[len(buf)] = append(p.free[len(buf)], buf)
-	p.mu.Unlock()
 	t.st.F32 = nil
+	c := cap(buf)
+	if c != sizeClass(c) {
+		return // not one of ours
+	}
+	p.mu.Lock()
+	p.live -= c
+	if p.retained+c <= 2*p.peakLive {
+		p.free[c] = append(p.free[c], buf[:c])
+		p.retained += c
+	}
+	p.mu.Unlock()
+}
+
+// Retained returns the number of float32 elements the pool holds for reuse.
+func (p *Pool) Retained() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.retained
 }

@@ -155,3 +155,39 @@ func TestPoolReuses(t *testing.T) {
 		t.Fatalf("pool did not reuse a zeroed buffer (allocs %d)", p.Allocs)
 	}
 }
+
+// TestPoolBoundedUnderVaryingShapes asks for buffers of 200 different sizes, one "step" at a
+// time: what the pool keeps must stay within twice the largest step.
+func TestPoolBoundedUnderVaryingShapes(t *testing.T) {
+	p := NewPool()
+	peak := 0
+	for step := 1; step <= 200; step++ {
+		var ts []*Tensor
+		total := 0
+		for k := 1; k <= 5; k++ {
+			n := step * 1000 * k
+			ts = append(ts, p.Get(n))
+			total += sizeClass(n)
+		}
+		peak = max(peak, total)
+		for _, x := range ts {
+			p.Put(x)
+		}
+		if r := p.Retained(); r > 2*peak {
+			t.Fatalf("step %d: pool retains %d elements, more than twice the peak %d", step, r, peak)
+		}
+	}
+	// Sizes in one class share buffers.
+	q := NewPool()
+	q.Put(q.Get(1000))
+	q.Get(1010)
+	if q.Allocs != 1 {
+		t.Fatalf("sizes 1000 and 1010 did not share a class buffer (%d allocations)", q.Allocs)
+	}
+	for _, n := range []int{1, 64, 65, 100, 1000, 1 << 20, 1<<20 + 1} {
+		c := sizeClass(n)
+		if c < n || (n > 64 && float64(c-n) > 0.125*float64(n)) || sizeClass(c) != c {
+			t.Fatalf("sizeClass(%d) = %d", n, c)
+		}
+	}
+}
