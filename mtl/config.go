@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -167,6 +169,26 @@ type TaskConfig struct {
 	// (SchemeLabels over the sorted types; the sorted classes). Not for
 	// regression.
 	Labels []string `yaml:"labels" json:"labels,omitempty"`
+	// Holdout carves a dev and/or test split out of the train data of a
+	// task that has none (BIOSSES: one file, no official split). Optional.
+	Holdout *HoldoutConfig `yaml:"holdout" json:"holdout,omitempty"`
+}
+
+// HoldoutConfig splits a task's train documents (ner; a CoNLL sentence is
+// a document) or pairs deterministically: the items read from the train
+// paths are shuffled with Seed, the first round(Test·n) go to test, the
+// next round(Dev·n) to dev (at least one each when the fraction is
+// positive) and the rest, in file order, stay in train. Each held-out
+// split keeps the file order too. Dev and Test are in [0, 1) with
+// 0 < Dev+Test < 1; a positive fraction is refused when the task has its
+// own paths for that split. The held-out splits report the train paths;
+// their read statistics count only documents and spans.
+type HoldoutConfig struct {
+	// Dev and Test are the fractions held out; default 0.
+	Dev  float64 `yaml:"dev" json:"dev"`
+	Test float64 `yaml:"test" json:"test"`
+	// Seed of the shuffle; default 1.
+	Seed int64 `yaml:"seed" json:"seed"`
 }
 
 // TrainingConfig holds the optimisation settings; every field is optional.
@@ -601,6 +623,27 @@ func (c *Config) finishTask(i int, path string, present map[string]bool, names m
 			return fail("labels", "not for regression tasks")
 		}
 	}
+	if has("holdout") {
+		h := t.Holdout
+		for _, f := range []struct {
+			key   string
+			v     float64
+			paths Paths
+		}{{"dev", h.Dev, t.Dev}, {"test", h.Test, t.Test}} {
+			switch {
+			case !(f.v >= 0 && f.v < 1):
+				return fail("holdout."+f.key, "%g out of range [0, 1)", f.v)
+			case f.v > 0 && len(f.paths) > 0:
+				return fail("holdout."+f.key, "the task has its own %s paths", f.key)
+			}
+		}
+		if !(h.Dev+h.Test > 0 && h.Dev+h.Test < 1) {
+			return fail("holdout", "dev + test = %g, must be in (0, 1)", h.Dev+h.Test)
+		}
+		if !has("holdout.seed") {
+			h.Seed = 1
+		}
+	}
 	if !has("batch_size") {
 		t.BatchSize = map[bool]int{true: 25, false: 40}[ner]
 	}
@@ -771,10 +814,13 @@ type SplitPaths struct {
 }
 
 // Splits returns the task's splits that are set, in the order train, dev,
-// test.
+// test. A split held out of train (TaskConfig.Holdout) has the train paths.
 func (t *TaskConfig) Splits() []SplitPaths {
 	var out []SplitPaths
 	for _, s := range []SplitPaths{{SplitTrain, t.Train}, {SplitDev, t.Dev}, {SplitTest, t.Test}} {
+		if len(s.Paths) == 0 && t.heldOut(s.Name) {
+			s.Paths = t.Train
+		}
 		if len(s.Paths) > 0 {
 			out = append(out, s)
 		}
@@ -782,9 +828,74 @@ func (t *TaskConfig) Splits() []SplitPaths {
 	return out
 }
 
+// heldOut reports whether split is carved out of train by t.Holdout.
+func (t *TaskConfig) heldOut(split string) bool {
+	h := t.Holdout
+	return h != nil && (split == SplitDev && h.Dev > 0 && len(t.Dev) == 0 || split == SplitTest && h.Test > 0 && len(t.Test) == 0)
+}
+
+// holdoutParts assigns each of n items to a split (see HoldoutConfig).
+func (h *HoldoutConfig) holdoutParts(n int) ([]string, error) {
+	count := func(f float64) int {
+		if f <= 0 {
+			return 0
+		}
+		return max(1, int(math.Round(f*float64(n))))
+	}
+	nTest, nDev := count(h.Test), count(h.Dev)
+	if nTest+nDev >= n {
+		return nil, fmt.Errorf("holdout of %d test and %d dev items leaves no train items out of %d", nTest, nDev, n)
+	}
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = SplitTrain
+	}
+	perm := rand.New(rand.NewPCG(uint64(h.Seed), 0x686f6c646f7574)).Perm(n)
+	for k, i := range perm[:nTest+nDev] {
+		parts[i] = SplitTest
+		if k >= nTest {
+			parts[i] = SplitDev
+		}
+	}
+	return parts, nil
+}
+
 // ReadSplit reads one split of the task with the reader of its format,
-// concatenating its paths in order. Errors name the task and split.
+// concatenating its paths in order; with a holdout, train and the held-out
+// splits are the parts of the train paths' items. Errors name the task and
+// split.
 func (t *TaskConfig) ReadSplit(split string) (SplitData, error) {
+	if t.Holdout == nil || split != SplitTrain && !t.heldOut(split) {
+		return t.readSplit(split)
+	}
+	all, err := t.readSplit(SplitTrain)
+	if err != nil {
+		return all, err
+	}
+	parts, err := t.Holdout.holdoutParts(len(all.Docs) + len(all.Pairs))
+	if err != nil {
+		return SplitData{}, fmt.Errorf("task %s, %s: %w", t.Name, split, err)
+	}
+	sd := SplitData{Split: split, Paths: all.Paths}
+	if len(all.Docs) > 0 {
+		sd.Read.SkippedTags = all.Read.SkippedTags
+		for i, d := range all.Docs {
+			if parts[i] == split {
+				sd.Docs = append(sd.Docs, d)
+				sd.Read.Spans += len(d.Spans)
+			}
+		}
+		sd.Read.Documents = len(sd.Docs)
+	}
+	for i, p := range all.Pairs {
+		if parts[i] == split {
+			sd.Pairs = append(sd.Pairs, p)
+		}
+	}
+	return sd, nil
+}
+
+func (t *TaskConfig) readSplit(split string) (SplitData, error) {
 	var paths Paths
 	scores := ""
 	switch split {
