@@ -161,6 +161,11 @@ type TaskConfig struct {
 	// LabelAllSubwords (ner only) trains every sub-word of a word with the
 	// word's tag; default false (first sub-word only).
 	LabelAllSubwords bool `yaml:"label_all_subwords" json:"label_all_subwords,omitempty"`
+	// UsePooler (sentence tasks only) feeds the head the pooler output
+	// (dense + tanh on [CLS], BERT's next-sentence pooler) instead of the raw
+	// [CLS] vector; default false. A randomly initialised encoder then gets a
+	// pooler; a pretrained one must have one.
+	UsePooler bool `yaml:"use_pooler" json:"use_pooler,omitempty"`
 	// Overlap (ner only) is the overlap policy: keep-longest (default),
 	// keep-first or drop-both (the reference code's).
 	Overlap string `yaml:"overlap" json:"overlap,omitempty"`
@@ -613,6 +618,9 @@ func (c *Config) finishTask(i int, path string, present map[string]bool, names m
 		}
 	}
 	ner := t.Kind == NER
+	if ner && has("use_pooler") {
+		return fail("use_pooler", "only for sentence tasks (pair-classification, classification, regression)")
+	}
 	if !ner {
 		for _, key := range []string{"stride", "scheme", "label_all_subwords", "overlap"} {
 			if has(key) {

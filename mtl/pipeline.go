@@ -123,6 +123,7 @@ func Prepare(cfg *Config) (*Run, error) {
 		if t.Kind == NER {
 			specs[i].Scheme, specs[i].LabelAllSubwords = t.Scheme, t.LabelAllSubwords
 		}
+		specs[i].UsePooler = t.UsePooler
 	}
 	m, err := NewModel(enc, specs, seed^headSeedOffset, tc.Dropout)
 	if err != nil {
@@ -212,7 +213,11 @@ func newEncoder(cfg *Config, tok *bert.Tokenizer, seed uint64) (*bert.Model, err
 	bc.IntermediateSize, bc.MaxPositionEmbeddings = e.Intermediate, e.MaxPosition
 	bc.HiddenDropoutProb, bc.AttentionProbsDropoutProb = d, d
 	bc.PadTokenID = padID(tok)
-	enc, err := bert.New(bc, seed, false)
+	pooler := false
+	for _, t := range cfg.Tasks {
+		pooler = pooler || t.UsePooler
+	}
+	enc, err := bert.New(bc, seed, pooler)
 	if err != nil {
 		return nil, fmt.Errorf("%s: encoder: %w", cfg.Path, err)
 	}

@@ -182,3 +182,31 @@ func TestTrainResumeExact(t *testing.T) {
 		t.Errorf("metrics.jsonl has %d and %d lines, want %d", na, nb, want)
 	}
 }
+
+// TestUsePooler checks that use_pooler builds the encoder's pooler, that the head then reads
+// it (its gradient flows into pooler.dense), and that the option is refused for NER tasks.
+func TestUsePooler(t *testing.T) {
+	r := prepareFixture(t, func(c *Config) { c.Tasks[1].UsePooler = true })
+	if r.Model.Encoder.Pooler == nil || !r.Model.Heads[1].Spec.UsePooler {
+		t.Fatal("use_pooler did not give the encoder a pooler")
+	}
+	// Train until the pair task (second in the round) has stepped: the pooler must have moved.
+	before := append([]float32(nil), r.Model.Encoder.Pooler.W.Value.Data()...)
+	for range 2 {
+		if _, err := r.Trainer.Step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	moved := false
+	for i, v := range r.Model.Encoder.Pooler.W.Value.Data() {
+		moved = moved || v != before[i]
+	}
+	if !moved {
+		t.Fatal("the pooler did not train with a use_pooler head")
+	}
+	cfgText := "encoder: {vocab: vocab.txt, layers: 1, hidden: 32, heads: 2, intermediate: 64, max_position: 64}\n" +
+		"tasks:\n  - {name: n, kind: ner, format: conll, train: ner-train.conll, use_pooler: true}\n"
+	if _, err := ParseConfig([]byte(cfgText), "testdata/train/x.yaml", ""); err == nil || !strings.Contains(err.Error(), "use_pooler") {
+		t.Fatalf("use_pooler on an ner task: %v", err)
+	}
+}
