@@ -130,12 +130,7 @@ func parseAnn(name, text string, ann []byte) ([]Span, ReadStats, error) {
 	for rest := string(ann); len(rest) > 0; {
 		line++
 		var l string
-		if i := strings.IndexByte(rest, '\n'); i >= 0 {
-			l, rest = rest[:i], rest[i+1:]
-		} else {
-			l, rest = rest, ""
-		}
-		l = strings.TrimSuffix(l, "\r")
+		l, rest = cutLine(rest)
 		if strings.TrimSpace(l) == "" {
 			continue
 		}

@@ -76,12 +76,7 @@ func parseCoNLL(path string, data []byte) ([]Document, ReadStats, error) {
 	for rest := string(data); len(rest) > 0; {
 		line++
 		var l string
-		if i := strings.IndexByte(rest, '\n'); i >= 0 {
-			l, rest = rest[:i], rest[i+1:]
-		} else {
-			l, rest = rest, ""
-		}
-		l = strings.TrimSuffix(l, "\r")
+		l, rest = cutLine(rest)
 		if strings.TrimSpace(l) == "" {
 			flush()
 			continue

@@ -190,3 +190,9 @@ func CountTypes(docs []Document) map[string]int {
 	}
 	return m
 }
+
+// cutLine splits s at its first line break: the line without "\n" or "\r\n", and the rest.
+func cutLine(s string) (line, rest string) {
+	line, rest, _ = strings.Cut(s, "\n")
+	return strings.TrimSuffix(line, "\r"), rest
+}
