@@ -439,7 +439,7 @@ func TestTrainWordPieceSpeed(t *testing.T) {
 	total := time.Since(start)
 	t.Logf("%d bytes, %d words (%d distinct), alphabet %d, %d merges (stop: %s): count %v, total %v",
 		n, st.Words, st.DistinctWords, st.Alphabet, st.Merges, st.Stop, count, total)
-	if v.Len() > 8000 || total > 60*time.Second {
-		t.Errorf("vocab %d tokens in %v", v.Len(), total)
+	if v.Len() != 8000 {
+		t.Errorf("vocab of %d tokens, asked for 8000", v.Len())
 	}
 }
