@@ -58,6 +58,12 @@ func TestGradCheck(t *testing.T) {
 			return tp.Attention(in[0], in[1], in[2], 3, nil, 0.25, 99)
 		}},
 		{"cross-entropy", [][]int{{6, 5}}, func(tp *Tape, in []*Var) *Var { return tp.CrossEntropy(in[0], targets, IgnoreIndex) }},
+		{"linear-cross-entropy", [][]int{{6, 4}, {5, 4}, {5}}, func(tp *Tape, in []*Var) *Var {
+			return tp.LinearCrossEntropy(in[0], in[1], in[2], targets, IgnoreIndex)
+		}},
+		{"linear-cross-entropy-nobias", [][]int{{6, 4}, {5, 4}}, func(tp *Tape, in []*Var) *Var {
+			return tp.LinearCrossEntropy(in[0], in[1], nil, targets, IgnoreIndex)
+		}},
 		{"mse", [][]int{{2, 3}}, func(tp *Tape, in []*Var) *Var { return tp.MSE(in[0], mseTarget) }},
 	}
 	for _, c := range cases {

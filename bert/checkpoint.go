@@ -57,27 +57,10 @@ func canonicalName(k string) string {
 }
 
 // Load builds a model from a Hugging Face BERT directory (config.json plus model.safetensors
-// or pytorch_model.bin). The pooler is built when the checkpoint has one.
+// or pytorch_model.bin). The pooler is built when the checkpoint has one; an MLM head is not
+// (see LoadMaskedLM).
 func Load(dir string) (*Model, error) {
-	cfg, err := LoadConfig(filepath.Join(dir, ConfigFile))
-	if err != nil {
-		return nil, err
-	}
-	tensors, src, err := ReadWeights(dir)
-	if err != nil {
-		return nil, err
-	}
-	canon := map[string]nn.SafeTensor{}
-	for k, t := range tensors {
-		if c := canonicalName(k); c != "" {
-			if _, dup := canon[c]; dup {
-				return nil, fmt.Errorf("%s: tensor %q appears twice (with and without the bert. prefix)", src, c)
-			}
-			canon[c] = t
-		}
-	}
-	_, pooler := canon["pooler.dense.weight"]
-	m, err := New(cfg, 0, pooler)
+	m, canon, src, err := load(dir, canonicalName)
 	if err != nil {
 		return nil, err
 	}
@@ -85,6 +68,35 @@ func Load(dir string) (*Model, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// load reads dir's config and tensors, renames the tensors with canonical (dropping those it
+// maps to ""), and builds the model (with a pooler when the checkpoint has one) without
+// setting its weights.
+func load(dir string, canonical func(string) string) (*Model, map[string]nn.SafeTensor, string, error) {
+	cfg, err := LoadConfig(filepath.Join(dir, ConfigFile))
+	if err != nil {
+		return nil, nil, "", err
+	}
+	tensors, src, err := ReadWeights(dir)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	canon := map[string]nn.SafeTensor{}
+	for k, t := range tensors {
+		if c := canonical(k); c != "" {
+			if _, dup := canon[c]; dup {
+				return nil, nil, "", fmt.Errorf("%s: tensor %q appears twice (with and without the bert. prefix)", src, c)
+			}
+			canon[c] = t
+		}
+	}
+	_, pooler := canon["pooler.dense.weight"]
+	m, err := New(cfg, 0, pooler)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	return m, canon, src, nil
 }
 
 // SetWeights copies tensors (BertModel names) into the model's parameters, converting F16 and
@@ -98,15 +110,17 @@ func (m *Model) SetWeights(tensors map[string]nn.SafeTensor, source string) erro
 func (m *Model) StateDict() map[string]nn.SafeTensor { return m.Params.StateDict() }
 
 // Save writes dir as a Hugging Face BERT directory (config.json, model.safetensors with
-// BertModel names, vocab.txt) that transformers.BertModel.from_pretrained loads unchanged.
+// BertModel names, vocab.txt) that transformers.BertModel.from_pretrained loads unchanged. A
+// model with an MLM head is written in BertForMaskedLM's layout instead ("bert." prefix plus
+// cls.predictions.*), which BertForMaskedLM and BertModel both load.
 // The files are written into a fresh temporary directory beside dir which then replaces dir,
 // so an interrupted save never leaves a half-written checkpoint.
 func (m *Model) Save(dir string, vocab *Vocab) error {
 	return WriteDirAtomic(dir, func(tmp string) error {
-		if err := os.WriteFile(filepath.Join(tmp, ConfigFile), m.Cfg.JSON(), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(tmp, ConfigFile), m.configJSON(), 0o644); err != nil {
 			return err
 		}
-		if err := nn.SaveSafetensors(filepath.Join(tmp, SafetensorsFile), m.StateDict(), map[string]string{"format": "pt"}); err != nil {
+		if err := nn.SaveSafetensors(filepath.Join(tmp, SafetensorsFile), m.saveStateDict(), map[string]string{"format": "pt"}); err != nil {
 			return err
 		}
 		if vocab != nil {
