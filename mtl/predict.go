@@ -140,28 +140,66 @@ func (e *Extractor) SplitTasks(names []string) (ner, sentence []string, err erro
 // selected heads; each sub-word takes every head's argmax from the window where it is most
 // central (MergeWindows). Invalid UTF-8 is an error; an empty note (or one without tokens)
 // gives empty lists. ctx is checked between forward passes.
+//
+// Each window is padded to a length that depends on its own length only (PadLength), never
+// on the other windows of its forward pass, so a note's result is bit-identical whether it
+// runs alone, Batch windows at a time, or batched with other notes (the Server).
 func (e *Extractor) Extract(ctx context.Context, text string, tasks []string) (Result, error) {
-	heads, err := e.heads(tasks, isNER, "ner")
+	heads, maxLen, err := e.nerHeads(tasks)
 	if err != nil {
 		return Result{}, err
 	}
-	if !utf8.ValidString(text) {
-		return Result{}, fmt.Errorf("mtl: note is not valid UTF-8 (first bad byte at offset %d)", firstInvalid(text))
+	p, err := e.planNote(text, heads, maxLen)
+	if err != nil {
+		return Result{}, err
 	}
-	res := Result{Entities: make(map[string][]Entity, len(heads))}
-	for _, h := range heads {
-		res.Entities[h.Spec.Name] = []Entity{}
+	if len(p.wins) == 0 {
+		return p.result(), nil
 	}
-	if len(heads) == 0 || text == "" {
-		return res, nil
+	out, err := runPadded(ctx, e.model, heads, p.ids(), p.padLens(), e.Batch, 0, padID(e.tok), nil)
+	if err != nil {
+		return Result{}, err
+	}
+	return p.decode(out)
+}
+
+// nerHeads returns the selected ner heads and the window length they share: the smallest of
+// their max_length and the encoder's positions.
+func (e *Extractor) nerHeads(tasks []string) ([]*Head, int, error) {
+	heads, err := e.heads(tasks, isNER, "ner")
+	if err != nil {
+		return nil, 0, err
 	}
 	maxLen := e.model.Encoder.Cfg.MaxPositionEmbeddings
 	for _, h := range heads {
 		maxLen = min(maxLen, h.Spec.MaxLength)
 	}
-	ad := AlignedDoc{Text: text, Tokens: e.tok.Tokenize(text)}
+	return heads, maxLen, nil
+}
+
+// notePlan is one note tokenised and cut into windows for a set of ner heads: what runs
+// through the encoder, and what decode needs to turn the windows' logits into entities.
+type notePlan struct {
+	heads  []*Head
+	maxLen int
+	ad     AlignedDoc
+	// wins is empty when there is nothing to run (no heads, or no tokens).
+	wins []Window
+}
+
+// planNote checks, tokenises and windows text for heads (see Extract).
+func (e *Extractor) planNote(text string, heads []*Head, maxLen int) (*notePlan, error) {
+	p := &notePlan{heads: heads, maxLen: maxLen, ad: AlignedDoc{Text: text}}
+	if !utf8.ValidString(text) {
+		return p, fmt.Errorf("mtl: note is not valid UTF-8 (first bad byte at offset %d)", firstInvalid(text))
+	}
+	if len(heads) == 0 || text == "" {
+		return p, nil
+	}
+	ad := &p.ad
+	ad.Tokens = e.tok.Tokenize(text)
 	if len(ad.Tokens) == 0 {
-		return res, nil
+		return p, nil
 	}
 	ad.IDs = make([]int32, len(ad.Tokens))
 	for i, t := range ad.Tokens {
@@ -172,34 +210,79 @@ func (e *Extractor) Extract(ctx context.Context, text string, tasks []string) (R
 	sp := e.tok.Vocab().Specials()
 	wins, err := ad.MakeWindows(0, sp.Cls, sp.Sep, maxLen, DefaultStride(maxLen))
 	if err != nil {
-		return Result{}, err
+		return p, err
 	}
 	if int64(len(wins))*int64(maxLen) > 1<<31-1 {
-		return Result{}, fmt.Errorf("mtl: note too long (%d windows)", len(wins))
+		return p, fmt.Errorf("mtl: note too long (%d windows)", len(wins))
 	}
-	ids := make([][]int32, len(wins))
-	src := make([][]int32, len(wins)) // window i, position q encoded as i*maxLen+q
-	for i, w := range wins {
+	p.wins = wins
+	return p, nil
+}
+
+// ids returns the windows' token ids.
+func (p *notePlan) ids() [][]int32 {
+	ids := make([][]int32, len(p.wins))
+	for i, w := range p.wins {
 		ids[i] = w.IDs
+	}
+	return ids
+}
+
+// padLens returns the padded length of each window (PadLength).
+func (p *notePlan) padLens() []int {
+	ts := make([]int, len(p.wins))
+	for i, w := range p.wins {
+		ts[i] = PadLength(len(w.IDs), p.maxLen)
+	}
+	return ts
+}
+
+// tokens returns the number of padded positions the note's windows take in forward passes.
+func (p *notePlan) tokens() int {
+	n := 0
+	for _, t := range p.padLens() {
+		n += t
+	}
+	return n
+}
+
+// result returns the result with an empty list per head.
+func (p *notePlan) result() Result {
+	res := Result{Entities: make(map[string][]Entity, len(p.heads))}
+	for _, h := range p.heads {
+		res.Entities[h.Spec.Name] = []Entity{}
+	}
+	return res
+}
+
+// decode turns the windows' logits (out[head][window]: len(window.IDs) rows of the head's
+// labels, row-major) into the note's entities.
+func (p *notePlan) decode(out map[string][][]float32) (Result, error) {
+	res := p.result()
+	if len(p.wins) == 0 {
+		return res, nil
+	}
+	maxLen, ad, text := p.maxLen, &p.ad, p.ad.Text
+	src := make([][]int32, len(p.wins)) // window i, position q encoded as i*maxLen+q
+	for i, w := range p.wins {
 		src[i] = make([]int32, len(w.IDs))
 		for q := range src[i] {
 			src[i][q] = int32(i*maxLen + q)
 		}
 	}
-	out, err := runSequences(ctx, e.model, heads, ids, nil, e.Batch, padID(e.tok))
-	if err != nil {
-		return Result{}, err
-	}
 	// Which window and position each sub-word is read from: the same for every head.
-	from, err := MergeWindows(len(ad.Tokens), wins, src)
+	from, err := MergeWindows(len(ad.Tokens), p.wins, src)
 	if err != nil {
 		return Result{}, err
 	}
 	var byteOffs [][2]int
 	var found [][]Entity
-	for _, h := range heads {
+	for _, h := range p.heads {
 		L := len(h.Spec.Labels)
 		logits := out[h.Spec.Name]
+		if len(logits) != len(p.wins) {
+			return Result{}, fmt.Errorf("mtl: task %s: %d window outputs for %d windows", h.Spec.Name, len(logits), len(p.wins))
+		}
 		tags := make([]string, len(ad.Words))
 		probs := make([]float64, len(ad.Words))
 		for wi, w := range ad.Words {
@@ -226,7 +309,7 @@ func (e *Extractor) Extract(ctx context.Context, text string, tasks []string) (R
 	}
 	runes := bert.RuneOffsets(text, byteOffs)
 	k := 0
-	for i, h := range heads {
+	for i, h := range p.heads {
 		for j := range found[i] {
 			found[i][j].Start, found[i][j].End = runes[k][0], runes[k][1]
 			k++
@@ -236,6 +319,95 @@ func (e *Extractor) Extract(ctx context.Context, text string, tasks []string) (R
 		}
 	}
 	return res, nil
+}
+
+// PadLength is the length a window of n tokens is padded to in a forward pass of ner windows
+// of at most maxLen tokens: 16, 32 or 64 for short windows, then the next multiple of 64,
+// never more than maxLen (nor less than n). Attention's arithmetic depends on the padded
+// length, so fixing it per window makes results independent of how windows are batched, at
+// the cost of at most 63 padding positions per window (and at most 11 distinct lengths, so
+// 11 passes, in a batch of windows of every length up to 512).
+func PadLength(n, maxLen int) int {
+	t := 16
+	for t < n && t < 64 {
+		t *= 2
+	}
+	if t < n {
+		t = (n + 63) / 64 * 64
+	}
+	return max(n, min(t, maxLen))
+}
+
+// runPadded runs sequences through the encoder and every head in heads, padding sequence i
+// to ts[i] tokens and putting only sequences of one padded length in a pass, at most maxSeqs
+// sequences and maxTokens padded tokens a pass (0: no limit; a pass has at least one
+// sequence). Passes go by padded length in order of first appearance, then in input order.
+// pass, when not nil, is called after each pass with its sequences and padded length. The
+// outputs are runSequences'. ctx is checked between passes.
+func runPadded(ctx context.Context, m *Model, heads []*Head, ids [][]int32, ts []int, maxSeqs, maxTokens, pad int, pass func(seqs, T int)) (map[string][][]float32, error) {
+	out := make(map[string][][]float32, len(heads))
+	for _, h := range heads {
+		out[h.Spec.Name] = make([][]float32, len(ids))
+	}
+	var order []int
+	groups := map[int][]int{}
+	for i, s := range ids {
+		if len(s) == 0 || ts[i] < len(s) {
+			return nil, fmt.Errorf("mtl: sequence %d of %d tokens padded to %d", i, len(s), ts[i])
+		}
+		if _, ok := groups[ts[i]]; !ok {
+			order = append(order, ts[i])
+		}
+		groups[ts[i]] = append(groups[ts[i]], i)
+	}
+	for _, T := range order {
+		g := groups[T]
+		per := len(g)
+		if maxSeqs > 0 {
+			per = min(per, maxSeqs)
+		}
+		if maxTokens > 0 {
+			per = min(per, max(1, maxTokens/T))
+		}
+		for lo := 0; lo < len(g); lo += per {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			part := g[lo:min(len(g), lo+per)]
+			n := len(part)
+			b := bert.Batch{B: n, T: T, IDs: make([]int32, n*T), TypeIDs: make([]int32, n*T), Mask: make([]float32, n*T)}
+			for i, si := range part {
+				s := ids[si]
+				for j := 0; j < T; j++ {
+					k := i*T + j
+					if j >= len(s) {
+						b.IDs[k] = int32(pad)
+						continue
+					}
+					b.IDs[k], b.Mask[k] = s[j], 1
+				}
+			}
+			res, err := m.Predict(b, heads)
+			if err != nil {
+				return nil, err
+			}
+			for _, h := range heads {
+				r := res[h.Spec.Name]
+				w := h.Spec.Outputs()
+				for i, si := range part {
+					if h.Spec.Kind == NER {
+						out[h.Spec.Name][si] = append([]float32(nil), r[i*T*w:(i*T+len(ids[si]))*w]...)
+					} else {
+						out[h.Spec.Name][si] = append([]float32(nil), r[i*w:(i+1)*w]...)
+					}
+				}
+			}
+			if pass != nil {
+				pass(n, T)
+			}
+		}
+	}
+	return out, nil
 }
 
 // Pair runs the selected sentence-level tasks (all of them when tasks is empty) on one pair

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/mtbert/mtbert/mtl"
+)
+
+func init() {
+	register("serve", "serve a multitask checkpoint over HTTP, with dynamic batching", runServe)
+}
+
+const serveHelp = `Endpoints:
+  POST /v1/extract  {"text": "..."} or {"texts": ["...", ...]}, optional "tasks": [...]
+                    -> {"entities": {task: [entity]}} or {"results": [{"entities": ...}, ...]}
+  POST /v1/pairs    {"text_a": "...", "text_b": "...", "tasks": [...]}
+                    -> {"pairs": {task: {label, probs} | {score}}}
+  GET  /v1/model    tasks (kinds, labels) and encoder config
+  GET  /healthz     the process is up;  GET /readyz  the model is loaded
+  GET  /metrics     Prometheus text format
+Concurrent extract requests share encoder passes (up to -max-batch-tokens padded sub-words,
+waiting at most -max-wait); their answers equal mtbert predict's. Past -max-queue requests, 503
+with Retry-After; too large a body or note 413; bad JSON or invalid UTF-8 400. With a token
+(-token or MTBERT_TOKEN), /v1/ and /metrics need "Authorization: Bearer TOKEN". Request
+bodies are never logged. SIGTERM or SIGINT stops accepting and drains in-flight requests.
+`
+
+// serveOptions are the settings of one server run.
+type serveOptions struct {
+	model, addr string
+	cfg         mtl.ServerConfig
+	// grace bounds the draining of in-flight requests at shutdown.
+	grace time.Duration
+}
+
+func runServe(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", "serve -model DIR [-addr :8080] [flags]", stderr)
+	var o serveOptions
+	fs.StringVar(&o.model, "model", "", "checkpoint folder written by mtbert train (e.g. RUN/best) (required)")
+	fs.StringVar(&o.addr, "addr", ":8080", "listen address")
+	fs.IntVar(&o.cfg.MaxBatchTokens, "max-batch-tokens", 8192, "padded sub-words collected into one batch")
+	fs.DurationVar(&o.cfg.MaxWait, "max-wait", 5*time.Millisecond, "longest wait for more requests once a batch has one")
+	fs.IntVar(&o.cfg.MaxQueue, "max-queue", 256, "extract and pair requests admitted at once, queued or running (503 with Retry-After beyond)")
+	fs.Int64Var(&o.cfg.MaxBody, "max-body", 16<<20, "largest request body in bytes (413 beyond)")
+	fs.IntVar(&o.cfg.MaxTokens, "max-tokens", 1<<20, "most padded sub-words one request may need (413 beyond)")
+	fs.DurationVar(&o.cfg.Timeout, "timeout", time.Minute, "deadline of each request (504 beyond)")
+	fs.StringVar(&o.cfg.Token, "token", "", "bearer token required on /v1/ and /metrics (default: $MTBERT_TOKEN, which keeps it out of ps; neither: no authentication)")
+	fs.DurationVar(&o.grace, "grace", 30*time.Second, "how long shutdown waits for in-flight requests")
+	usage := fs.Usage
+	fs.Usage = func() { usage(); fmt.Fprint(stderr, "\n"+serveHelp) }
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if o.model == "" || o.cfg.MaxBatchTokens < 1 || o.cfg.MaxWait <= 0 || o.cfg.MaxQueue < 1 || o.cfg.MaxBody < 1 || o.cfg.MaxTokens < 1 || o.cfg.Timeout <= 0 {
+		fs.Usage()
+		return errUsage
+	}
+	if o.cfg.Token == "" {
+		o.cfg.Token = os.Getenv("MTBERT_TOKEN")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return serve(ctx, o, stderr, nil)
+}
+
+// serve listens on o.addr, loads the model (readyz answers 503 meanwhile) and serves until ctx
+// is done, then shuts down gracefully: no new connections, in-flight requests answered (for at
+// most o.grace). onListen, when not nil, gets the address listened on.
+func serve(ctx context.Context, o serveOptions, stderr io.Writer, onListen func(addr string)) error {
+	logger := log.New(stderr, "mtbert serve: ", log.LstdFlags|log.LUTC)
+	o.cfg.Log = logger
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return err
+	}
+	s := mtl.NewServer(o.cfg)
+	defer s.Close()
+	hs := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       o.cfg.Timeout,
+		WriteTimeout:      o.cfg.Timeout + 10*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          logger,
+	}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	logger.Printf("listening on %s", ln.Addr())
+	if onListen != nil {
+		onListen(ln.Addr().String())
+	}
+	loaded := make(chan error, 1)
+	go func() {
+		t0 := time.Now()
+		ex, err := mtl.LoadExtractor(o.model)
+		if err == nil {
+			s.SetExtractor(ex)
+			logger.Printf("model %s loaded in %v: ready", o.model, time.Since(t0).Round(time.Millisecond))
+		}
+		loaded <- err
+	}()
+	var failed error
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case err := <-served:
+			return err
+		case err := <-loaded:
+			if err != nil {
+				failed = err
+				break wait
+			}
+			loaded = nil
+		}
+	}
+	logger.Printf("shutting down: draining in-flight requests")
+	sctx, cancel := context.WithTimeout(context.Background(), o.grace)
+	defer cancel()
+	err = hs.Shutdown(sctx)
+	if e := <-served; !errors.Is(e, http.ErrServerClosed) && err == nil {
+		err = e
+	}
+	if failed != nil {
+		return failed
+	}
+	if err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	logger.Printf("stopped")
+	return nil
+}

@@ -1,0 +1,784 @@
+package mtl
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"math"
+	"net/http"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+)
+
+// ServerConfig holds the Server's limits. Zero values take the defaults.
+type ServerConfig struct {
+	// MaxBatchTokens bounds the padded sub-words of the windows collected for one batch
+	// (default 8192).
+	MaxBatchTokens int
+	// MaxWait is how long the batcher waits for more jobs after the first (default 5ms).
+	MaxWait time.Duration
+	// MaxQueue is the number of extract and pair requests admitted at once, from reading
+	// their body to their answer (default 256); more are answered 503 with Retry-After before
+	// their body is read, so memory stays bounded by about MaxQueue × MaxBody under overload.
+	MaxQueue int
+	// MaxBody is the largest request body in bytes (default 16 MiB).
+	MaxBody int64
+	// MaxTokens is the most padded sub-words one request may need (default 1<<20).
+	MaxTokens int
+	// Timeout is each request's deadline (default 60s).
+	Timeout time.Duration
+	// Token, when not empty, is the bearer token every /v1/ and /metrics request must carry.
+	Token string
+	// Log receives one access line per request (nil: none).
+	Log *log.Logger
+}
+
+func (c *ServerConfig) defaults() {
+	if c.MaxBatchTokens <= 0 {
+		c.MaxBatchTokens = 8192
+	}
+	if c.MaxWait <= 0 {
+		c.MaxWait = 5 * time.Millisecond
+	}
+	if c.MaxQueue <= 0 {
+		c.MaxQueue = 256
+	}
+	if c.MaxBody <= 0 {
+		c.MaxBody = 16 << 20
+	}
+	if c.MaxTokens <= 0 {
+		c.MaxTokens = 1 << 20
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 60 * time.Second
+	}
+}
+
+// Server is the HTTP front of an Extractor (mtbert serve). Its heart is dynamic batching:
+//
+//   - A request handler checks the body (size limit, valid UTF-8, strict JSON), tokenises its
+//     notes and cuts them into windows (the Extractor's planNote, the same code Extract runs),
+//     refuses a request of more sub-words than ServerConfig.MaxTokens (413), and puts a job
+//     on the batcher's queue. At most MaxQueue requests are admitted at once; more are
+//     answered at once, before their body is read, with 503 and Retry-After.
+//   - One batcher goroutine takes a job, then keeps collecting jobs until their padded windows
+//     reach MaxBatchTokens or MaxWait has passed since the first, and runs all the windows of
+//     all the notes of all the jobs through the encoder together, with the union of the heads
+//     the jobs selected: one forward pass per padded window length (PadLength), split further
+//     only when a length's windows exceed MaxBatchTokens. A job whose deadline passed while
+//     queued is dropped before its pass.
+//   - Each handler decodes its own notes' logits (notePlan.decode, as Extract does). Since a
+//     window's padded length depends on the window alone, the answers are bit-identical to
+//     Extractor.Extract on the same notes, whatever the batch.
+//
+// Pair requests go through the same queue (so the same bound) but the batcher runs each on
+// its own with Extractor.Pair. Request bodies are never logged (notes are PHI): the access log
+// has the method, path, status, body size and duration only.
+//
+// Create it with NewServer, give it its model with SetExtractor (readyz answers 503 until
+// then), and Close it after the http.Server that uses Handler has shut down.
+type Server struct {
+	cfg   ServerConfig
+	ex    atomic.Pointer[Extractor]
+	queue chan *job
+	admit chan struct{}
+	stop  chan struct{}
+	done  chan struct{}
+	once  sync.Once
+	start sync.Once
+	met   serverMetrics
+	// passHook, when set (tests), is called after every encoder pass the batcher runs.
+	passHook func(seqs, T int)
+}
+
+// job is one queued request: notes to extract from, or one pair.
+type job struct {
+	ctx   context.Context
+	plans []*notePlan
+	heads []*Head
+	pair  *PairRequest
+	// out receives the windows' logits per plan (extract) or the pair's result.
+	out chan jobResult
+}
+
+type jobResult struct {
+	logits []map[string][][]float32
+	pairs  map[string]PairResult
+	err    error
+}
+
+// NewServer returns a server with cfg's limits and no model yet.
+func NewServer(cfg ServerConfig) *Server {
+	cfg.defaults()
+	s := &Server{cfg: cfg, queue: make(chan *job, cfg.MaxQueue), admit: make(chan struct{}, cfg.MaxQueue), stop: make(chan struct{}), done: make(chan struct{})}
+	s.met.init()
+	return s
+}
+
+// SetExtractor gives the server its model and starts the batcher; the server is then ready.
+func (s *Server) SetExtractor(ex *Extractor) {
+	s.ex.Store(ex)
+	s.start.Do(func() { go s.batcher() })
+}
+
+// Close stops the batcher; queued jobs are answered with an error. Call it after the HTTP
+// server has drained.
+func (s *Server) Close() {
+	s.once.Do(func() {
+		close(s.stop)
+		s.start.Do(func() { close(s.done) })
+		<-s.done
+	})
+}
+
+// Passes returns the number of encoder passes run so far.
+func (s *Server) Passes() int64 { return s.met.passes.Load() }
+
+// ExtractRequest is the body of POST /v1/extract: one note (text) or several (texts), and
+// the ner tasks to run (all when empty).
+type ExtractRequest struct {
+	Text  *string  `json:"text,omitempty"`
+	Texts []string `json:"texts,omitempty"`
+	Tasks []string `json:"tasks,omitempty"`
+}
+
+// ExtractResults answers a request with texts: one Result per note, in order. A request with
+// text is answered with its Result.
+type ExtractResults struct {
+	Results []Result `json:"results"`
+}
+
+// PairRequest is the body of POST /v1/pairs; Tasks are sentence-level tasks (all when empty).
+type PairRequest struct {
+	TextA string   `json:"text_a"`
+	TextB string   `json:"text_b"`
+	Tasks []string `json:"tasks,omitempty"`
+}
+
+// PairResponse answers it.
+type PairResponse struct {
+	Pairs map[string]PairResult `json:"pairs"`
+}
+
+// ModelInfo is the answer of GET /v1/model.
+type ModelInfo struct {
+	Tasks   []TaskSpec `json:"tasks"`
+	Encoder any        `json:"encoder"`
+}
+
+// ExtractMany runs Extract on several notes at once, sharing forward passes between them:
+// the windows of all the notes go through the encoder together, at most Batch windows of one
+// padded length (PadLength) a pass. Each result equals Extract's on its note, bit for bit. An
+// invalid note is an error that names its index; ctx is checked between passes.
+func (e *Extractor) ExtractMany(ctx context.Context, texts []string, tasks []string) ([]Result, error) {
+	heads, maxLen, err := e.nerHeads(tasks)
+	if err != nil {
+		return nil, err
+	}
+	plans := make([]*notePlan, len(texts))
+	var ids [][]int32
+	var ts []int
+	for i, t := range texts {
+		if plans[i], err = e.planNote(t, heads, maxLen); err != nil {
+			return nil, fmt.Errorf("note %d: %w", i, err)
+		}
+		ids = append(ids, plans[i].ids()...)
+		ts = append(ts, plans[i].padLens()...)
+	}
+	var out map[string][][]float32
+	if len(ids) > 0 {
+		if out, err = runPadded(ctx, e.model, heads, ids, ts, e.Batch, 0, padID(e.tok), nil); err != nil {
+			return nil, err
+		}
+	}
+	res := make([]Result, len(texts))
+	k := 0
+	for i, p := range plans {
+		m := make(map[string][][]float32, len(heads))
+		for _, h := range heads {
+			if out != nil {
+				m[h.Spec.Name] = out[h.Spec.Name][k : k+len(p.wins)]
+			}
+		}
+		k += len(p.wins)
+		if res[i], err = p.decode(m); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// httpError is an error with its HTTP status.
+type httpError struct {
+	code int
+	msg  string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func errorf(code int, format string, a ...any) error {
+	return &httpError{code, fmt.Sprintf(format, a...)}
+}
+
+// Handler returns the server's routes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { serveJSON(w, 200, map[string]string{"status": "ok"}) })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if s.ex.Load() == nil {
+			serveJSON(w, 503, map[string]string{"status": "loading"})
+			return
+		}
+		serveJSON(w, 200, map[string]string{"status": "ready"})
+	})
+	mux.HandleFunc("/metrics", s.auth(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		s.met.write(w, len(s.queue), len(s.admit))
+	}))
+	mux.HandleFunc("/v1/model", s.auth(s.model(func(w http.ResponseWriter, r *http.Request, ex *Extractor) {
+		serveJSON(w, 200, ModelInfo{Tasks: ex.Tasks(), Encoder: ex.model.Encoder.Cfg})
+	})))
+	mux.HandleFunc("/v1/extract", s.auth(s.model(s.post(s.extract))))
+	mux.HandleFunc("/v1/pairs", s.auth(s.model(s.post(s.pairs))))
+	return s.logged(mux)
+}
+
+// statusWriter records the status and size of a response.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+	n    int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = 200
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.n += n
+	return n, err
+}
+
+// knownPaths are the paths metrics are labelled with; others count as "other".
+var knownPaths = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true, "/v1/model": true, "/v1/extract": true, "/v1/pairs": true}
+
+// logged counts and times requests and writes the access log (never a body).
+func (s *Server) logged(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t0 := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		h.ServeHTTP(sw, r)
+		if sw.code == 0 {
+			sw.code = 200
+		}
+		d := time.Since(t0)
+		path := r.URL.Path
+		if !knownPaths[path] {
+			path = "other"
+		}
+		s.met.request(path, sw.code, d)
+		if s.cfg.Log != nil {
+			s.cfg.Log.Printf("%s %s %d in=%dB out=%dB %v", r.Method, path, sw.code, r.ContentLength, sw.n, d.Round(time.Microsecond))
+		}
+	})
+}
+
+func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
+	if s.cfg.Token == "" {
+		return h
+	}
+	want := []byte("Bearer " + s.cfg.Token)
+	return func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="mtbert"`)
+			serveError(w, errorf(401, "missing or wrong bearer token"))
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (s *Server) model(h func(http.ResponseWriter, *http.Request, *Extractor)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ex := s.ex.Load()
+		if ex == nil {
+			w.Header().Set("Retry-After", "1")
+			serveError(w, errorf(503, "the model is loading"))
+			return
+		}
+		h(w, r, ex)
+	}
+}
+
+// post checks the method, reads the body (limit, UTF-8), runs h under the request deadline
+// and writes its answer or error.
+func (s *Server) post(h func(ctx context.Context, ex *Extractor, body []byte) (any, error)) func(http.ResponseWriter, *http.Request, *Extractor) {
+	return func(w http.ResponseWriter, r *http.Request, ex *Extractor) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", "POST")
+			serveError(w, errorf(405, "use POST"))
+			return
+		}
+		select {
+		case s.admit <- struct{}{}:
+			defer func() { <-s.admit }()
+		default:
+			s.met.rejected.Add(1)
+			w.Header().Set("Retry-After", "1")
+			serveError(w, errorf(503, "server busy: %d requests in progress", cap(s.admit)))
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				serveError(w, errorf(413, "request body over %d bytes", s.cfg.MaxBody))
+				return
+			}
+			serveError(w, errorf(400, "reading the request body: %v", err))
+			return
+		}
+		if !utf8.Valid(body) {
+			serveError(w, errorf(400, "request body is not valid UTF-8 (first bad byte at offset %d)", firstInvalid(string(body))))
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
+		defer cancel()
+		v, err := h(ctx, ex, body)
+		if err != nil {
+			if he := (*httpError)(nil); errors.As(err, &he) && he.code == 503 {
+				w.Header().Set("Retry-After", "1")
+			}
+			serveError(w, err)
+			return
+		}
+		serveJSON(w, 200, v)
+	}
+}
+
+// decodeStrict decodes exactly one JSON object with no unknown fields.
+func decodeStrict(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return errorf(400, "bad JSON: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errorf(400, "bad JSON: the body must hold one JSON object and nothing after it")
+	}
+	return nil
+}
+
+func (s *Server) extract(ctx context.Context, ex *Extractor, body []byte) (any, error) {
+	var req ExtractRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return nil, err
+	}
+	var texts []string
+	switch {
+	case req.Text != nil && req.Texts != nil:
+		return nil, errorf(400, `give "text" or "texts", not both`)
+	case req.Text != nil:
+		texts = []string{*req.Text}
+	case req.Texts != nil:
+		texts = req.Texts
+	default:
+		return nil, errorf(400, `want "text" or "texts"`)
+	}
+	heads, maxLen, err := ex.nerHeads(req.Tasks)
+	if err != nil {
+		return nil, errorf(400, "%v", err)
+	}
+	plans := make([]*notePlan, len(texts))
+	tokens := 0
+	for i, t := range texts {
+		p, err := ex.planNote(t, heads, maxLen)
+		if err != nil {
+			if len(texts) > 1 {
+				return nil, errorf(400, "texts[%d]: %v", i, err)
+			}
+			return nil, errorf(400, "%v", err)
+		}
+		plans[i] = p
+		if tokens += p.tokens(); tokens > s.cfg.MaxTokens {
+			return nil, errorf(413, "the request needs more than %d sub-words (padded windows)", s.cfg.MaxTokens)
+		}
+	}
+	res, err := s.submit(ctx, &job{ctx: ctx, plans: plans, heads: heads})
+	if err != nil {
+		return nil, err
+	}
+	results := make([]Result, len(plans))
+	for i, p := range plans {
+		if results[i], err = p.decode(res.logits[i]); err != nil {
+			return nil, err
+		}
+	}
+	if req.Text != nil {
+		return results[0], nil
+	}
+	return ExtractResults{Results: results}, nil
+}
+
+func (s *Server) pairs(ctx context.Context, ex *Extractor, body []byte) (any, error) {
+	var req PairRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return nil, err
+	}
+	if _, err := ex.heads(req.Tasks, isSentence, "a sentence-level task"); err != nil {
+		return nil, errorf(400, "%v", err)
+	}
+	res, err := s.submit(ctx, &job{ctx: ctx, pair: &req})
+	if err != nil {
+		return nil, err
+	}
+	return PairResponse{Pairs: res.pairs}, nil
+}
+
+// submit queues j (503 when the queue is full) and waits for its result or the deadline.
+func (s *Server) submit(ctx context.Context, j *job) (jobResult, error) {
+	j.out = make(chan jobResult, 1)
+	select {
+	case <-s.stop:
+		return jobResult{}, errorf(503, "server shutting down")
+	default:
+	}
+	select {
+	case s.queue <- j:
+	default:
+		s.met.rejected.Add(1)
+		return jobResult{}, errorf(503, "server busy: %d requests queued", cap(s.queue))
+	}
+	select {
+	case r := <-j.out:
+		if r.err != nil {
+			var he *httpError
+			if errors.As(r.err, &he) {
+				return r, r.err
+			}
+			if ctx.Err() != nil {
+				return r, errorf(504, "request deadline exceeded")
+			}
+			return r, errorf(500, "%v", r.err)
+		}
+		return r, nil
+	case <-ctx.Done():
+		return jobResult{}, errorf(504, "request deadline exceeded")
+	case <-s.done:
+		select {
+		case r := <-j.out:
+			return r, r.err
+		default:
+			return jobResult{}, errorf(503, "server shutting down")
+		}
+	}
+}
+
+// tokens returns the padded sub-words of j.
+func (j *job) tokens() int {
+	n := 0
+	for _, p := range j.plans {
+		n += p.tokens()
+	}
+	return n
+}
+
+// batcher collects jobs into batches and runs them until Close.
+func (s *Server) batcher() {
+	defer close(s.done)
+	var carry *job
+	for {
+		first := carry
+		carry = nil
+		if first == nil {
+			select {
+			case first = <-s.queue:
+			case <-s.stop:
+				s.drain()
+				return
+			}
+		}
+		batch := []*job{first}
+		tokens := first.tokens()
+		timer := time.NewTimer(s.cfg.MaxWait)
+	collect:
+		for tokens < s.cfg.MaxBatchTokens {
+			select {
+			case j := <-s.queue:
+				t := j.tokens()
+				if t > 0 && tokens+t > s.cfg.MaxBatchTokens {
+					carry = j
+					break collect
+				}
+				tokens += t
+				batch = append(batch, j)
+			case <-timer.C:
+				break collect
+			case <-s.stop:
+				break collect
+			}
+		}
+		timer.Stop()
+		s.run(batch)
+	}
+}
+
+// drain answers the jobs left in the queue.
+func (s *Server) drain() {
+	for {
+		select {
+		case j := <-s.queue:
+			j.out <- jobResult{err: errorf(503, "server shutting down")}
+		default:
+			return
+		}
+	}
+}
+
+// run runs one batch: the pairs one by one, the notes' windows together.
+func (s *Server) run(batch []*job) {
+	ex := s.ex.Load()
+	var live []*job
+	for _, j := range batch {
+		if err := j.ctx.Err(); err != nil {
+			j.out <- jobResult{err: err}
+			continue
+		}
+		if j.pair != nil {
+			pr, err := ex.Pair(j.ctx, j.pair.TextA, j.pair.TextB, j.pair.Tasks)
+			s.met.pass(1, 0)
+			if err != nil && j.ctx.Err() == nil {
+				err = errorf(400, "%v", err)
+			}
+			j.out <- jobResult{pairs: pr, err: err}
+			continue
+		}
+		live = append(live, j)
+	}
+	// Every window of every note, with the union of the jobs' heads.
+	var ids [][]int32
+	var ts []int
+	var heads []*Head
+	seen := map[string]bool{}
+	for _, j := range live {
+		for _, h := range j.heads {
+			if !seen[h.Spec.Name] {
+				seen[h.Spec.Name] = true
+				heads = append(heads, h)
+			}
+		}
+		for _, p := range j.plans {
+			ids = append(ids, p.ids()...)
+			ts = append(ts, p.padLens()...)
+		}
+	}
+	var out map[string][][]float32
+	var err error
+	if len(ids) > 0 {
+		t0 := time.Now()
+		out, err = runPadded(context.Background(), ex.model, heads, ids, ts, 0, s.cfg.MaxBatchTokens, padID(ex.tok), func(n, T int) {
+			s.met.pass(n, n*T)
+			if s.passHook != nil {
+				s.passHook(n, T)
+			}
+		})
+		if err == nil {
+			tok := 0
+			for _, t := range ts {
+				tok += t
+			}
+			s.met.batch(len(live), tok, time.Since(t0))
+		}
+	}
+	k := 0
+	for _, j := range live {
+		r := jobResult{err: err, logits: make([]map[string][][]float32, len(j.plans))}
+		for pi, p := range j.plans {
+			m := make(map[string][][]float32, len(p.heads))
+			for _, h := range p.heads {
+				if out != nil {
+					m[h.Spec.Name] = out[h.Spec.Name][k : k+len(p.wins)]
+				}
+			}
+			r.logits[pi] = m
+			k += len(p.wins)
+		}
+		j.out <- r
+	}
+}
+
+func serveJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		code, b = 500, []byte(`{"error":"encoding the answer failed"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	w.Write(append(b, '\n'))
+}
+
+func serveError(w http.ResponseWriter, err error) {
+	code := 500
+	var he *httpError
+	if errors.As(err, &he) {
+		code = he.code
+	}
+	serveJSON(w, code, map[string]string{"error": err.Error()})
+}
+
+// serverMetrics are the Prometheus metrics, written in the text exposition format by hand.
+type serverMetrics struct {
+	mu        sync.Mutex
+	requests  map[[2]string]int64 // path, code
+	latency   map[string]*histogram
+	batchReqs histogram
+	passes    atomic.Int64
+	windows   atomic.Int64
+	padded    atomic.Int64
+	rejected  atomic.Int64
+	tokens    int64
+	busy      time.Duration
+}
+
+type histogram struct {
+	bounds []float64
+	counts []int64 // per bound, not cumulative; one more for +Inf
+	sum    float64
+	n      int64
+}
+
+var latencyBounds = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
+
+func newHistogram(b []float64) *histogram {
+	return &histogram{bounds: b, counts: make([]int64, len(b)+1)}
+}
+
+func (h *histogram) observe(v float64) {
+	i := sort.SearchFloat64s(h.bounds, v)
+	h.counts[i]++
+	h.sum += v
+	h.n++
+}
+
+func (h *histogram) write(w io.Writer, name, labels string) {
+	sep := ""
+	if labels != "" {
+		sep = ","
+	}
+	c := int64(0)
+	for i, b := range h.bounds {
+		c += h.counts[i]
+		fmt.Fprintf(w, "%s_bucket{%s%sle=\"%s\"} %d\n", name, labels, sep, strconv.FormatFloat(b, 'g', -1, 64), c)
+	}
+	fmt.Fprintf(w, "%s_bucket{%s%sle=\"+Inf\"} %d\n", name, labels, sep, h.n)
+	if labels != "" {
+		labels = "{" + labels + "}"
+	}
+	fmt.Fprintf(w, "%s_sum%s %s\n", name, labels, strconv.FormatFloat(h.sum, 'g', -1, 64))
+	fmt.Fprintf(w, "%s_count%s %d\n", name, labels, h.n)
+}
+
+func (m *serverMetrics) init() {
+	m.requests = map[[2]string]int64{}
+	m.latency = map[string]*histogram{}
+	m.batchReqs = *newHistogram([]float64{1, 2, 4, 8, 16, 32, 64, 128, 256})
+}
+
+func (m *serverMetrics) request(path string, code int, d time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.requests[[2]string{path, strconv.Itoa(code)}]++
+	h := m.latency[path]
+	if h == nil {
+		h = newHistogram(latencyBounds)
+		m.latency[path] = h
+	}
+	h.observe(d.Seconds())
+}
+
+func (m *serverMetrics) pass(windows, padded int) {
+	m.passes.Add(1)
+	m.windows.Add(int64(windows))
+	m.padded.Add(int64(padded))
+}
+
+func (m *serverMetrics) batch(jobs, tokens int, d time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.batchReqs.observe(float64(jobs))
+	m.tokens += int64(tokens)
+	m.busy += d
+}
+
+func (m *serverMetrics) write(w io.Writer, queued, inFlight int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	fmt.Fprintln(w, "# HELP mtbert_http_requests_total HTTP requests answered, by path and status code.")
+	fmt.Fprintln(w, "# TYPE mtbert_http_requests_total counter")
+	keys := make([][2]string, 0, len(m.requests))
+	for k := range m.requests {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i][0]+" "+keys[i][1] < keys[j][0]+" "+keys[j][1] })
+	for _, k := range keys {
+		fmt.Fprintf(w, "mtbert_http_requests_total{path=%q,code=%q} %d\n", k[0], k[1], m.requests[k])
+	}
+	fmt.Fprintln(w, "# HELP mtbert_http_request_duration_seconds HTTP request latency, by path.")
+	fmt.Fprintln(w, "# TYPE mtbert_http_request_duration_seconds histogram")
+	paths := make([]string, 0, len(m.latency))
+	for p := range m.latency {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		m.latency[p].write(w, "mtbert_http_request_duration_seconds", fmt.Sprintf("path=%q", p))
+	}
+	fmt.Fprintln(w, "# HELP mtbert_queue_depth Requests waiting for the batcher.")
+	fmt.Fprintln(w, "# TYPE mtbert_queue_depth gauge")
+	fmt.Fprintf(w, "mtbert_queue_depth %d\n", queued)
+	fmt.Fprintln(w, "# HELP mtbert_requests_in_flight Extract and pair requests admitted and not yet answered.")
+	fmt.Fprintln(w, "# TYPE mtbert_requests_in_flight gauge")
+	fmt.Fprintf(w, "mtbert_requests_in_flight %d\n", inFlight)
+	fmt.Fprintln(w, "# HELP mtbert_queue_rejected_total Requests refused with 503 because the server was full.")
+	fmt.Fprintln(w, "# TYPE mtbert_queue_rejected_total counter")
+	fmt.Fprintf(w, "mtbert_queue_rejected_total %d\n", m.rejected.Load())
+	fmt.Fprintln(w, "# HELP mtbert_batch_requests Extract requests per batch.")
+	fmt.Fprintln(w, "# TYPE mtbert_batch_requests histogram")
+	m.batchReqs.write(w, "mtbert_batch_requests", "")
+	fmt.Fprintln(w, "# HELP mtbert_encoder_passes_total Encoder forward passes.")
+	fmt.Fprintln(w, "# TYPE mtbert_encoder_passes_total counter")
+	fmt.Fprintf(w, "mtbert_encoder_passes_total %d\n", m.passes.Load())
+	fmt.Fprintln(w, "# HELP mtbert_windows_total Windows (sequences) run through the encoder.")
+	fmt.Fprintln(w, "# TYPE mtbert_windows_total counter")
+	fmt.Fprintf(w, "mtbert_windows_total %d\n", m.windows.Load())
+	fmt.Fprintln(w, "# HELP mtbert_tokens_total Padded sub-words run through the encoder by the batcher.")
+	fmt.Fprintln(w, "# TYPE mtbert_tokens_total counter")
+	fmt.Fprintf(w, "mtbert_tokens_total %d\n", m.tokens)
+	rate := 0.0
+	if m.busy > 0 {
+		rate = float64(m.tokens) / m.busy.Seconds()
+	}
+	if math.IsNaN(rate) || math.IsInf(rate, 0) {
+		rate = 0
+	}
+	fmt.Fprintln(w, "# HELP mtbert_tokens_per_second Padded sub-words per second of encoder time, since start.")
+	fmt.Fprintln(w, "# TYPE mtbert_tokens_per_second gauge")
+	fmt.Fprintf(w, "mtbert_tokens_per_second %s\n", strconv.FormatFloat(rate, 'g', -1, 64))
+}

@@ -1,0 +1,446 @@
+package mtl
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// post sends body to url and returns the status and the answer.
+func post(t *testing.T, url, body string, hdr ...string) (int, string, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest("POST", url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b) + "\n"
+}
+
+// TestServerBatchedEqualsExtract sends concurrent requests and checks every answer is
+// byte-identical to Extract's, and that they shared encoder passes. It runs twice: with the
+// fixture's ner max_length (every window padded to it) and with max_length 64, so that windows
+// fall in the 16, 32 and 64 length classes and batches mix them.
+func TestServerBatchedEqualsExtract(t *testing.T) {
+	dir := trainedCheckpoint(t)
+	unit := "patient took aspirin for fever . "
+	notes := []string{
+		"patient\u00a0took\u2003aspirin , heparin , insulin and metformin for chest pain daily .",
+		"no chest pain after insulin .",
+		"",
+		"aspirin",
+		strings.Repeat(unit, 3),
+		strings.Repeat(unit, 7),
+		strings.Repeat(unit, 25),
+		"took heparin .",
+	}
+	for _, maxLen := range []int{0, 64} {
+		ex, err := LoadExtractor(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if maxLen > 0 {
+			ex.model.Heads[0].Spec.MaxLength = maxLen
+		}
+		s := NewServer(ServerConfig{MaxWait: 200 * time.Millisecond, MaxBatchTokens: 1 << 16})
+		var passes atomic.Int64
+		lens := map[int]bool{}
+		var mu sync.Mutex
+		s.passHook = func(n, T int) {
+			passes.Add(1)
+			mu.Lock()
+			lens[T] = true
+			mu.Unlock()
+		}
+		s.SetExtractor(ex)
+		hs := httptest.NewServer(s.Handler())
+		var want []string
+		for _, n := range notes {
+			r, err := ex.Extract(context.Background(), n, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, mustJSON(t, r))
+		}
+		many, err := ex.ExtractMany(context.Background(), notes, nil)
+		if err != nil || len(many) != len(notes) {
+			t.Fatalf("ExtractMany: %d results, %v", len(many), err)
+		}
+		for i, r := range many {
+			if mustJSON(t, r) != want[i] {
+				t.Errorf("ExtractMany, note %d: %s, want %s", i, mustJSON(t, r), want[i])
+			}
+		}
+		got := make([]string, len(notes)+1)
+		codes := make([]int, len(notes)+1)
+		var wg sync.WaitGroup
+		for i := range len(notes) + 1 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				body := mustJSON(t, map[string]any{"text": notes[min(i, len(notes)-1)]})
+				if i == len(notes) {
+					body = mustJSON(t, map[string]any{"texts": notes, "tasks": []string{"ner"}})
+				}
+				codes[i], got[i], _ = post(t, hs.URL+"/v1/extract", body)
+			}()
+		}
+		wg.Wait()
+		for i, n := range notes {
+			if codes[i] != 200 || got[i] != want[i] {
+				t.Errorf("max_length %d, note %q: %d %s\nwant %s", maxLen, n, codes[i], got[i], want[i])
+			}
+		}
+		var all ExtractResults
+		if err := json.Unmarshal([]byte(got[len(notes)]), &all); err != nil || len(all.Results) != len(notes) {
+			t.Fatalf("texts answer %d %s: %v", codes[len(notes)], got[len(notes)], err)
+		}
+		for i, r := range all.Results {
+			if mustJSON(t, r) != want[i] {
+				t.Errorf("texts[%d]: %s, want %s", i, mustJSON(t, r), want[i])
+			}
+		}
+		if p := passes.Load(); p >= int64(len(notes)+1) || p != s.Passes() {
+			t.Errorf("%d requests took %d encoder passes (metrics %d)", len(notes)+1, p, s.Passes())
+		}
+		t.Logf("max_length %d: %d requests, %d passes, padded lengths %v", maxLen, len(notes)+1, passes.Load(), lens)
+		if maxLen == 64 && len(lens) < 3 {
+			t.Errorf("padded lengths %v, want 16, 32 and 64", lens)
+		}
+
+		// Pairs equal Pair's.
+		pr, err := ex.Pair(context.Background(), "patient has fever .", "patient has no fever .", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, body, _ := post(t, hs.URL+"/v1/pairs", `{"text_a": "patient has fever .", "text_b": "patient has no fever ."}`)
+		if w := mustJSON(t, PairResponse{Pairs: pr}); code != 200 || body != w {
+			t.Errorf("pairs: %d %s, want %s", code, body, w)
+		}
+		hs.Close()
+		s.Close()
+	}
+}
+
+var promLine = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*"(,[a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*")*\})? (-?[0-9.]+([eE][-+]?[0-9]+)?|\+Inf|NaN)$`)
+
+func TestServerErrorsAndMetrics(t *testing.T) {
+	ex, err := LoadExtractor(trainedCheckpoint(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewServer(ServerConfig{MaxBody: 1000, MaxTokens: 100, MaxQueue: 2, Token: "s3cret"})
+	hs := httptest.NewServer(s.Handler())
+	defer hs.Close()
+	defer s.Close()
+	auth := []string{"Authorization", "Bearer s3cret"}
+
+	// Before the model is loaded.
+	if code, _ := get(t, hs.URL+"/healthz"); code != 200 {
+		t.Errorf("healthz %d", code)
+	}
+	if code, _ := get(t, hs.URL+"/readyz"); code != 503 {
+		t.Errorf("readyz before load %d", code)
+	}
+	if code, _, h := post(t, hs.URL+"/v1/extract", `{"text": "a"}`, auth...); code != 503 || h.Get("Retry-After") == "" {
+		t.Errorf("extract before load %d", code)
+	}
+	s.SetExtractor(ex)
+	if code, _ := get(t, hs.URL+"/readyz"); code != 200 {
+		t.Errorf("readyz after load %d", code)
+	}
+
+	for _, c := range []struct {
+		body string
+		hdr  []string
+		code int
+		msg  string
+	}{
+		{`{"text": "took aspirin ."}`, nil, 401, "bearer"},
+		{`{"text": "took aspirin ."}`, []string{"Authorization", "Bearer nope"}, 401, "bearer"},
+		{`{"text": "took aspirin ."}`, auth, 200, `"Drug"`},
+		{`{"text": "` + strings.Repeat("a", 1100) + `"}`, auth, 413, "over 1000 bytes"},
+		{`{"text": "` + strings.Repeat("aspirin ", 100) + `"}`, auth, 413, "sub-words"},
+		{"{\"text\": \"took \xffaspirin\"}", auth, 400, "UTF-8 (first bad byte at offset 15)"},
+		{`{"text": "a", "note": "b"}`, auth, 400, "unknown field"},
+		{`{"text": "a"} {"text": "b"}`, auth, 400, "one JSON object"},
+		{`{"text": `, auth, 400, "bad JSON"},
+		{`{"text": "a", "texts": ["b"]}`, auth, 400, "not both"},
+		{`{}`, auth, 400, `want \"text\" or \"texts\"`},
+		{`{"text": "a", "tasks": ["nli"]}`, auth, 400, "not ner"},
+		{`{"text": "a", "tasks": ["nope"]}`, auth, 400, "no task"},
+	} {
+		code, body, _ := post(t, hs.URL+"/v1/extract", c.body, c.hdr...)
+		if code != c.code || !strings.Contains(body, c.msg) {
+			t.Errorf("%.40q: %d %s, want %d %q", c.body, code, body, c.code, c.msg)
+		}
+	}
+	if code, body, _ := post(t, hs.URL+"/v1/pairs", `{"text_a": "a", "tasks": ["ner"]}`, auth...); code != 400 || !strings.Contains(body, "not a sentence-level task") {
+		t.Errorf("pair with ner task: %d %s", code, body)
+	}
+	req, _ := http.NewRequest("GET", hs.URL+"/v1/extract", nil)
+	req.Header.Set("Authorization", "Bearer s3cret")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 405 {
+		t.Errorf("GET extract: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	req, _ = http.NewRequest("GET", hs.URL+"/v1/model", nil)
+	req.Header.Set("Authorization", "Bearer s3cret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mi struct {
+		Tasks   []TaskSpec
+		Encoder map[string]any
+	}
+	json.NewDecoder(resp.Body).Decode(&mi)
+	resp.Body.Close()
+	if len(mi.Tasks) != 3 || mi.Tasks[0].Kind != NER || len(mi.Tasks[0].Labels) != 9 || mi.Encoder["hidden_size"] == nil {
+		t.Errorf("model info %+v", mi)
+	}
+
+	// A full server answers 503 with Retry-After: hold the batcher in a pass with one request,
+	// queue a second (MaxQueue 2).
+	hold, held := make(chan struct{}), make(chan struct{}, 1)
+	s.passHook = func(int, int) {
+		select {
+		case held <- struct{}{}:
+			<-hold
+		default:
+		}
+	}
+	var wg sync.WaitGroup
+	codes := make([]int, 2)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		codes[0], _, _ = post(t, hs.URL+"/v1/extract", `{"text": "took aspirin ."}`, auth...)
+	}()
+	<-held
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		codes[1], _, _ = post(t, hs.URL+"/v1/extract", `{"text": "took insulin ."}`, auth...)
+	}()
+	for deadline := time.Now().Add(5 * time.Second); len(s.queue) < 1 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	code, body, h := post(t, hs.URL+"/v1/extract", `{"text": "took heparin ."}`, auth...)
+	if code != 503 || h.Get("Retry-After") == "" || !strings.Contains(body, "busy") {
+		t.Errorf("full queue: %d %s %v", code, body, h)
+	}
+	close(hold)
+	wg.Wait()
+	if codes[0] != 200 || codes[1] != 200 {
+		t.Errorf("held requests: %v", codes)
+	}
+
+	// Metrics: the Prometheus text format, with the series this server exports.
+	if code, _ := get(t, hs.URL+"/metrics"); code != 401 {
+		t.Errorf("metrics without token: %d", code)
+	}
+	req, _ = http.NewRequest("GET", hs.URL+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer s3cret")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain; version=0.0.4") {
+		t.Errorf("metrics content type %q", resp.Header.Get("Content-Type"))
+	}
+	for _, l := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		if !(strings.HasPrefix(l, "# HELP ") || strings.HasPrefix(l, "# TYPE ") || promLine.MatchString(l)) {
+			t.Errorf("metrics line %q", l)
+		}
+	}
+	for _, w := range []string{
+		`mtbert_http_requests_total{path="/v1/extract",code="413"} 2`,
+		`mtbert_http_requests_total{path="/v1/extract",code="503"} 2`,
+		`mtbert_http_request_duration_seconds_bucket{path="/v1/extract",le="+Inf"}`,
+		"mtbert_queue_depth 0", "mtbert_requests_in_flight 0", "mtbert_queue_rejected_total 1", "mtbert_batch_requests_count",
+		"mtbert_encoder_passes_total", "mtbert_tokens_total", "mtbert_tokens_per_second",
+	} {
+		if !bytes.Contains(b, []byte(w)) {
+			t.Errorf("metrics lack %s:\n%s", w, b)
+		}
+	}
+}
+
+func TestPadLength(t *testing.T) {
+	for _, c := range [][3]int{{3, 512, 16}, {16, 512, 16}, {17, 512, 32}, {33, 512, 64}, {65, 512, 128}, {129, 512, 192}, {500, 512, 512}, {5, 10, 10}, {12, 10, 12}, {40, 48, 48}} {
+		if got := PadLength(c[0], c[1]); got != c[2] {
+			t.Errorf("PadLength(%d, %d) = %d, want %d", c[0], c[1], got, c[2])
+		}
+	}
+}
+
+// ExampleNewServer serves a checkpoint with dynamic batching (see Server) until the process
+// is stopped; mtbert serve adds the flags, the signals and the graceful shutdown.
+func ExampleNewServer() {
+	ex, err := LoadExtractor("run/best")
+	if err != nil {
+		log.Fatal(err)
+	}
+	s := NewServer(ServerConfig{MaxBatchTokens: 8192, MaxWait: 5 * time.Millisecond})
+	s.SetExtractor(ex)
+	defer s.Close()
+	log.Fatal(http.ListenAndServe("127.0.0.1:8080", s.Handler()))
+}
+
+// ExampleExtractor_ExtractMany extracts from several notes in shared forward passes.
+func ExampleExtractor_ExtractMany() {
+	ex, err := LoadExtractor("run/best")
+	if err != nil {
+		log.Fatal(err)
+	}
+	res, err := ex.ExtractMany(context.Background(), []string{"took aspirin for fever .", "no chest pain ."}, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for i, r := range res {
+		for task, ents := range r.Entities {
+			for _, e := range ents {
+				fmt.Printf("note %d, %s: %s %q at characters [%d,%d)\n", i, task, e.Type, e.Text, e.Start, e.End)
+			}
+		}
+	}
+}
+
+// FuzzServerHandlers posts arbitrary bodies to /v1/extract and /v1/pairs of a server over an
+// untrained fixture model: every answer is a JSON object with an expected status, never a
+// panic.
+func FuzzServerHandlers(f *testing.F) {
+	cfg, err := LoadConfig(trainConfig, "")
+	if err != nil {
+		f.Fatal(err)
+	}
+	r, err := Prepare(cfg)
+	if err != nil {
+		f.Fatal(err)
+	}
+	s := NewServer(ServerConfig{MaxBody: 4096, MaxTokens: 256, MaxWait: time.Microsecond})
+	s.SetExtractor(NewExtractor(r.Model, r.Tokenizer))
+	defer s.Close()
+	h := s.Handler()
+	for _, seed := range []string{
+		`{"text": "patient took aspirin ."}`, `{"texts": ["a", "", "b c"], "tasks": ["ner"]}`,
+		`{"text_a": "fever", "text_b": "no fever"}`, `{"text": "\u00e9\u2003x"}`, "{\"text\": \"\xff\"}",
+		`{"text": 1}`, `[]`, `null`, `{"texts": null}`, `{"text": "a"}x`, ``,
+	} {
+		f.Add(seed, false)
+		f.Add(seed, true)
+	}
+	f.Fuzz(func(t *testing.T, body string, pairs bool) {
+		path := "/v1/extract"
+		if pairs {
+			path = "/v1/pairs"
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("POST", path, strings.NewReader(body)))
+		switch rec.Code {
+		case 200, 400, 413:
+		default:
+			t.Fatalf("%q: status %d %s", body, rec.Code, rec.Body)
+		}
+		var v map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil {
+			t.Fatalf("%q: answer %q is not a JSON object: %v", body, rec.Body, err)
+		}
+	})
+}
+
+// TestServerOverload sends many more concurrent requests than the server admits: each gets
+// Extract's answer or a 503, none is lost; and a request past its deadline gets a 504.
+func TestServerOverload(t *testing.T) {
+	ex, err := LoadExtractor(trainedCheckpoint(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewServer(ServerConfig{MaxQueue: 4, MaxWait: 2 * time.Millisecond})
+	s.SetExtractor(ex)
+	hs := httptest.NewServer(s.Handler())
+	defer s.Close()
+	defer hs.Close()
+	note := strings.Repeat("patient took aspirin for fever . ", 10)
+	r, err := ex.Extract(context.Background(), note, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := mustJSON(t, r)
+	const n = 48
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var body string
+			codes[i], body, _ = post(t, hs.URL+"/v1/extract", mustJSON(t, map[string]string{"text": note}))
+			if codes[i] == 200 && body != want {
+				t.Errorf("request %d: %s, want %s", i, body, want)
+			}
+		}()
+	}
+	wg.Wait()
+	count := map[int]int{}
+	for _, c := range codes {
+		count[c]++
+	}
+	if count[200]+count[503] != n || count[200] == 0 {
+		t.Errorf("answers by status: %v", count)
+	}
+	t.Logf("answers by status: %v, %d encoder passes", count, s.Passes())
+
+	// The batcher waits a second for company; the request's deadline is 50ms.
+	s2 := NewServer(ServerConfig{MaxWait: time.Second, Timeout: 50 * time.Millisecond})
+	s2.SetExtractor(ex)
+	hs2 := httptest.NewServer(s2.Handler())
+	defer s2.Close()
+	defer hs2.Close()
+	if code, body, _ := post(t, hs2.URL+"/v1/extract", `{"text": "took aspirin ."}`); code != 504 || !strings.Contains(body, "deadline") {
+		t.Errorf("past deadline: %d %s", code, body)
+	}
+}
