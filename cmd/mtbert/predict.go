@@ -2,17 +2,23 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/mtbert/mtbert/mtl"
 )
@@ -31,6 +37,21 @@ Output: one JSON line per input, in order:
 start/end are character (Unicode code point) offsets, byte_start/byte_end UTF-8 byte offsets;
 text is the note at both. An input that cannot be read (bad JSON, invalid UTF-8, missing
 fields) gets {"id", "line", "error"} and the others go on; the command then exits 1.
+
+Bulk runs:
+  -shard i/N keeps the inputs whose id hashes to i: FNV-1a (64-bit) of the id string
+    (the output's "id": the JSON id, or the line number of a raw note or unreadable line)
+    modulo N. A shard is thus stable when the input is reordered or split into files (as
+    long as raw notes keep their line numbers), and the N shards of one input together
+    cover every input exactly once: run i = 0..N-1 (e.g. as a Kubernetes indexed Job) and
+    concatenate the outputs. Ids should be unique.
+  -workers W runs W goroutines over batches of -batch inputs (notes of a batch share
+    forward passes); the output stays in input order and is byte for byte that of -workers 1.
+  -resume, with -out FILE existing, reads the ids already in FILE, skips those inputs and
+    appends the new lines: FILE's old content plus the new lines go to a temporary file that
+    is renamed over FILE at the end, so an interrupted run never loses the old output.
+  -out FILE.gz writes gzip, -out FILE.zst zstd (a resumed file gets a new stream appended,
+    which gzip and zstd readers, and -in, read as one).
 `
 
 // predictInput is one JSONL input line.
@@ -51,18 +72,35 @@ type predictOutput struct {
 }
 
 func runPredict(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("predict", "predict -model DIR [-tasks a,b] [-in FILE] [-out FILE]", stderr)
+	fs := newFlags("predict", "predict -model DIR [-tasks a,b] [-in FILE] [-out FILE] [-shard i/N] [-workers W] [-resume]", stderr)
 	model := fs.String("model", "", "checkpoint folder written by mtbert train (e.g. RUN/best) (required)")
 	tasks := fs.String("tasks", "", "comma-separated tasks to run (default: all)")
 	in := fs.String("in", "-", "input file ('-' for standard input)")
-	out := fs.String("out", "-", "output JSONL file ('-' for standard output; a file is written whole, then renamed into place)")
-	batch := fs.Int("batch", 8, "windows per forward pass")
+	out := fs.String("out", "-", "output JSONL file ('-' for standard output; a file is written whole, then renamed into place; .gz or .zst compresses)")
+	batch := fs.Int("batch", 8, "windows per forward pass, and inputs per batch of work")
+	shardFlag := fs.String("shard", "", "i/N: process only the inputs whose id hashes to shard i of N (FNV-1a of the id modulo N)")
+	workers := fs.Int("workers", 1, "goroutines processing batches of inputs concurrently (output stays in input order)")
+	resume := fs.Bool("resume", false, "skip the inputs whose ids are already in -out and append to it")
 	usage := fs.Usage
 	fs.Usage = func() { usage(); fmt.Fprint(stderr, "\n"+predictHelp) }
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *model == "" || *batch < 1 {
+	if *model == "" || *batch < 1 || *workers < 1 {
+		fs.Usage()
+		return errUsage
+	}
+	shard, nShards := 0, 1
+	if *shardFlag != "" {
+		var ok bool
+		if shard, nShards, ok = parseShard(*shardFlag); !ok {
+			fmt.Fprintf(stderr, "mtbert predict: -shard %q: want i/N with integers 0 <= i < N\n", *shardFlag)
+			fs.Usage()
+			return errUsage
+		}
+	}
+	if *resume && *out == "-" {
+		fmt.Fprintln(stderr, "mtbert predict: -resume needs -out FILE")
 		fs.Usage()
 		return errUsage
 	}
@@ -84,6 +122,18 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
+	// -resume: the ids already done, and the old output to carry over.
+	var done map[string]bool
+	var old []byte
+	if *resume {
+		if old, err = os.ReadFile(*out); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		if done, err = predictedIDs(old); err != nil {
+			return fmt.Errorf("-resume: %s: %w", *out, err)
+		}
+	}
+
 	var src io.Reader = os.Stdin
 	name := "standard input"
 	if *in != "-" {
@@ -102,6 +152,7 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 
 	w := stdout
 	var tmp *os.File
+	var comp io.WriteCloser
 	if *out != "-" {
 		tmp, err = os.CreateTemp(filepath.Dir(*out), "."+filepath.Base(*out)+".tmp-")
 		if err != nil {
@@ -109,44 +160,133 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 		}
 		defer os.Remove(tmp.Name())
 		defer tmp.Close()
+		if len(old) > 0 {
+			if _, err := tmp.Write(old); err != nil {
+				return err
+			}
+			if !isCompressed(*out) && old[len(old)-1] != '\n' {
+				if _, err := tmp.Write([]byte{'\n'}); err != nil {
+					return err
+				}
+			}
+		}
 		w = tmp
+		switch {
+		case strings.HasSuffix(*out, ".gz"):
+			comp = gzip.NewWriter(tmp)
+		case strings.HasSuffix(*out, ".zst"):
+			if comp, err = zstd.NewWriter(tmp); err != nil {
+				return err
+			}
+		}
+		if comp != nil {
+			w = comp
+		}
 	}
 	bw := bufio.NewWriter(w)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	br := bufio.NewReader(rc)
+
+	// The pipeline: this goroutine reads batches of inputs, W workers run them, and a writer
+	// puts their lines out in input order. At most 2W+2 batches are in flight (read, not yet
+	// written), which bounds the reorder buffer.
+	jobs := make(chan *predictJob)
+	results := make(chan *predictJob)
+	slots := make(chan struct{}, 2**workers+2)
+	var wg sync.WaitGroup
+	for range *workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				j.run(ctx, ex, names != nil, nerTasks, pairTasks)
+				results <- j
+			}
+		}()
+	}
 	failed, total := 0, 0
-	for line := 1; ; line++ {
+	var werr error
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		pending := map[int]*predictJob{}
+		next := 0
+		for j := range results {
+			pending[j.seq] = j
+			for p, ok := pending[next]; ok; p, ok = pending[next] {
+				delete(pending, next)
+				next++
+				total += len(p.out)
+				failed += p.failed
+				for _, b := range p.out {
+					if _, err := bw.Write(b); err != nil && werr == nil {
+						werr = err
+					}
+				}
+				<-slots
+			}
+		}
+	}()
+
+	br := bufio.NewReader(rc)
+	var rerrFinal error
+	seq := 0
+	cur := &predictJob{}
+	flush := func() {
+		if len(cur.items) == 0 {
+			return
+		}
+		cur.seq = seq
+		seq++
+		slots <- struct{}{}
+		jobs <- cur
+		cur = &predictJob{}
+	}
+	for line := 1; ctx.Err() == nil; line++ {
 		raw, rerr := br.ReadString('\n')
 		if rerr != nil && rerr != io.EOF {
-			return fmt.Errorf("%s:%d: %w", name, line, rerr)
+			rerrFinal = fmt.Errorf("%s:%d: %w", name, line, rerr)
+			break
 		}
 		if rerr == io.EOF && raw == "" {
 			break
 		}
 		raw = strings.TrimSuffix(strings.TrimSuffix(raw, "\n"), "\r")
-		o := predictLine(ctx, ex, raw, line, names != nil, nerTasks, pairTasks)
-		if ctx.Err() != nil {
-			return fmt.Errorf("%s:%d: interrupted", name, line)
+		it := parsePredictLine(raw, line)
+		if (nShards == 1 || shardOf(it.o.ID, nShards) == shard) && !done[it.o.ID] {
+			cur.items = append(cur.items, it)
+			if len(cur.items) >= *batch {
+				flush()
+			}
 		}
-		total++
-		if o.Error != "" {
-			failed++
-		}
-		b, err := json.Marshal(o)
-		if err != nil {
-			return err
-		}
-		bw.Write(append(b, '\n'))
 		if rerr == io.EOF {
 			break
 		}
+	}
+	flush()
+	close(jobs)
+	wg.Wait()
+	close(results)
+	<-writerDone
+	if rerrFinal != nil {
+		return rerrFinal
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s: interrupted", name)
+	}
+	if werr != nil {
+		return werr
 	}
 	if err := bw.Flush(); err != nil {
 		return err
 	}
 	if tmp != nil {
+		if comp != nil {
+			if err := comp.Close(); err != nil {
+				return err
+			}
+		}
 		if err := tmp.Close(); err != nil {
 			return err
 		}
@@ -160,19 +300,129 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// predictLine runs one input line. selected says whether -tasks chose the tasks (an empty
-// list then means none of that kind, not all).
-func predictLine(ctx context.Context, ex *mtl.Extractor, raw string, line int, selected bool, nerTasks, pairTasks []string) predictOutput {
-	o := predictOutput{ID: strconv.Itoa(line), Line: line}
-	fail := func(format string, a ...any) predictOutput {
-		o.Error = fmt.Sprintf("line %d: ", line) + fmt.Sprintf(format, a...)
-		return o
+// parseShard parses "i/N" with 0 <= i < N.
+func parseShard(s string) (i, n int, ok bool) {
+	a, b, found := strings.Cut(s, "/")
+	if !found {
+		return 0, 0, false
+	}
+	i, err1 := strconv.Atoi(a)
+	n, err2 := strconv.Atoi(b)
+	if err1 != nil || err2 != nil || n < 1 || i < 0 || i >= n {
+		return 0, 0, false
+	}
+	return i, n, true
+}
+
+// shardOf is the shard of an input id: FNV-1a (64-bit) of the id modulo n.
+func shardOf(id string, n int) int {
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	return int(h.Sum64() % uint64(n))
+}
+
+// isCompressed says whether an output file name asks for compression.
+func isCompressed(name string) bool {
+	return strings.HasSuffix(name, ".gz") || strings.HasSuffix(name, ".zst")
+}
+
+// predictedIDs reads the ids of an existing output (plain, gzip or zstd; possibly empty).
+func predictedIDs(b []byte) (map[string]bool, error) {
+	done := map[string]bool{}
+	if len(b) == 0 {
+		return done, nil
+	}
+	rc, err := mtl.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	sc := bufio.NewScanner(rc)
+	sc.Buffer(make([]byte, 64*1024), 1<<30)
+	for n := 1; sc.Scan(); n++ {
+		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+			continue
+		}
+		var o struct {
+			ID *string `json:"id"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &o); err != nil || o.ID == nil {
+			return nil, fmt.Errorf("line %d is not an mtbert predict output line", n)
+		}
+		done[*o.ID] = true
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	return done, nil
+}
+
+// predictItem is one parsed input line: o carries its id and line (and its error, when it
+// could not be read); the rest says what to run.
+type predictItem struct {
+	o       predictOutput
+	isPair  bool
+	text    string
+	a, b    string
+	entDone bool
+}
+
+// predictJob is a batch of inputs and, once run, their output lines.
+type predictJob struct {
+	seq    int
+	items  []predictItem
+	out    [][]byte
+	failed int
+}
+
+// run runs a batch: its notes go through ExtractMany together (each result equals
+// Extract's), falling back to one Extract a note when the batch fails, so that a bad note
+// gets its own error.
+func (j *predictJob) run(ctx context.Context, ex *mtl.Extractor, selected bool, nerTasks, pairTasks []string) {
+	var texts []string
+	var idx []int
+	for k := range j.items {
+		it := &j.items[k]
+		if it.o.Error != "" || it.isPair || (selected && len(nerTasks) == 0) {
+			continue
+		}
+		texts = append(texts, it.text)
+		idx = append(idx, k)
+	}
+	if len(texts) > 1 {
+		if res, err := ex.ExtractMany(ctx, texts, nerTasks); err == nil {
+			for n, k := range idx {
+				j.items[k].o.Entities = res[n].Entities
+				j.items[k].entDone = true
+			}
+		}
+	}
+	j.out = make([][]byte, len(j.items))
+	for k := range j.items {
+		o := runPredictItem(ctx, ex, &j.items[k], selected, nerTasks, pairTasks)
+		if o.Error != "" {
+			j.failed++
+		}
+		b, err := json.Marshal(o)
+		if err != nil {
+			b, _ = json.Marshal(predictOutput{ID: o.ID, Line: o.Line, Error: err.Error()})
+			j.failed++
+		}
+		j.out[k] = append(b, '\n')
+	}
+}
+
+// parsePredictLine reads one input line: its id, and its note or pair (or its error).
+func parsePredictLine(raw string, line int) predictItem {
+	it := predictItem{o: predictOutput{ID: strconv.Itoa(line), Line: line}}
+	fail := func(format string, a ...any) predictItem {
+		it.o.Error = fmt.Sprintf("line %d: ", line) + fmt.Sprintf(format, a...)
+		return it
 	}
 	if !utf8.ValidString(raw) {
 		return fail("not valid UTF-8")
 	}
-	text, isPair := raw, false
-	var a, b string
+	it.text = raw
 	if strings.HasPrefix(strings.TrimSpace(raw), "{") {
 		var in predictInput
 		if err := json.Unmarshal([]byte(raw), &in); err != nil {
@@ -181,9 +431,9 @@ func predictLine(ctx context.Context, ex *mtl.Extractor, raw string, line int, s
 		if len(in.ID) > 0 && string(in.ID) != "null" {
 			var s string
 			if json.Unmarshal(in.ID, &s) == nil {
-				o.ID = s
+				it.o.ID = s
 			} else if _, err := strconv.ParseFloat(string(in.ID), 64); err == nil {
-				o.ID = string(in.ID)
+				it.o.ID = string(in.ID)
 			} else {
 				return fail(`"id" is not a string or a number`)
 			}
@@ -192,32 +442,49 @@ func predictLine(ctx context.Context, ex *mtl.Extractor, raw string, line int, s
 		case in.Text != nil && (in.TextA != nil || in.TextB != nil):
 			return fail(`give "text" or "text_a"/"text_b", not both`)
 		case in.Text != nil:
-			text = *in.Text
+			it.text = *in.Text
 		case in.TextA != nil:
-			isPair, a = true, *in.TextA
+			it.isPair, it.a = true, *in.TextA
 			if in.TextB != nil {
-				b = *in.TextB
+				it.b = *in.TextB
 			}
 		default:
 			return fail(`want "text" or "text_a" (and "text_b")`)
 		}
 	}
+	return it
+}
+
+// runPredictItem runs a parsed input (its entities may be already there: entDone). selected
+// says whether -tasks chose the tasks (an empty list then means none of that kind, not all).
+func runPredictItem(ctx context.Context, ex *mtl.Extractor, it *predictItem, selected bool, nerTasks, pairTasks []string) predictOutput {
+	o := it.o
+	if o.Error != "" {
+		return o
+	}
+	fail := func(format string, a ...any) predictOutput {
+		o.Error = fmt.Sprintf("line %d: ", o.Line) + fmt.Sprintf(format, a...)
+		return o
+	}
 	var err error
-	if isPair {
+	if it.isPair {
 		o.Pairs = map[string]mtl.PairResult{}
 		if selected && len(pairTasks) == 0 {
 			return o
 		}
-		if o.Pairs, err = ex.Pair(ctx, a, b, pairTasks); err != nil {
+		if o.Pairs, err = ex.Pair(ctx, it.a, it.b, pairTasks); err != nil {
 			return fail("%v", err)
 		}
+		return o
+	}
+	if it.entDone {
 		return o
 	}
 	o.Entities = map[string][]mtl.Entity{}
 	if selected && len(nerTasks) == 0 {
 		return o
 	}
-	res, err := ex.Extract(ctx, text, nerTasks)
+	res, err := ex.Extract(ctx, it.text, nerTasks)
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return o
