@@ -36,15 +36,13 @@ func runTokenize(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	r, closeIn, err := openIn(*in)
+	sc, closeIn, err := scanLines(*in)
 	if err != nil {
 		return err
 	}
 	defer closeIn()
 	w := bufio.NewWriter(stdout)
 	defer w.Flush()
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
 	for sc.Scan() {
 		enc := tok.Encode(sc.Text(), *maxLen)
 		if err := printJSON(w, map[string]any{"tokens": enc.Tokens, "ids": enc.IDs, "offsets": enc.Offsets}); err != nil {
@@ -80,14 +78,12 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 	if *maxLen <= 0 {
 		*maxLen = m.Cfg.MaxPositionEmbeddings
 	}
-	r, closeIn, err := openIn(*in)
+	sc, closeIn, err := scanLines(*in)
 	if err != nil {
 		return err
 	}
 	defer closeIn()
 	var encs []bert.Encoding
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
 	for line := 1; sc.Scan(); line++ {
 		if len(sc.Bytes()) == 0 {
 			continue
@@ -142,14 +138,19 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// openIn opens path, or returns standard input for "-".
-func openIn(path string) (io.Reader, func(), error) {
-	if path == "-" {
-		return os.Stdin, func() {}, nil
+// scanLines returns a line scanner over path ("-" for standard input) that accepts lines of
+// up to 64 MiB, and the function that closes the input.
+func scanLines(path string) (*bufio.Scanner, func(), error) {
+	var r io.Reader = os.Stdin
+	closeIn := func() {}
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		r, closeIn = f, func() { f.Close() }
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	return f, func() { f.Close() }, nil
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	return sc, closeIn, nil
 }

@@ -53,15 +53,13 @@ func runFill(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	r, closeIn, err := openIn(*in)
+	sc, closeIn, err := scanLines(*in)
 	if err != nil {
 		return err
 	}
 	defer closeIn()
 	w := bufio.NewWriter(stdout)
 	defer w.Flush()
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
 	lines, failed := 0, 0
 	for sc.Scan() {
 		text := sc.Text()
