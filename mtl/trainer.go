@@ -110,6 +110,11 @@ type Trainer struct {
 	State TrainState
 
 	tape *autograd.Tape
+	// perms caches each task's shuffle for the pass it is in (a function of the seed, the task
+	// and State.Passes, so it is derived state, rebuilt after a resume).
+	perms    [][]int
+	permPass []int
+	params   [][]*autograd.Var
 }
 
 // StepInfo reports one optimiser step.
@@ -154,7 +159,7 @@ func (tr *Trainer) batch(i int) Batch {
 		tr.State.Passes[i]++
 		tr.State.Pos[i] = 0
 	}
-	perm := tensor.NewRNG(tr.Seed ^ uint64(i+1)*0x9e3779b97f4a7c15 ^ uint64(tr.State.Passes[i])*0xbf58476d1ce4e5b9).Perm(len(t.Train))
+	perm := tr.perm(i)
 	lo := tr.State.Pos[i] * t.BatchSize
 	hi := min(len(perm), lo+t.BatchSize)
 	exs := make([]Example, 0, hi-lo)
@@ -163,6 +168,30 @@ func (tr *Trainer) batch(i int) Batch {
 	}
 	tr.State.Pos[i]++
 	return Collate(exs, t.Head.Spec.Kind, tr.PadID)
+}
+
+// perm returns task i's shuffle for its current pass, computing it once per pass.
+func (tr *Trainer) perm(i int) []int {
+	if tr.perms == nil {
+		tr.perms, tr.permPass = make([][]int, len(tr.Tasks)), make([]int, len(tr.Tasks))
+	}
+	pass := tr.State.Passes[i]
+	if tr.perms[i] == nil || tr.permPass[i] != pass {
+		tr.perms[i] = tensor.NewRNG(tr.Seed ^ uint64(i+1)*0x9e3779b97f4a7c15 ^ uint64(pass)*0xbf58476d1ce4e5b9).Perm(len(tr.Tasks[i].Train))
+		tr.permPass[i] = pass
+	}
+	return tr.perms[i]
+}
+
+// stepParams returns the parameters a step of task i updates: the encoder's and the head's.
+func (tr *Trainer) stepParams(i int) []*autograd.Var {
+	if tr.params == nil {
+		tr.params = make([][]*autograd.Var, len(tr.Tasks))
+	}
+	if tr.params[i] == nil {
+		tr.params[i] = append(append([]*autograd.Var(nil), tr.Model.Encoder.Params.List()...), tr.Tasks[i].Head.Params()...)
+	}
+	return tr.params[i]
 }
 
 // Step takes the next scheduled batch and updates the encoder and that task's head.
@@ -179,7 +208,7 @@ func (tr *Trainer) Step() (StepInfo, error) {
 		return StepInfo{}, err
 	}
 	lv := float64(loss.Value.Item())
-	params := append(append([]*autograd.Var(nil), tr.Model.Encoder.Params.List()...), task.Head.Params()...)
+	params := tr.stepParams(i)
 	if loss.RequiresGrad() {
 		tp.Backward(loss)
 		if tr.Clip > 0 {
