@@ -2,7 +2,6 @@ package autograd
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/mtbert/mtbert/kernels"
 )
@@ -11,8 +10,7 @@ import (
 // w (V, in) as PyTorch stores it (a tied word-embedding matrix serves as is), bias (V) or nil,
 // and one target per row, fused: the (N, V) logits are turned into probabilities in place and,
 // in backward, into the gradient of the logits in place, so that buffer is the only
-// vocabulary-sized memory the op holds (CrossEntropy after Linear keeps two), and the softmax
-// uses the float32 Expf with a float64 row sum. Ignored rows are still projected: gather the
+// vocabulary-sized memory the op holds (CrossEntropy after Linear keeps two). Ignored rows are still projected: gather the
 // rows that count first (as the masked-language-model head does). With no counted row the loss
 // is 0 and no gradient flows.
 func (tp *Tape) LinearCrossEntropy(x, w, bias *Var, targets []int32, ignore int32) *Var {
@@ -25,62 +23,17 @@ func (tp *Tape) LinearCrossEntropy(x, w, bias *Var, targets []int32, ignore int3
 		panic(fmt.Sprintf("autograd: LinearCrossEntropy: x %v, weight %v, bias %v, %d targets do not match", xs, ws, bsh, len(targets)))
 	}
 	n, in, v := xs[0], xs[1], ws[0]
-	count := 0
-	for r, t := range targets {
-		if t == ignore {
-			continue
-		}
-		if t < 0 || int(t) >= v {
-			panic(fmt.Sprintf("autograd: LinearCrossEntropy: target %d at row %d out of range [0, %d)", t, r, v))
-		}
-		count++
-	}
 	xv, wv := x.Value.Contiguous(), w.Value.Contiguous()
 	buf := tp.Alloc(n, v)
 	bd := buf.Data()
-	beta := float32(0)
+	var bias32 []float32
 	if bias != nil {
-		b := bias.Value.Contiguous().Data()
-		for r := 0; r < n; r++ {
-			copy(bd[r*v:(r+1)*v], b)
-		}
-		beta = 1
+		bias32 = bias.Value.Contiguous().Data()
 	}
-	kernels.Sgemm(false, true, n, v, in, 1, xv.Data(), in, wv.Data(), in, beta, bd, v)
-	rowLoss := make([]float64, n)
-	kernels.ParallelFor(n, 1, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			row := bd[r*v : (r+1)*v]
-			if targets[r] == ignore {
-				clear(row)
-				continue
-			}
-			mx := row[0]
-			for _, z := range row {
-				mx = max(mx, z)
-			}
-			target := row[targets[r]]
-			var s float64
-			for i, z := range row {
-				e := kernels.Expf(z - mx)
-				row[i] = e
-				s += float64(e)
-			}
-			rowLoss[r] = float64(mx) + math.Log(s) - float64(target)
-			inv := float32(1 / s)
-			for i := range row {
-				row[i] *= inv
-			}
-		}
-	})
-	var total float64
-	for _, l := range rowLoss {
-		total += l
-	}
+	kernels.LinearForward(bd, xv.Data(), wv.Data(), bias32, n, in, v)
+	loss, count := kernels.CrossEntropyForward(bd, bd, targets, n, v, ignore)
 	out := tp.Alloc()
-	if count > 0 {
-		out.Data()[0] = float32(total / float64(count))
-	}
+	out.Data()[0] = loss
 	return tp.Op(out, func(o *Var) {
 		if count == 0 {
 			return

@@ -87,16 +87,11 @@ func (tp *Tape) Linear(x, w, bias *Var) *Var {
 	xv, wv := x.Value.Contiguous(), w.Value.Contiguous()
 	outShape := append(append([]int(nil), xs[:len(xs)-1]...), outDim)
 	out := tp.Alloc(outShape...)
-	od := out.Data()
-	beta := float32(0)
+	var bd []float32
 	if bias != nil {
-		bd := bias.Value.Contiguous().Data()
-		for r := 0; r < rows; r++ {
-			copy(od[r*outDim:(r+1)*outDim], bd)
-		}
-		beta = 1
+		bd = bias.Value.Contiguous().Data()
 	}
-	kernels.Sgemm(false, true, rows, outDim, in, 1, xv.Data(), in, wv.Data(), in, beta, od, outDim)
+	kernels.LinearForward(out.Data(), xv.Data(), wv.Data(), bd, rows, in, outDim)
 	return tp.Op(out, func(o *Var) {
 		dy := o.Grad.Data()
 		if dx := tp.GradOf(x); dx != nil {

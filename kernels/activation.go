@@ -172,3 +172,19 @@ func SumRows(dst, x []float32, rows, cols int) {
 		}
 	}
 }
+
+// LinearForward computes y = x·wᵀ + b for x (rows, in), w (out, in) as PyTorch stores it and
+// b (out) or nil: the bias is copied into every row of y and the product added onto it.
+func LinearForward(y, x, w, b []float32, rows, in, out int) {
+	if len(y) != rows*out || len(x) != rows*in || len(w) != out*in || (b != nil && len(b) != out) {
+		panic(fmt.Sprintf("kernels: LinearForward: rows=%d in=%d out=%d but len(y)=%d len(x)=%d len(w)=%d len(b)=%d", rows, in, out, len(y), len(x), len(w), len(b)))
+	}
+	beta := float32(0)
+	if b != nil {
+		for r := 0; r < rows; r++ {
+			copy(y[r*out:(r+1)*out], b)
+		}
+		beta = 1
+	}
+	Sgemm(false, true, rows, out, in, 1, x, in, w, in, beta, y, out)
+}

@@ -29,18 +29,7 @@ func softmaxRow(y, x []float32) {
 		clear(y)
 		return
 	}
-	var s float64
-	lo := 0
-	if vecOn && len(x) >= 8 {
-		lo = len(x) &^ 7
-		s = float64(expShiftSumAVX2(&y[0], &x[0], lo, mx))
-	}
-	for i := lo; i < len(x); i++ {
-		e := Expf(x[i] - mx)
-		y[i] = e
-		s += float64(e)
-	}
-	inv := float32(1 / s)
+	inv := float32(1 / expShiftSum(y, x, mx))
 	for i := range y {
 		y[i] *= inv
 	}
@@ -77,45 +66,72 @@ func softmaxBackwardRow(dx, dy, y []float32, overwrite bool) {
 
 // CrossEntropyForward computes the mean over counted rows of −log softmax(logits)[target] for
 // logits (n, c) and targets in [0, c), skipping rows whose target equals ignore. It writes
-// the softmax probabilities of every row to probs (n, c) for the backward pass and returns
-// the loss and the number of counted rows. With no counted row the loss is 0 (PyTorch gives
-// NaN there; a batch of padding only should not poison training).
+// the softmax probabilities of every counted row to probs (n, c), which may be logits itself
+// (the row is then replaced by its probabilities), and zeroes the ignored rows of probs. It
+// returns the loss and the number of counted rows. Each row's log-sum-exp is accumulated in
+// float64 and the row losses are added in row order, so the result does not depend on the
+// thread count. With no counted row the loss is 0 (PyTorch gives NaN there; a batch of padding
+// only should not poison training).
 func CrossEntropyForward(probs, logits []float32, targets []int32, n, c int, ignore int32) (loss float32, count int) {
 	if len(logits) != n*c || len(probs) != n*c || len(targets) != n {
 		panic(fmt.Sprintf("kernels: CrossEntropyForward: n=%d c=%d but len(logits)=%d len(probs)=%d len(targets)=%d", n, c, len(logits), len(probs), len(targets)))
 	}
-	var total float64
-	for r := 0; r < n; r++ {
-		t := targets[r]
+	for r, t := range targets {
 		if t == ignore {
 			continue
 		}
 		if t < 0 || int(t) >= c {
 			panic(fmt.Sprintf("kernels: CrossEntropyForward: target %d at row %d out of range [0, %d)", t, r, c))
 		}
-		row := logits[r*c : r*c+c]
-		mx := row[0]
-		for _, v := range row {
-			if v > mx {
-				mx = v
+		count++
+	}
+	rowLoss := make([]float64, n)
+	ParallelFor(n, max(1, 8192/max(c, 1)), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			p := probs[r*c : r*c+c]
+			t := targets[r]
+			if t == ignore {
+				clear(p)
+				continue
+			}
+			row := logits[r*c : r*c+c]
+			target := row[t]
+			mx := row[0]
+			for _, v := range row {
+				mx = max(mx, v)
+			}
+			s := expShiftSum(p, row, mx)
+			rowLoss[r] = float64(mx) + math.Log(s) - float64(target)
+			inv := float32(1 / s)
+			for i := range p {
+				p[i] *= inv
 			}
 		}
-		var s float64
-		for _, v := range row {
-			s += math.Exp(float64(v - mx))
-		}
-		lse := float64(mx) + math.Log(s)
-		total += lse - float64(row[t])
-		count++
-		p := probs[r*c : r*c+c]
-		for i, v := range row {
-			p[i] = float32(math.Exp(float64(v) - lse))
-		}
-	}
+	})
 	if count == 0 {
 		return 0, 0
 	}
+	var total float64
+	for _, l := range rowLoss {
+		total += l
+	}
 	return float32(total / float64(count)), count
+}
+
+// expShiftSum writes y = e**(x − shift) and returns Σy in float64 (y may alias x).
+func expShiftSum(y, x []float32, shift float32) float64 {
+	var s float64
+	lo := 0
+	if vecOn && len(x) >= 8 {
+		lo = len(x) &^ 7
+		s = float64(expShiftSumAVX2(&y[0], &x[0], lo, shift))
+	}
+	for i := lo; i < len(x); i++ {
+		e := Expf(x[i] - shift)
+		y[i] = e
+		s += float64(e)
+	}
+	return s
 }
 
 // CrossEntropyBackward accumulates dlogits += dloss·(probs − onehot(target))/count for the
