@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 
 	"github.com/mtbert/mtbert/bert"
@@ -40,10 +41,10 @@ type trainerFile struct {
 // checksums.json. The directory is written beside dir and renamed into place.
 func SaveCheckpoint(dir string, m *Model, tok *bert.Tokenizer, tr *Trainer) error {
 	return bert.WriteDirAtomic(dir, func(tmp string) error {
-		if err := os.WriteFile(filepath.Join(tmp, bert.ConfigFile), m.Encoder.Cfg.JSON(), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(tmp, bert.ConfigFile), m.Encoder.HFConfigJSON(), 0o644); err != nil {
 			return err
 		}
-		if err := nn.SaveSafetensors(filepath.Join(tmp, bert.SafetensorsFile), m.Encoder.StateDict(), map[string]string{"format": "pt"}); err != nil {
+		if err := nn.SaveSafetensors(filepath.Join(tmp, bert.SafetensorsFile), m.Encoder.HFStateDict(), map[string]string{"format": "pt"}); err != nil {
 			return err
 		}
 		if tok != nil {
@@ -165,14 +166,6 @@ func LoadCheckpoint(dir string, lowerDefault bool) (*Model, *bert.Tokenizer, err
 	if err := VerifyChecksums(dir); err != nil {
 		return nil, nil, err
 	}
-	enc, err := bert.Load(dir)
-	if err != nil {
-		return nil, nil, err
-	}
-	tok, err := bert.LoadTokenizer(dir, lowerDefault)
-	if err != nil {
-		return nil, nil, err
-	}
 	var specs []TaskSpec
 	raw, err := os.ReadFile(filepath.Join(dir, TasksFile))
 	if err != nil {
@@ -180,6 +173,19 @@ func LoadCheckpoint(dir string, lowerDefault bool) (*Model, *bert.Tokenizer, err
 	}
 	if err := json.Unmarshal(raw, &specs); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", filepath.Join(dir, TasksFile), err)
+	}
+	var enc *bert.Model
+	if slices.ContainsFunc(specs, func(s TaskSpec) bool { return s.Kind == MLM }) {
+		enc, _, err = bert.LoadMaskedLM(dir, 0)
+	} else {
+		enc, err = bert.Load(dir)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	tok, err := bert.LoadTokenizer(dir, lowerDefault)
+	if err != nil {
+		return nil, nil, err
 	}
 	m, err := NewModel(enc, specs, 0, 0)
 	if err != nil {
@@ -213,7 +219,13 @@ func (m *Model) LoadWeights(dir string) error {
 	if err != nil {
 		return err
 	}
-	if err := m.Encoder.Params.SetFrom(f.Tensors, path); err != nil {
+	canon := make(map[string]nn.SafeTensor, len(f.Tensors))
+	for k, t := range f.Tensors {
+		if c := bert.CanonicalKey(k); c != "" {
+			canon[c] = t
+		}
+	}
+	if err := m.Encoder.Params.SetFrom(canon, path); err != nil {
 		return err
 	}
 	return m.loadHeads(dir)

@@ -104,6 +104,7 @@ const (
 	FormatMedRQE   = "medrqe"    // ReadMedRQE; kind pair-classification or classification
 	FormatSTS      = "sts"       // ReadSTS; kind regression
 	FormatBIOSSES  = "biosses"   // ReadBIOSSES; kind regression
+	FormatText     = "text"      // ReadText (one document per line, or folders of .txt); kind mlm
 )
 
 // formatKinds lists the formats in documentation order with the kinds each
@@ -116,6 +117,7 @@ var formatKinds = []struct {
 	{FormatI2B22012, []Kind{NER}}, {FormatI2B22014, []Kind{NER}},
 	{FormatMedNLI, []Kind{PairClassification, Classification}}, {FormatMedRQE, []Kind{PairClassification, Classification}},
 	{FormatSTS, []Kind{Regression}}, {FormatBIOSSES, []Kind{Regression}},
+	{FormatText, []Kind{MLM}},
 }
 
 // TaskConfig is one task. Name, Kind, Format and Train are required.
@@ -129,7 +131,10 @@ type TaskConfig struct {
 	// Name identifies the task (head, checkpoint, reports): a letter then
 	// letters, digits, _ or -; not embeddings, encoder, pooler or cls.
 	Name string `yaml:"name" json:"name"`
-	// Kind is ner, pair-classification, classification or regression.
+	// Kind is ner, pair-classification, classification, regression or
+	// mlm (masked-language modelling on raw text, format text: documents
+	// are packed into sequences of max_length sub-words and masked anew in
+	// every pass, 15% of tokens: 80% [MASK], 10% random, 10% kept).
 	Kind Kind `yaml:"kind" json:"kind"`
 	// Format is the data format; it must suit Kind (see the Format
 	// constants).
@@ -145,11 +150,12 @@ type TaskConfig struct {
 	DevScores   string `yaml:"dev_scores" json:"dev_scores,omitempty"`
 	TestScores  string `yaml:"test_scores" json:"test_scores,omitempty"`
 	// BatchSize is the number of sequences per step: default 25 for ner,
-	// 40 otherwise (the paper).
+	// 32 for mlm, 40 otherwise (the paper).
 	BatchSize int `yaml:"batch_size" json:"batch_size"`
 	// MaxLength is the sequence length in sub-words with the specials:
-	// default 512 for ner, 128 otherwise (the paper). At least 3 and at
-	// most the encoder's max_position.
+	// default 512 for ner, 128 otherwise (the paper; for mlm the length
+	// documents are packed to). At least 3 and at most the encoder's
+	// max_position.
 	MaxLength int `yaml:"max_length" json:"max_length"`
 	// Stride (ner only) is the number of sub-words between the starts of
 	// consecutive windows of a long document; default
@@ -174,6 +180,9 @@ type TaskConfig struct {
 	// (SchemeLabels over the sorted types; the sorted classes). Not for
 	// regression.
 	Labels []string `yaml:"labels" json:"labels,omitempty"`
+	// WholeWordMasking (mlm only) masks whole words (a token and its "##"
+	// pieces) rather than single sub-words; default false.
+	WholeWordMasking bool `yaml:"whole_word_masking" json:"whole_word_masking,omitempty"`
 	// Holdout carves a dev and/or test split out of the train data of a
 	// task that has none (BIOSSES: one file, no official split). Optional.
 	Holdout *HoldoutConfig `yaml:"holdout" json:"holdout,omitempty"`
@@ -200,6 +209,15 @@ type HoldoutConfig struct {
 type TrainingConfig struct {
 	// Epochs over the largest task; default 3, at least 1.
 	Epochs int `yaml:"epochs" json:"epochs"`
+	// Steps, when set, is the number of optimiser steps to train for
+	// instead of a number of epochs (the usual way to size pretraining);
+	// not together with epochs.
+	Steps int `yaml:"steps" json:"steps,omitempty"`
+	// Accumulate is the number of batches whose gradients each optimiser
+	// step sums (gradient accumulation, for large effective batches);
+	// default 1. The loss is the mean over all their targets, so
+	// accumulate × batch_size behaves as one batch of that size.
+	Accumulate int `yaml:"accumulate" json:"accumulate"`
 	// Optimizer is adam (default, the paper's) or adamw.
 	Optimizer string `yaml:"optimizer" json:"optimizer"`
 	// LR is the peak learning rate; default 5e-5 (the paper's), > 0.
@@ -505,7 +523,18 @@ func (c *Config) finish(path, dataRoot string, present map[string]bool) error {
 			set()
 		}
 	}
-	def("epochs", func() { tr.Epochs = 3 })
+	if present["training.steps"] {
+		if present["training.epochs"] {
+			return fail("training.steps", "set together with training.epochs (give one)")
+		}
+		if tr.Steps < 1 {
+			return fail("training.steps", "%d, must be at least 1", tr.Steps)
+		}
+		tr.Epochs = math.MaxInt32 // steps end the run
+	} else {
+		def("epochs", func() { tr.Epochs = 3 })
+	}
+	def("accumulate", func() { tr.Accumulate = 1 })
 	def("optimizer", func() { tr.Optimizer = "adam" })
 	def("lr", func() { tr.LR = 5e-5 })
 	def("schedule", func() { tr.Schedule = "constant" })
@@ -515,6 +544,8 @@ func (c *Config) finish(path, dataRoot string, present map[string]bool) error {
 	switch {
 	case tr.Epochs < 1:
 		return fail("training.epochs", "%d, must be at least 1", tr.Epochs)
+	case tr.Accumulate < 1:
+		return fail("training.accumulate", "%d, must be at least 1", tr.Accumulate)
 	case tr.Optimizer != "adam" && tr.Optimizer != "adamw":
 		return fail("training.optimizer", "unknown optimizer %q (want adam or adamw)", tr.Optimizer)
 	case !(tr.LR > 0):
@@ -561,7 +592,7 @@ func (c *Config) finishTask(i int, path string, present map[string]bool, names m
 	}
 	names[t.Name] = i
 	if !t.Kind.Valid() {
-		return fail("kind", "unknown kind %q (want ner, pair-classification, classification or regression)", t.Kind)
+		return fail("kind", "unknown kind %q (want ner, pair-classification, classification, regression or mlm)", t.Kind)
 	}
 	var kinds []Kind
 	var formats []string
@@ -618,8 +649,14 @@ func (c *Config) finishTask(i int, path string, present map[string]bool, names m
 		}
 	}
 	ner := t.Kind == NER
-	if ner && has("use_pooler") {
+	if (ner || t.Kind == MLM) && has("use_pooler") {
 		return fail("use_pooler", "only for sentence tasks (pair-classification, classification, regression)")
+	}
+	if t.Kind != MLM && has("whole_word_masking") {
+		return fail("whole_word_masking", "only for mlm tasks")
+	}
+	if t.Kind == MLM && has("labels") {
+		return fail("labels", "not for mlm tasks")
 	}
 	if !ner {
 		for _, key := range []string{"stride", "scheme", "label_all_subwords", "overlap"} {
@@ -654,6 +691,9 @@ func (c *Config) finishTask(i int, path string, present map[string]bool, names m
 	}
 	if !has("batch_size") {
 		t.BatchSize = map[bool]int{true: 25, false: 40}[ner]
+		if t.Kind == MLM {
+			t.BatchSize = 32
+		}
 	}
 	if !has("max_length") {
 		t.MaxLength = map[bool]int{true: 512, false: 128}[ner]
@@ -951,6 +991,10 @@ func (t *TaskConfig) readSplit(split string) (SplitData, error) {
 			pairs, err = ReadSTS(p, scores)
 		case FormatBIOSSES:
 			pairs, err = ReadBIOSSES(p)
+		case FormatText:
+			var ts TextStats
+			docs, ts, err = ReadText(p, 0)
+			st = ReadStats{Documents: len(docs), Text: ts}
 		default:
 			err = fmt.Errorf("unknown format %q", t.Format)
 		}
@@ -1005,7 +1049,7 @@ func (c *Config) LoadAll() ([]*LoadedTask, error) {
 // have none (nil).
 func (l *LoadedTask) LabelSet() (*Labels, error) {
 	t := l.Task
-	if t.Kind == Regression {
+	if t.Kind == Regression || t.Kind == MLM {
 		return nil, nil
 	}
 	if len(t.Labels) > 0 {

@@ -41,7 +41,7 @@ func TestLoadConfigGood(t *testing.T) {
 	if s := c.Tasks[3]; s.TestScores != filepath.Join(cfgDir, "sts-test-scores.txt") {
 		t.Errorf("task 3 %+v", s)
 	}
-	want := TrainingConfig{Epochs: 2, Optimizer: "adam", LR: 3e-5, Schedule: "constant", Seed: 0, Dropout: 0.1, BestMetric: "nli"}
+	want := TrainingConfig{Epochs: 2, Accumulate: 1, Optimizer: "adam", LR: 3e-5, Schedule: "constant", Seed: 0, Dropout: 0.1, BestMetric: "nli"}
 	if c.Training != want {
 		t.Errorf("training %+v\nwant %+v", c.Training, want)
 	}
@@ -98,7 +98,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 	if a := c.Tasks[0]; a.BatchSize != 25 || a.MaxLength != 512 || a.Stride != 255 || a.Scheme != "BILOU" || a.Overlap != "keep-longest" {
 		t.Errorf("task defaults %+v", a)
 	}
-	want := TrainingConfig{Epochs: 3, Optimizer: "adam", LR: 5e-5, Schedule: "constant", Seed: 1, Dropout: 0.1, BestMetric: "mean"}
+	want := TrainingConfig{Epochs: 3, Accumulate: 1, Optimizer: "adam", LR: 5e-5, Schedule: "constant", Seed: 1, Dropout: 0.1, BestMetric: "mean"}
 	if c.Training != want {
 		t.Errorf("training defaults %+v", c.Training)
 	}
@@ -177,7 +177,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{repl("vocab: vocab.txt", "pretrained: brat"), "encoder.pretrained", "vocab.txt: no such file"},
 		{repl("  - name: a\n    kind", "  - kind"), "tasks[0].name", "required"},
 		{repl("    train: ner.tsv\n", ""), "tasks[0].train", "required"},
-		{repl("format: conll", "format: conl"), "tasks[0].format", `unknown format "conl" (want conll, brat, i2b2-2010, i2b2-2012, i2b2-2014, mednli, medrqe, sts, biosses)`},
+		{repl("format: conll", "format: conl"), "tasks[0].format", `unknown format "conl" (want conll, brat, i2b2-2010, i2b2-2012, i2b2-2014, mednli, medrqe, sts, biosses, text)`},
 		{repl("kind: ner", "kind: tagging"), "tasks[0].kind", `unknown kind "tagging"`},
 		{repl("format: conll", "format: mednli"), "tasks[0].format", "does not serve kind ner"},
 		{repl("train: ner.tsv", "train: missing.tsv"), "tasks[0].train", "missing.tsv: no such file"},
@@ -205,6 +205,13 @@ func TestLoadConfigErrors(t *testing.T) {
 		{minimal + "training:\n  epochs: 0\n", "training.epochs", "at least 1"},
 		{minimal + "training:\n  best_metric: b\n", "training.best_metric", "neither mean nor a task name"},
 		{minimal + "data_root: nowhere\n", "data_root", "no such file"},
+		{minimal + "training:\n  steps: 10\n  epochs: 2\n", "training.steps", "set together with training.epochs"},
+		{minimal + "training:\n  steps: 0\n", "training.steps", "at least 1"},
+		{minimal + "training:\n  accumulate: 0\n", "training.accumulate", "at least 1"},
+		{minimal + "    whole_word_masking: true\n", "tasks[0].whole_word_masking", "only for mlm tasks"},
+		{minimal + "  - name: b\n    kind: mlm\n    format: text\n    train: ner.tsv\n    labels: [a, b]\n", "tasks[1].labels", "not for mlm"},
+		{minimal + "  - name: b\n    kind: mlm\n    format: text\n    train: ner.tsv\n    stride: 4\n", "tasks[1].stride", "only for ner tasks"},
+		{minimal + "  - name: b\n    kind: mlm\n    format: conll\n    train: ner.tsv\n", "tasks[1].format", "does not serve kind mlm"},
 	} {
 		_, err := ParseConfig([]byte(tc.body), filepath.Join(cfgDir, "x.yaml"), "")
 		var ce *ConfigError

@@ -164,9 +164,12 @@ type ReadStats struct {
 	// SkippedTags counts XML tags (by element name) not kept by the
 	// i2b2-2012 tag filter.
 	SkippedTags map[string]int
+	// Text counts what the raw-text reader skipped or changed (format text).
+	Text TextStats
 }
 
 func (s *ReadStats) add(o ReadStats) {
+	s.Text.add(o.Text)
 	s.Documents += o.Documents
 	s.Spans += o.Spans
 	s.IllFormed += o.IllFormed

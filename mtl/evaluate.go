@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/mtbert/mtbert/autograd"
 	"github.com/mtbert/mtbert/bert"
 )
 
@@ -49,7 +50,8 @@ type TaskMetrics struct {
 }
 
 // MainMetric names the metric a kind of task is compared and selected by: span_f1 for ner,
-// accuracy for classification, pearson for regression.
+// accuracy for classification, pearson for regression, accuracy (of the masked tokens) for
+// mlm.
 func MainMetric(k Kind) string {
 	switch k {
 	case NER:
@@ -98,6 +100,8 @@ func EvaluateTask(m *Model, tok *bert.Tokenizer, lt *LoadedTask, split string) (
 	var err error
 	if t.Kind == NER {
 		err = evalNER(m, h, tok, lt, sd, tm)
+	} else if t.Kind == MLM {
+		err = evalMLM(m, h, tok, lt, sd, tm)
 	} else {
 		err = evalPairs(m, h, tok, lt, sd, tm)
 	}
@@ -294,6 +298,19 @@ func softmaxAt(x []float32, k int) float64 {
 	return math.Exp(float64(x[k])-mx) / s
 }
 
+// logSoftmaxAt returns log softmax(x)[k] in float64, without underflow.
+func logSoftmaxAt(x []float32, k int) float64 {
+	mx := math.Inf(-1)
+	for _, v := range x {
+		mx = math.Max(mx, float64(v))
+	}
+	s := 0.0
+	for _, v := range x {
+		s += math.Exp(float64(v) - mx)
+	}
+	return float64(x[k]) - mx - math.Log(s)
+}
+
 // runSequences runs the encoder once per batch of sequences (padded to the batch's longest)
 // and every head on its output, returning per head and per sequence the head's outputs
 // unpadded: len(ids[i]) × labels logits (row-major) for ner heads, the label logits for
@@ -353,4 +370,62 @@ func runSequences(ctx context.Context, m *Model, heads []*Head, ids, types [][]i
 		}
 	}
 	return out, nil
+}
+
+// EvalMaskSeed seeds the masks of mlm evaluation: fixed, so every evaluation of a run (and of
+// any run on the same text) scores the same masked positions.
+const EvalMaskSeed = 0xe7a1
+
+// evalMLM scores masked-language modelling on a split's text, packed as in training and masked
+// once with EvalMaskSeed (sequence i with key i): accuracy (argmax equals the original token),
+// loss (mean cross-entropy in nats over the masked tokens), perplexity (e^loss), and the
+// counts of masked tokens and sequences.
+func evalMLM(m *Model, h *Head, tok *bert.Tokenizer, lt *LoadedTask, sd *SplitData, tm *TaskMetrics) error {
+	exs, err := PackText(tok, sd.Docs, h.Spec.MaxLength)
+	if err != nil {
+		return err
+	}
+	mk, err := bert.NewMasking(tok.Vocab(), EvalMaskSeed, lt.Task.WholeWordMasking)
+	if err != nil {
+		return err
+	}
+	bs := max(1, lt.Task.BatchSize)
+	var sumLoss float64
+	correct, n := 0, 0
+	for lo := 0; lo < len(exs); lo += bs {
+		hi := min(len(exs), lo+bs)
+		b := Collate(exs[lo:hi], MLM, padID(tok))
+		maskRows(mk, &b, func(r int) uint64 { return uint64(lo + r) })
+		pos, targets := bert.MaskedPositions(b.Tags)
+		if len(pos) == 0 {
+			continue
+		}
+		tp := autograd.NoGrad()
+		out, err := m.Encoder.Forward(tp, b.Enc, false)
+		if err != nil {
+			return err
+		}
+		logits := h.MLM.Logits(tp, out.Last, pos).Value.ToHost()
+		tp.Reset()
+		V := len(logits) / len(pos)
+		for i, t := range targets {
+			row := logits[i*V : (i+1)*V]
+			k, _ := argmax(row)
+			if k == t {
+				correct++
+			}
+			sumLoss -= logSoftmaxAt(row, int(t))
+			n++
+		}
+	}
+	if n == 0 {
+		return fmt.Errorf("no token was masked (%d sequences)", len(exs))
+	}
+	loss := sumLoss / float64(n)
+	tm.Metrics["accuracy"] = float64(correct) / float64(n)
+	tm.Metrics["loss"] = loss
+	tm.Metrics["perplexity"] = math.Exp(loss)
+	tm.Metrics["masked"] = float64(n)
+	tm.Metrics["sequences"] = float64(len(exs))
+	return nil
 }

@@ -24,12 +24,16 @@ const (
 	Classification Kind = "classification"
 	// Regression predicts a score for a sentence pair from the [CLS] vector (mean-squared error).
 	Regression Kind = "regression"
+	// MLM is masked-language modelling on raw text: BERT's prediction head (dense, activation,
+	// LayerNorm, decoder tied to the word embeddings) at the masked positions. It trains the
+	// encoder; it predicts nothing at inference.
+	MLM Kind = "mlm"
 )
 
 // Valid reports whether k is a known kind.
 func (k Kind) Valid() bool {
 	switch k {
-	case NER, PairClassification, Classification, Regression:
+	case NER, PairClassification, Classification, Regression, MLM:
 		return true
 	}
 	return false
@@ -51,8 +55,11 @@ type TaskSpec struct {
 
 // Outputs returns the width of the head: the number of labels, or 1 for regression.
 func (s TaskSpec) Outputs() int {
-	if s.Kind == Regression {
+	switch s.Kind {
+	case Regression:
 		return 1
+	case MLM:
+		return 0
 	}
 	return len(s.Labels)
 }
@@ -68,7 +75,9 @@ func (s TaskSpec) Validate() error {
 		return fmt.Errorf("task name %q is reserved for BERT's own parameters", s.Name)
 	case !s.Kind.Valid():
 		return fmt.Errorf("task %s: unknown kind %q", s.Name, s.Kind)
-	case s.Kind != Regression && len(s.Labels) < 2:
+	case s.Kind == MLM && len(s.Labels) > 0:
+		return fmt.Errorf("task %s: an mlm head has no labels", s.Name)
+	case s.Kind != Regression && s.Kind != MLM && len(s.Labels) < 2:
 		return fmt.Errorf("task %s: a %s head needs at least 2 labels, have %d", s.Name, s.Kind, len(s.Labels))
 	case s.MaxLength < 3:
 		return fmt.Errorf("task %s: max_length %d is too short", s.Name, s.MaxLength)
@@ -76,15 +85,24 @@ func (s TaskSpec) Validate() error {
 	return nil
 }
 
-// Head is one task's layer over the shared encoder.
+// Head is one task's layer over the shared encoder: Linear and Drop, or for an mlm task MLM,
+// the encoder's own prediction head (its parameters live in the encoder's Params, under
+// BertForMaskedLM's names, so that the encoder saves as a masked language model).
 type Head struct {
 	Spec   TaskSpec
 	Linear *nn.Linear
 	Drop   *nn.Dropout
+	MLM    *bert.MLMHead
 }
 
-// Params returns the head's parameters.
-func (h *Head) Params() []*autograd.Var { return []*autograd.Var{h.Linear.W, h.Linear.B} }
+// Params returns the head's parameters (for an mlm head: the transform and the output bias;
+// the decoder is the word-embedding matrix, an encoder parameter).
+func (h *Head) Params() []*autograd.Var {
+	if h.MLM != nil {
+		return []*autograd.Var{h.MLM.Dense.W, h.MLM.Dense.B, h.MLM.LN.Gamma, h.MLM.LN.Beta, h.MLM.Bias}
+	}
+	return []*autograd.Var{h.Linear.W, h.Linear.B}
+}
 
 // Model is the shared encoder with one head per task.
 type Model struct {
@@ -110,6 +128,17 @@ func NewModel(enc *bert.Model, specs []TaskSpec, seed uint64, dropout float64) (
 		}
 		if s.UsePooler && enc.Pooler == nil {
 			return nil, fmt.Errorf("task %s: use_pooler set but the encoder has no pooler", s.Name)
+		}
+		if s.Kind == MLM {
+			if !enc.HasMLMHead() {
+				if _, err := enc.AddMLMHead(seed ^ 0x6d6c6d); err != nil {
+					return nil, err
+				}
+			}
+			h := &Head{Spec: s, MLM: enc.MLMHead()}
+			m.Heads = append(m.Heads, h)
+			m.byName[s.Name] = h
+			continue
 		}
 		h := &Head{
 			Spec:   s,
@@ -162,6 +191,17 @@ func (m *Model) Loss(tp *autograd.Tape, h *Head, b *Batch, train bool) (*autogra
 	out, err := m.Encoder.Forward(tp, b.Enc, train)
 	if err != nil {
 		return nil, err
+	}
+	if h.Spec.Kind == MLM {
+		if len(b.Tags) != b.Enc.B*b.Enc.T {
+			return nil, fmt.Errorf("task %s: %d masked labels for a %dx%d batch", h.Spec.Name, len(b.Tags), b.Enc.B, b.Enc.T)
+		}
+		loss, n := h.MLM.Loss(tp, out.Last, b.Tags)
+		if n == 0 {
+			// Nothing was masked (a batch of very short sequences): a zero loss, no gradient.
+			return autograd.Constant(tensor.New(1)), nil
+		}
+		return loss, nil
 	}
 	z := m.logits(tp, h, out, train)
 	n := b.Enc.B

@@ -24,6 +24,7 @@ import (
 const (
 	headSeedOffset    = 0x4ead
 	shuffleSeedOffset = 0x5ca11e
+	maskSeedOffset    = 0x6d61736b
 )
 
 // Files a training run writes into its output folder, beside the checkpoints.
@@ -135,7 +136,13 @@ func Prepare(cfg *Config) (*Run, error) {
 		if err != nil {
 			return nil, err
 		}
-		r.Data = append(r.Data, &TaskData{Head: m.Heads[i], Train: exs, BatchSize: lt.Task.BatchSize})
+		td := &TaskData{Head: m.Heads[i], Train: exs, BatchSize: lt.Task.BatchSize}
+		if lt.Task.Kind == MLM {
+			if td.Masking, err = bert.NewMasking(tok.Vocab(), seed^maskSeedOffset^uint64(i), lt.Task.WholeWordMasking); err != nil {
+				return nil, fmt.Errorf("task %s: %w", lt.Task.Name, err)
+			}
+		}
+		r.Data = append(r.Data, td)
 	}
 	params := m.AllParams()
 	var opt *nn.Adam
@@ -151,7 +158,11 @@ func Prepare(cfg *Config) (*Run, error) {
 		return nil, err
 	}
 	tr.Clip = tc.ClipNorm
+	tr.Accumulate = tc.Accumulate
 	r.TotalSteps = tc.Epochs * tr.RoundsPerEpoch() * len(r.Data)
+	if tc.Steps > 0 {
+		r.TotalSteps = tc.Steps
+	}
 	switch {
 	case tc.Schedule == "linear":
 		tr.Sched = nn.LinearWarmup{Peak: tc.LR, Warmup: tc.WarmupSteps, Total: r.TotalSteps}
@@ -195,8 +206,20 @@ func padID(tok *bert.Tokenizer) int {
 func newEncoder(cfg *Config, tok *bert.Tokenizer, seed uint64) (*bert.Model, error) {
 	e := cfg.Encoder
 	d := cfg.Training.Dropout
+	mlm := false
+	for _, t := range cfg.Tasks {
+		mlm = mlm || t.Kind == MLM
+	}
 	if e.Pretrained != "" {
-		enc, err := bert.Load(e.Pretrained)
+		load := bert.Load
+		if mlm {
+			// Keep the checkpoint's MLM head, when it has one, to continue pretraining.
+			load = func(dir string) (*bert.Model, error) {
+				m, _, err := bert.LoadMaskedLM(dir, seed^0x6d6c6d)
+				return m, err
+			}
+		}
+		enc, err := load(e.Pretrained)
 		if err != nil {
 			return nil, fmt.Errorf("%s: encoder.pretrained: %w", cfg.Path, err)
 		}
@@ -246,7 +269,12 @@ func trainExamples(tok *bert.Tokenizer, lt *LoadedTask, labels *Labels) ([]Examp
 	t := lt.Task
 	sd := lt.Split(SplitTrain)
 	var out []Example
-	if t.Kind == NER {
+	if t.Kind == MLM {
+		var err error
+		if out, err = PackText(tok, sd.Docs, t.MaxLength); err != nil {
+			return nil, fmt.Errorf("task %s, train: %w", t.Name, err)
+		}
+	} else if t.Kind == NER {
 		opts, err := t.AlignOptions()
 		if err != nil {
 			return nil, err
@@ -364,6 +392,8 @@ func (s *RunSummary) WriteText(w io.Writer) error {
 		switch t.Kind {
 		case NER:
 			names = append(names, "token_f1")
+		case MLM:
+			names = append(names, "perplexity")
 		case Regression:
 			names = append(names, "spearman")
 		default:
@@ -511,7 +541,7 @@ func Train(ctx context.Context, r *Run, opts TrainOptions) (*RunSummary, error) 
 	}
 
 	epochs := cfg.Training.Epochs
-	for tr.State.Epoch < epochs {
+	for tr.State.Epoch < epochs && tr.State.Step < r.TotalSteps {
 		if ctx.Err() != nil {
 			return nil, interrupt("signal")
 		}
@@ -704,7 +734,11 @@ func (p *progress) step(info StepInfo, done int) {
 	p.lastDraw = now
 	el := now.Sub(p.start).Seconds()
 	var b strings.Builder
-	fmt.Fprintf(&b, "\rstep %d/%d epoch %d/%d", done, p.total, min(p.epochs, done/max(1, p.perEpoch)+1), p.epochs)
+	if p.epochs == math.MaxInt32 { // sized in steps
+		fmt.Fprintf(&b, "\rstep %d/%d epoch %.2f", done, p.total, float64(done)/float64(max(1, p.perEpoch)))
+	} else {
+		fmt.Fprintf(&b, "\rstep %d/%d epoch %d/%d", done, p.total, min(p.epochs, done/max(1, p.perEpoch)+1), p.epochs)
+	}
 	for _, t := range p.order {
 		if l, ok := p.loss[t]; ok {
 			fmt.Fprintf(&b, " %s %.4f", t, l)

@@ -108,8 +108,10 @@ func (e *Extractor) heads(names []string, ok func(Kind) bool, what string) ([]*H
 	return out, nil
 }
 
-func isNER(k Kind) bool      { return k == NER }
-func isSentence(k Kind) bool { return k != NER }
+func isNER(k Kind) bool { return k == NER }
+func isSentence(k Kind) bool {
+	return k == PairClassification || k == Classification || k == Regression
+}
 
 // SplitTasks splits task names into the model's ner tasks and its sentence-level tasks, in
 // the given order; an unknown name is an error. Empty names select every task.
@@ -125,10 +127,13 @@ func (e *Extractor) SplitTasks(names []string) (ner, sentence []string, err erro
 		if !want {
 			continue
 		}
-		if h.Spec.Kind == NER {
+		switch {
+		case h.Spec.Kind == NER:
 			ner = append(ner, h.Spec.Name)
-		} else {
+		case isSentence(h.Spec.Kind):
 			sentence = append(sentence, h.Spec.Name)
+		case len(names) > 0:
+			return nil, nil, fmt.Errorf("mtl: task %s is %s: it predicts nothing", h.Spec.Name, h.Spec.Kind)
 		}
 	}
 	return ner, sentence, nil

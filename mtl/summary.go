@@ -73,8 +73,11 @@ type SplitSummary struct {
 	SubWords    int `json:"subwords"`
 	Words       int `json:"words,omitempty"`
 	MaxSubWords int `json:"max_subwords"`
-	// Windows counts the ner model inputs.
+	// Windows counts the ner model inputs, and the packed sequences of an
+	// mlm task.
 	Windows int `json:"windows,omitempty"`
+	// Text is what the raw-text reader skipped or changed (mlm tasks).
+	Text *TextStats `json:"text,omitempty"`
 	// Truncated counts, for ner, sub-words in no window (always 0: windows
 	// cover every document); for pairs, the pairs longer than max_length
 	// that training truncates (longest first).
@@ -159,6 +162,19 @@ func summarizeTask(t *TaskConfig, tok *bert.Tokenizer) TaskSummary {
 }
 
 func summarizeSplit(ss *SplitSummary, t *TaskConfig, sd *SplitData, tok *bert.Tokenizer, labels *Labels) error {
+	if t.Kind == MLM {
+		ss.Documents = len(sd.Docs)
+		ts := sd.Read.Text
+		ss.Text = &ts
+		for _, d := range sd.Docs {
+			n := len(tok.Tokenize(d.Text))
+			ss.SubWords += n
+			ss.MaxSubWords = max(ss.MaxSubWords, n)
+		}
+		exs, err := PackText(tok, sd.Docs, t.MaxLength)
+		ss.Windows = len(exs)
+		return err
+	}
 	if t.Kind != NER {
 		return summarizePairs(ss, t, sd, tok)
 	}
@@ -292,6 +308,10 @@ func (s *Summary) WriteText(w io.Writer) error {
 			}
 			if sp.Scores != nil {
 				fmt.Fprintf(w, "  %s scores: min %.3g, max %.3g, mean %.3g\n", sp.Split, sp.Scores.Min, sp.Scores.Max, sp.Scores.Mean)
+			}
+			if tx := sp.Text; tx != nil {
+				fmt.Fprintf(w, "  %s text: %d files, %d binary files skipped, %d empty lines skipped, %d long lines split, %d documents with invalid UTF-8 replaced\n",
+					sp.Split, tx.Files, tx.BinaryFiles, tx.EmptyLines, tx.SplitLines, tx.InvalidUTF8)
 			}
 			if sp.IllFormed+sp.MergedFragments+sp.Fragmented > 0 || len(sp.SkippedTags) > 0 {
 				fmt.Fprintf(w, "  %s read: ill-formed %d, merged fragments %d, fragmented %d, skipped tags %v\n", sp.Split, sp.IllFormed, sp.MergedFragments, sp.Fragmented, sp.SkippedTags)

@@ -3,6 +3,7 @@ package mtl
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/mtbert/mtbert/autograd"
@@ -30,7 +31,7 @@ func Collate(exs []Example, kind Kind, padID int) Batch {
 	n := len(exs)
 	b := Batch{Enc: bert.Batch{B: n, T: t, IDs: make([]int32, n*t), TypeIDs: make([]int32, n*t), Mask: make([]float32, n*t)}}
 	switch kind {
-	case NER:
+	case NER, MLM:
 		b.Tags = make([]int32, n*t)
 	case Regression:
 		b.Scores = make([]float32, n)
@@ -52,7 +53,10 @@ func Collate(exs []Example, kind Kind, padID int) Batch {
 				b.Enc.TypeIDs[k] = e.TypeIDs[j]
 			}
 			if b.Tags != nil {
-				b.Tags[k] = e.Tags[j]
+				b.Tags[k] = IgnoreLabel
+				if e.Tags != nil {
+					b.Tags[k] = e.Tags[j]
+				}
 			}
 		}
 		switch {
@@ -70,6 +74,10 @@ type TaskData struct {
 	Head      *Head
 	Train     []Example
 	BatchSize int
+	// Masking (mlm tasks) masks each batch as it is drawn: example j of pass p is masked with
+	// key p·len(Train)+j, so every pass sees a new mask (dynamic masking) and a resumed run
+	// the same ones. Collate leaves the Tags of an mlm batch at IgnoreLabel until then.
+	Masking *bert.Masking
 }
 
 // Batches returns the number of batches in one pass over the task's data.
@@ -104,6 +112,10 @@ type Trainer struct {
 	Sched nn.Schedule
 	// Clip is the maximum global gradient norm of each step (0: no clipping).
 	Clip float64
+	// Accumulate is the number of batches of a task whose gradients one optimiser step sums
+	// (at least 1): the step's loss is the mean over all their targets (trained sub-words,
+	// masked tokens or sequences), so Accumulate batches of n equal one batch of Accumulate·n.
+	Accumulate int
 	// Seed drives the shuffling; dropout seeds live in the modules.
 	Seed  uint64
 	PadID int
@@ -137,19 +149,21 @@ func NewTrainer(m *Model, tasks []*TaskData, opt *nn.Adam, sched nn.Schedule, se
 			return nil, fmt.Errorf("task %s: no training examples", t.Head.Spec.Name)
 		}
 	}
-	tr := &Trainer{Model: m, Tasks: tasks, Opt: opt, Sched: sched, Seed: seed, PadID: padID, tape: autograd.NewTape()}
+	tr := &Trainer{Model: m, Tasks: tasks, Opt: opt, Sched: sched, Seed: seed, PadID: padID, Accumulate: 1, tape: autograd.NewTape()}
 	tr.State.Passes = make([]int, len(tasks))
 	tr.State.Pos = make([]int, len(tasks))
 	return tr, nil
 }
 
-// RoundsPerEpoch returns the number of rounds in an epoch: the largest task's batch count.
+// RoundsPerEpoch returns the number of rounds in an epoch: the largest task's batch count
+// divided by Accumulate, rounded up.
 func (tr *Trainer) RoundsPerEpoch() int {
 	n := 0
 	for _, t := range tr.Tasks {
 		n = max(n, t.Batches())
 	}
-	return n
+	acc := max(1, tr.Accumulate)
+	return (n + acc - 1) / acc
 }
 
 // batch returns task i's next batch and advances its position.
@@ -167,7 +181,41 @@ func (tr *Trainer) batch(i int) Batch {
 		exs = append(exs, t.Train[j])
 	}
 	tr.State.Pos[i]++
-	return Collate(exs, t.Head.Spec.Kind, tr.PadID)
+	b := Collate(exs, t.Head.Spec.Kind, tr.PadID)
+	if t.Masking != nil {
+		base := uint64(tr.State.Passes[i]) * uint64(len(t.Train))
+		maskRows(t.Masking, &b, func(r int) uint64 { return base + uint64(perm[lo+r]) })
+	}
+	return b
+}
+
+// maskRows masks each row r of an mlm batch with key(r), writing the masked ids into b.Enc.IDs
+// and the labels into b.Tags (padding stays unmasked: [PAD] is special).
+func maskRows(mk *bert.Masking, b *Batch, key func(r int) uint64) {
+	T := b.Enc.T
+	for r := 0; r < b.Enc.B; r++ {
+		in, lab, err := mk.Mask(b.Enc.IDs[r*T:(r+1)*T], key(r))
+		if err != nil {
+			panic(err) // ids come from the tokenizer's own vocabulary
+		}
+		copy(b.Enc.IDs[r*T:], in)
+		copy(b.Tags[r*T:], lab)
+	}
+}
+
+// targets returns how many targets b's loss averages over: trained sub-words (ner), masked
+// tokens (mlm) or sequences.
+func (b *Batch) targets() int {
+	if b.Tags == nil {
+		return b.Enc.B
+	}
+	n := 0
+	for _, t := range b.Tags {
+		if t != IgnoreLabel {
+			n++
+		}
+	}
+	return n
 }
 
 // perm returns task i's shuffle for its current pass, computing it once per pass.
@@ -183,13 +231,20 @@ func (tr *Trainer) perm(i int) []int {
 	return tr.perms[i]
 }
 
-// stepParams returns the parameters a step of task i updates: the encoder's and the head's.
+// stepParams returns the parameters a step of task i updates: the encoder's (without an MLM
+// head's, which belong to the mlm task) and the head's.
 func (tr *Trainer) stepParams(i int) []*autograd.Var {
 	if tr.params == nil {
 		tr.params = make([][]*autograd.Var, len(tr.Tasks))
 	}
 	if tr.params[i] == nil {
-		tr.params[i] = append(append([]*autograd.Var(nil), tr.Model.Encoder.Params.List()...), tr.Tasks[i].Head.Params()...)
+		var ps []*autograd.Var
+		for _, p := range tr.Model.Encoder.Params.List() {
+			if !strings.HasPrefix(p.Name, "cls.") {
+				ps = append(ps, p)
+			}
+		}
+		tr.params[i] = append(ps, tr.Tasks[i].Head.Params()...)
 	}
 	return tr.params[i]
 }
@@ -200,17 +255,42 @@ func (tr *Trainer) Step() (StepInfo, error) {
 	st := &tr.State
 	i := st.Next
 	task := tr.Tasks[i]
-	b := tr.batch(i)
-	tp := tr.tape
-	defer tp.Reset()
-	loss, err := tr.Model.Loss(tp, task.Head, &b, true)
-	if err != nil {
-		return StepInfo{}, err
+	// The step's batches: Accumulate of them, fewer at the end of a pass.
+	acc := max(1, tr.Accumulate)
+	bs := make([]Batch, 0, acc)
+	total, tokens := 0, 0
+	for k := 0; k < acc; k++ {
+		if k > 0 && st.Pos[i] >= task.Batches() {
+			break
+		}
+		bs = append(bs, tr.batch(i))
+		total += bs[k].targets()
+		tokens += bs[k].Enc.B * bs[k].Enc.T
 	}
-	lv := float64(loss.Value.Item())
+	tp := tr.tape
 	params := tr.stepParams(i)
-	if loss.RequiresGrad() {
-		tp.Backward(loss)
+	lv, grads := 0.0, false
+	for k := range bs {
+		loss, err := tr.Model.Loss(tp, task.Head, &bs[k], true)
+		if err != nil {
+			tp.Reset()
+			return StepInfo{}, err
+		}
+		w := 1.0
+		if len(bs) > 1 {
+			w = float64(bs[k].targets()) / float64(max(1, total))
+		}
+		lv += w * float64(loss.Value.Item())
+		if loss.RequiresGrad() {
+			if len(bs) > 1 {
+				loss = tp.Scale(loss, float32(w))
+			}
+			tp.Backward(loss)
+			grads = true
+		}
+		tp.Reset()
+	}
+	if grads {
 		if tr.Clip > 0 {
 			nn.ClipGradNorm(params, tr.Clip)
 		}
@@ -220,7 +300,7 @@ func (tr *Trainer) Step() (StepInfo, error) {
 			p.ZeroGrad()
 		}
 	}
-	info := StepInfo{Step: st.Step, Epoch: st.Epoch, Task: task.Head.Spec.Name, Loss: lv, LR: tr.Opt.LR, Tokens: b.Enc.B * b.Enc.T, Elapsed: time.Since(t0)}
+	info := StepInfo{Step: st.Step, Epoch: st.Epoch, Task: task.Head.Spec.Name, Loss: lv, LR: tr.Opt.LR, Tokens: tokens, Elapsed: time.Since(t0)}
 	st.Step++
 	st.Next++
 	if st.Next == len(tr.Tasks) {
@@ -263,7 +343,9 @@ func (m *Model) AllParams() []*autograd.Var {
 func (m *Model) dropouts() []*nn.Dropout {
 	d := []*nn.Dropout{m.Encoder.Dropout}
 	for _, h := range m.Heads {
-		d = append(d, h.Drop)
+		if h.Drop != nil {
+			d = append(d, h.Drop)
+		}
 	}
 	return d
 }

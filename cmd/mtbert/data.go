@@ -18,6 +18,7 @@ func runData(args []string, stdout, stderr io.Writer) error {
 	dataRoot := fs.String("data-root", "", "folder that relative task paths resolve against (default: the config's data_root, else the config's folder)")
 	vocab := fs.String("vocab", "", "vocab.txt to tokenise with instead of the encoder's (lowercasing: encoder.lower_case, else "+fmt.Sprint(bert.DefaultLowerCase)+")")
 	asJSON := fs.Bool("json", false, "print the summary as one JSON object")
+	textOut := fs.String("text-out", "", "instead of the summary, write the raw text of every task's train split (after holdout) to this file, one document per line (each text of a pair is a document; exact repeats are written once): a pretraining corpus that holds no dev or test text")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -28,6 +29,14 @@ func runData(args []string, stdout, stderr io.Writer) error {
 	cfg, err := mtl.LoadConfig(*config, *dataRoot)
 	if err != nil {
 		return err
+	}
+	if *textOut != "" {
+		st, err := mtl.WriteTrainText(cfg, *textOut)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s: %d documents, %d bytes (%d repeats left out) from the train splits of %d task(s)\n", *textOut, st.Documents, st.Bytes, st.Repeats, len(cfg.Tasks))
+		return nil
 	}
 	var tok *bert.Tokenizer
 	if *vocab != "" {

@@ -13,15 +13,34 @@ import (
 
 func init() {
 	register("train", "train the multitask model of a config (round-robin over its tasks), or one task alone", runTrain)
+	register("pretrain", "masked-language-model pretraining on raw text (a config whose tasks are all kind mlm)", runPretrain)
 }
 
 func runTrain(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("train", "train -config FILE [-out DIR] [-resume] [-data-root DIR] [-task NAME]", stderr)
+	return train("train", args, stdout, stderr)
+}
+
+func runPretrain(args []string, stdout, stderr io.Writer) error {
+	return train("pretrain", args, stdout, stderr)
+}
+
+// train is `mtbert train` and `mtbert pretrain`: the same trainer, checkpoints and resumption;
+// pretrain refuses a config with other than mlm tasks and says where the masked language model
+// is.
+func train(name string, args []string, stdout, stderr io.Writer) error {
+	synopsis := name + " -config FILE [-out DIR] [-resume] [-data-root DIR] [-task NAME]"
+	if name == "pretrain" {
+		synopsis = name + " -config FILE [-out DIR] [-resume] [-data-root DIR]"
+	}
+	fs := newFlags(name, synopsis, stderr)
 	config := fs.String("config", "", "YAML or JSON config (required)")
 	out := fs.String("out", "run", "output folder: metrics.jsonl, last/ and best/ checkpoints, best.json, summary.json")
 	resume := fs.Bool("resume", false, "continue exactly from OUT/last (the model is rebuilt from the same config and takes its weights and trainer state)")
 	dataRoot := fs.String("data-root", "", "folder that relative task paths resolve against (default: the config's data_root, else the config's folder)")
-	task := fs.String("task", "", "train only this task of the config (the single-task baseline; same seeds)")
+	task := new(string)
+	if name == "train" {
+		task = fs.String("task", "", "train only this task of the config (the single-task baseline; same seeds)")
+	}
 	maxSteps := fs.Int("max-steps", 0, "stop after this many steps in total as an interruption would (OUT/last saved; continue with -resume); 0: no limit")
 	quiet := fs.Bool("quiet", false, "no progress line on standard error")
 	if err := parse(fs, args); err != nil {
@@ -40,6 +59,13 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	if name == "pretrain" {
+		for _, t := range cfg.Tasks {
+			if t.Kind != mtl.MLM {
+				return fmt.Errorf("%s: task %s is %s: pretrain takes only mlm tasks (mtbert train runs a mix of mlm and supervised tasks)", cfg.Path, t.Name, t.Kind)
+			}
+		}
+	}
 	r, err := mtl.Prepare(cfg)
 	if err != nil {
 		return err
@@ -49,7 +75,15 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		progress = nil
 	}
 	if progress != nil {
-		fmt.Fprintf(progress, "training %d task(s), %d steps (%d epochs), into %s\n", len(r.Data), r.TotalSteps, cfg.Training.Epochs, *out)
+		span := fmt.Sprintf("%d epochs", cfg.Training.Epochs)
+		if cfg.Training.Steps > 0 {
+			span = fmt.Sprintf("%.2f epochs", float64(r.TotalSteps)/float64(r.Trainer.RoundsPerEpoch()*len(r.Data)))
+		}
+		seqs := 0
+		for _, d := range r.Data {
+			seqs += len(d.Train)
+		}
+		fmt.Fprintf(progress, "%sing %d task(s) on %d training sequences, %d steps (%s), into %s\n", name, len(r.Data), seqs, r.TotalSteps, span, *out)
 	}
 	// SIGINT: the step in flight finishes, OUT/last is saved, and the command exits.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -66,5 +100,9 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("plotting %s: %w", filepath.Join(*out, mtl.MetricsFile), err)
 	}
 	fmt.Fprintf(stdout, "plots: %s, %s\n", filepath.Join(*out, mtl.LossPlotFile), filepath.Join(*out, mtl.DevPlotFile))
+	if name == "pretrain" {
+		fmt.Fprintf(stdout, "masked language model (Hugging Face BertForMaskedLM): %s; use it as encoder.pretrained, or try it with mtbert fill -model %s\n",
+			filepath.Join(*out, sum.Model), filepath.Join(*out, sum.Model))
+	}
 	return nil
 }
