@@ -249,6 +249,7 @@ func (s *Server) Handler() http.Handler {
 	})))
 	mux.HandleFunc("/v1/extract", s.auth(s.model(s.post(s.extract))))
 	mux.HandleFunc("/v1/pairs", s.auth(s.model(s.post(s.pairs))))
+	s.mountWeb(mux) // the page (web.go): GET / and /static/
 	return s.logged(mux)
 }
 
