@@ -345,6 +345,18 @@ func TestMLMInTheMix(t *testing.T) {
 			}
 		}
 	}
+	// Continued pretraining: a config whose encoder.pretrained is that checkpoint starts
+	// from its trained MLM head, not a fresh one; a supervised-only config drops the head.
+	cont := mlmFixture(t, false, func(c *Config) { c.Encoder.Pretrained, c.Encoder.Vocab = last, "" })
+	got := cont.Model.Encoder.MLMHead().Dense.W.Value.Data()
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("continued pretraining: MLM head weight %d is %g, the checkpoint's %g", i, got[i], want[i])
+		}
+	}
+	if sup := prepareFixture(t, func(c *Config) { c.Encoder.Pretrained, c.Encoder.Vocab = last, "" }); sup.Model.Encoder.HasMLMHead() {
+		t.Error("a supervised run from the checkpoint kept the MLM head")
+	}
 	ex := NewExtractor(m, r.Tokenizer)
 	ner, sent, err := ex.SplitTasks(nil)
 	if err != nil || strings.Join(ner, ",") != "ner" || strings.Join(sent, ",") != "nli,sts" {
