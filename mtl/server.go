@@ -26,6 +26,10 @@ type ServerConfig struct {
 	MaxBatchTokens int
 	// MaxWait is how long the batcher waits for more jobs after the first (default 5ms).
 	MaxWait time.Duration
+	// MaxBatchRequests, when positive, bounds the requests (jobs) collected into one batch;
+	// 1 turns dynamic batching off: each request runs alone (its own notes' windows still
+	// share passes), with no wait. 0: no bound but MaxBatchTokens.
+	MaxBatchRequests int
 	// MaxQueue is the number of extract and pair requests admitted at once, from reading
 	// their body to their answer (default 256); more are answered 503 with Retry-After before
 	// their body is read, so memory stays bounded by about MaxQueue × MaxBody under overload.
@@ -284,6 +288,12 @@ func (s *Server) logged(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t0 := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
+		rid := r.Header.Get("X-Request-Id")
+		if validRequestID(rid) {
+			w.Header().Set("X-Request-Id", rid)
+		} else {
+			rid = ""
+		}
 		h.ServeHTTP(sw, r)
 		if sw.code == 0 {
 			sw.code = 200
@@ -295,9 +305,28 @@ func (s *Server) logged(h http.Handler) http.Handler {
 		}
 		s.met.request(path, sw.code, d)
 		if s.cfg.Log != nil {
-			s.cfg.Log.Printf("%s %s %d in=%dB out=%dB %v", r.Method, path, sw.code, r.ContentLength, sw.n, d.Round(time.Microsecond))
+			if rid != "" {
+				s.cfg.Log.Printf("%s %s %d in=%dB out=%dB %v id=%s", r.Method, path, sw.code, r.ContentLength, sw.n, d.Round(time.Microsecond), rid)
+			} else {
+				s.cfg.Log.Printf("%s %s %d in=%dB out=%dB %v", r.Method, path, sw.code, r.ContentLength, sw.n, d.Round(time.Microsecond))
+			}
 		}
 	})
+}
+
+// validRequestID says whether a client's X-Request-Id is echoed (and logged): 1 to 128
+// characters of [A-Za-z0-9._:-], so that it can carry no note text and no log injection.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
@@ -519,7 +548,7 @@ func (s *Server) batcher() {
 		tokens := first.tokens()
 		timer := time.NewTimer(s.cfg.MaxWait)
 	collect:
-		for tokens < s.cfg.MaxBatchTokens {
+		for tokens < s.cfg.MaxBatchTokens && (s.cfg.MaxBatchRequests <= 0 || len(batch) < s.cfg.MaxBatchRequests) {
 			select {
 			case j := <-s.queue:
 				t := j.tokens()

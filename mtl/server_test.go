@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -392,47 +393,188 @@ func FuzzServerHandlers(f *testing.F) {
 	})
 }
 
-// TestServerOverload sends many more concurrent requests than the server admits: each gets
-// Extract's answer or a 503, none is lost; and a request past its deadline gets a 504.
+// spaceReader yields n spaces, so that a large body costs the client no memory.
+type spaceReader struct{ n int }
+
+func (r *spaceReader) Read(p []byte) (int, error) {
+	if r.n == 0 {
+		return 0, io.EOF
+	}
+	k := min(len(p), r.n)
+	for i := range p[:k] {
+		p[i] = ' '
+	}
+	r.n -= k
+	return k, nil
+}
+
+// TestServerOverload offers 24 times what the server holds at once (a queue of 4): 96
+// concurrent requests, each with its own note of about 240 KB (a sentence and spaces) and its
+// own X-Request-Id; every 8th body is over MaxBody and every 12th note over MaxTokens. The
+// batcher is held in its first encoder pass until every request but the 4 the server admits
+// has been answered, then released. Every request gets exactly one answer, echoing its own
+// id: 200 with Extract's answer on its own note (byte for byte), 503 with Retry-After, or 413
+// for the oversized ones only; the server's request counters agree with the clients' tallies;
+// and while the batcher is held, the live heap holds at most the admitted bodies, not the 96.
 func TestServerOverload(t *testing.T) {
 	ex, err := LoadExtractor(trainedCheckpoint(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := NewServer(ServerConfig{MaxQueue: 4, MaxWait: 2 * time.Millisecond})
+	const (
+		n       = 96
+		queue   = 4
+		pad     = 240 << 10
+		maxBody = 250 << 10
+	)
+	s := NewServer(ServerConfig{MaxQueue: queue, MaxWait: 2 * time.Millisecond, MaxBody: maxBody, MaxTokens: 256})
 	s.SetExtractor(ex)
 	hs := httptest.NewServer(s.Handler())
 	defer s.Close()
 	defer hs.Close()
-	note := strings.Repeat("patient took aspirin for fever . ", 10)
-	r, err := ex.Extract(context.Background(), note, nil)
-	if err != nil {
-		t.Fatal(err)
+	hs.Client().Transport.(*http.Transport).MaxIdleConnsPerHost = n
+
+	type kind int
+	const (
+		normal kind = iota
+		oversize
+		tooLong
+	)
+	kinds := make([]kind, n)
+	sentences := make([]string, n)
+	want := make([]string, n)
+	for i := range n {
+		sentences[i] = fmt.Sprintf("patient %d took aspirin for fever . ", i)
+		switch {
+		case i%8 == 7:
+			kinds[i] = oversize
+		case i%12 == 5:
+			kinds[i] = tooLong
+			sentences[i] = strings.Repeat(sentences[i], 20)
+		default:
+			r, err := ex.Extract(context.Background(), sentences[i]+strings.Repeat(" ", pad), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want[i] = mustJSON(t, r)
+		}
 	}
-	want := mustJSON(t, r)
-	const n = 48
-	codes := make([]int, n)
+
+	// The live heap with the server idle.
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	idle := ms.HeapAlloc
+
+	var completed atomic.Int64
+	notify := make(chan struct{}, n)
+	var held, heldHeap uint64
+	var holdErr error
+	s.passHook = func(int, int) {
+		if held++; held > 1 {
+			return
+		}
+		deadline := time.After(2 * time.Minute)
+		for completed.Load() < n-queue {
+			select {
+			case <-notify:
+			case <-deadline:
+				holdErr = fmt.Errorf("only %d of %d requests answered while the batcher was held", completed.Load(), n)
+				return
+			}
+		}
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		heldHeap = ms.HeapAlloc
+	}
+
+	type reply struct {
+		code  int
+		id    string
+		retry string
+		body  string
+		err   error
+	}
+	replies := make([]reply, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var body string
-			codes[i], body, _ = post(t, hs.URL+"/v1/extract", mustJSON(t, map[string]string{"text": note}))
-			if codes[i] == 200 && body != want {
-				t.Errorf("request %d: %s, want %s", i, body, want)
+			defer func() { completed.Add(1); notify <- struct{}{} }()
+			size := pad
+			if kinds[i] == oversize {
+				size = maxBody + 4<<10
 			}
+			body := io.MultiReader(strings.NewReader(`{"text": "`+sentences[i]), &spaceReader{size}, strings.NewReader(`"}`))
+			req, err := http.NewRequest("POST", hs.URL+"/v1/extract", body)
+			if err != nil {
+				replies[i].err = err
+				return
+			}
+			req.Header.Set("X-Request-Id", fmt.Sprintf("req-%d", i))
+			resp, err := hs.Client().Do(req)
+			if err != nil {
+				replies[i].err = err
+				return
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			replies[i] = reply{resp.StatusCode, resp.Header.Get("X-Request-Id"), resp.Header.Get("Retry-After"), string(b), err}
 		}()
 	}
 	wg.Wait()
-	count := map[int]int{}
-	for _, c := range codes {
-		count[c]++
+	if holdErr != nil {
+		t.Fatal(holdErr)
 	}
-	if count[200]+count[503] != n || count[200] == 0 {
+	count := map[int]int{}
+	for i, r := range replies {
+		if r.err != nil {
+			t.Errorf("request %d: no answer: %v", i, r.err)
+			continue
+		}
+		count[r.code]++
+		if r.id != fmt.Sprintf("req-%d", i) {
+			t.Errorf("request %d answered with X-Request-Id %q", i, r.id)
+		}
+		switch {
+		case r.code == 503:
+			if r.retry == "" || !strings.Contains(r.body, "busy") {
+				t.Errorf("request %d: 503 without Retry-After or reason: %s", i, r.body)
+			}
+		case kinds[i] == normal && r.code == 200:
+			if r.body != want[i] {
+				t.Errorf("request %d: %s\nwant Extract's %s", i, r.body, want[i])
+			}
+		case kinds[i] == oversize && r.code == 413 && strings.Contains(r.body, "over 256000 bytes"):
+		case kinds[i] == tooLong && r.code == 413 && strings.Contains(r.body, "sub-words"):
+		default:
+			t.Errorf("request %d (kind %d): %d %s", i, kinds[i], r.code, r.body)
+		}
+	}
+	if count[200]+count[503]+count[413] != n || count[200] == 0 || count[503] < n/2 {
 		t.Errorf("answers by status: %v", count)
 	}
-	t.Logf("answers by status: %v, %d encoder passes", count, s.Passes())
+	// The server counted the same answers: none lost, none twice.
+	_, metrics := get(t, hs.URL+"/metrics")
+	for _, code := range []int{200, 413, 503} {
+		line := fmt.Sprintf("mtbert_http_requests_total{path=\"/v1/extract\",code=\"%d\"} %d\n", code, count[code])
+		if count[code] > 0 && !strings.Contains(metrics, line) {
+			t.Errorf("metrics lack %q", line)
+		}
+	}
+	if m := regexp.MustCompile(`mtbert_http_requests_total\{path="/v1/extract",code="(\d+)"\}`).FindAllStringSubmatch(metrics, -1); len(m) != len(count) {
+		t.Errorf("metrics count codes %v, clients saw %v", m, count)
+	}
+	// Held with 4 requests admitted, the live heap holds what those 4 hold, not what 96 would
+	// (24 times more). An admitted note costs about 13 times its size: the body read into a
+	// buffer (up to 2x), the decoded string (1x), and the tokenizer's token slice, whose
+	// capacity is len(text)/4 tokens of 40 bytes (10x) even for a note of spaces.
+	if grew := int64(heldHeap) - int64(idle); heldHeap == 0 || grew > queue*16*maxBody {
+		t.Errorf("live heap while held: %d bytes over idle (%d), over %d", grew, idle, queue*16*maxBody)
+	}
+	t.Logf("answers by status: %v, %d encoder passes; live heap while held %+.1f MB over idle", count, s.Passes(), float64(int64(heldHeap)-int64(idle))/(1<<20))
 
 	// The batcher waits a second for company; the request's deadline is 50ms.
 	s2 := NewServer(ServerConfig{MaxWait: time.Second, Timeout: 50 * time.Millisecond})
@@ -442,5 +584,71 @@ func TestServerOverload(t *testing.T) {
 	defer hs2.Close()
 	if code, body, _ := post(t, hs2.URL+"/v1/extract", `{"text": "took aspirin ."}`); code != 504 || !strings.Contains(body, "deadline") {
 		t.Errorf("past deadline: %d %s", code, body)
+	}
+}
+
+// TestServerRequestID checks that a well-formed X-Request-Id is echoed and logged, and that
+// any other is neither (it could carry note text or forge log lines).
+func TestServerRequestID(t *testing.T) {
+	ex, err := LoadExtractor(trainedCheckpoint(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	s := NewServer(ServerConfig{MaxWait: time.Millisecond, Log: log.New(lockedWriter{&mu, &logs}, "", 0)})
+	s.SetExtractor(ex)
+	hs := httptest.NewServer(s.Handler())
+	defer s.Close()
+	defer hs.Close()
+	for id, echo := range map[string]bool{"req-1": true, "a.b:c_D-9": true, strings.Repeat("x", 128): true, strings.Repeat("x", 129): false, "a b": false, "caf\u00e9": false, "took aspirin": false} {
+		code, _, h := post(t, hs.URL+"/v1/extract", `{"text": "took aspirin ."}`, "X-Request-Id", id)
+		if got := h.Get("X-Request-Id"); code != 200 || (got == id) != echo || (!echo && got != "") {
+			t.Errorf("X-Request-Id %q: %d, echoed %q", id, code, got)
+		}
+	}
+	mu.Lock()
+	l := logs.String()
+	mu.Unlock()
+	if !strings.Contains(l, " id=req-1\n") || strings.Contains(l, "aspirin") || strings.Contains(l, "id=a b") {
+		t.Errorf("access log:\n%s", l)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// TestServerHugeNote posts a note of 10 MB: under the default body limit (16 MiB) it is read,
+// and refused with 413 for its sub-words (over the default 1<<20); a server with a 1 MiB body
+// limit refuses it with 413 before tokenising. Both keep serving.
+func TestServerHugeNote(t *testing.T) {
+	ex, err := LoadExtractor(trainedCheckpoint(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	huge := mustJSON(t, map[string]string{"text": strings.Repeat("took aspirin for fever . ", 10<<20/25)})
+	for _, c := range []struct {
+		cfg ServerConfig
+		msg string
+	}{{ServerConfig{}, "sub-words"}, {ServerConfig{MaxBody: 1 << 20}, "over 1048576 bytes"}} {
+		s := NewServer(c.cfg)
+		s.SetExtractor(ex)
+		hs := httptest.NewServer(s.Handler())
+		if code, body, _ := post(t, hs.URL+"/v1/extract", huge); code != 413 || !strings.Contains(body, c.msg) {
+			t.Errorf("10 MB note: %d %.200s, want 413 %q", code, body, c.msg)
+		}
+		if code, body, _ := post(t, hs.URL+"/v1/extract", `{"text": "took aspirin ."}`); code != 200 || !strings.Contains(body, "aspirin") {
+			t.Errorf("after the 10 MB note: %d %s", code, body)
+		}
+		hs.Close()
+		s.Close()
 	}
 }

@@ -1,22 +1,26 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"runtime/pprof"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/mtbert/mtbert/bench"
 	"github.com/mtbert/mtbert/kernels"
 )
 
 func init() {
-	register("bench", "measure kernels and models (bench gemm | bench bert | bench mt)", runBench)
+	register("bench", "measure kernels and models (bench gemm | bench bert | bench mt | bench serve)", runBench)
 }
 
 func runBench(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "gemm" && args[0] != "bert" && args[0] != "mt") {
-		fmt.Fprintln(stderr, "Usage: mtbert bench gemm|bert|mt [flags]\n\n  gemm   SGEMM GFLOP/s on one shape\n  bert   BERT inference or training-step throughput\n  mt     one multitask model with k heads versus k single-task models (inference)")
+	if len(args) == 0 || (args[0] != "gemm" && args[0] != "bert" && args[0] != "mt" && args[0] != "serve") {
+		fmt.Fprintln(stderr, "Usage: mtbert bench gemm|bert|mt|serve [flags]\n\n  gemm   SGEMM GFLOP/s on one shape\n  bert   BERT inference or training-step throughput\n  mt     one multitask model with k heads versus k single-task models (inference)\n  serve  load generator against a local mtbert server: notes/s and latency, batching on and off, overload")
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 			return nil
 		}
@@ -27,6 +31,8 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return benchGemm(args[1:], stdout, stderr)
 	case "mt":
 		return benchMT(args[1:], stdout, stderr)
+	case "serve":
+		return benchServe(args[1:], stdout, stderr)
 	}
 	return benchBert(args[1:], stdout, stderr)
 }
@@ -108,4 +114,115 @@ func benchMT(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return printJSON(stdout, r)
+}
+
+const benchServeHelp = `bench serve starts an mtbert server in this process on 127.0.0.1 (a fresh one per
+phase, all on one loaded model) and drives it over HTTP:
+  - closed loop: for each -batching mode and -concurrency level, that many clients each send
+    a note to POST /v1/extract, wait for the answer, and send the next, for -duration (then
+    the requests in flight finish) or until -requests requests were sent. Reported: notes/s,
+    p50/p99/max latency of the 200 answers, requests per batch and windows per encoder pass
+    (from the server's /metrics), and notes/s with batching over notes/s without at each
+    level. Batching off is mtbert serve -max-batch-requests 1: each request runs alone, with
+    no wait (its own windows still share passes). These phases admit every client (the
+    server's queue is at least the concurrency): they measure speed, not refusals.
+  - overload (-overload F > 0): requests arrive open loop at F times the best notes/s
+    measured (the capacity) for -overload-duration, each with a unique X-Request-Id the server
+    echoes; every -oversize-every-th body is over -max-body. Reported: the answers by status
+    (200, 503, 413, other), requests lost, duplicated or answered with another id, 503s
+    without Retry-After, and the heap in use (runtime.ReadMemStats every 25ms) and resident
+    set (VmRSS sampled; VmHWM, reset before the phase) against the idle figures.
+The clients run in the same process: the memory figures include them. Every 200 answer is
+checked against its own note (each entity's text at its byte and character offsets).
+Without -model the model is random: -layers, -hidden, -k heads of -labels labels, windows
+of -max-len sub-words, over a vocabulary built from the notes (or -vocab); without -notes
+the notes are synthetic clinical notes of about -synth-words words.
+`
+
+func benchServe(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bench serve", "bench serve [-model DIR | -layers 12 -hidden 768 -k 8] [-notes PATH] [-concurrency 1,4,16,64] [-batching on,off] [-duration 10s | -requests N] [-overload 4] [-json FILE]", stderr)
+	o := bench.ServeOptions{}
+	fs.StringVar(&o.Model, "model", "", "checkpoint folder written by mtbert train (default: a random model, see -layers)")
+	fs.IntVar(&o.Layers, "layers", 12, "random model: encoder layers")
+	fs.IntVar(&o.Hidden, "hidden", 768, "random model: hidden size (a multiple of 64)")
+	fs.IntVar(&o.K, "k", 8, "random model: token-tagging heads")
+	fs.IntVar(&o.Labels, "labels", 9, "random model: labels per head (O and B-/I- tags)")
+	fs.IntVar(&o.MaxLen, "max-len", 128, "random model: the heads' max_length (window size in sub-words)")
+	fs.StringVar(&o.Vocab, "vocab", "", "random model: vocab.txt to tokenise with (default: one built from the notes, 28,996 entries)")
+	notes := fs.String("notes", "", "notes to send: a folder of .txt files, or a file of one note per line (raw or JSONL {\"text\"}; gzip/zstd accepted) (default: synthetic notes)")
+	fs.IntVar(&o.SynthNotes, "synth-notes", 200, "synthetic notes to generate")
+	fs.IntVar(&o.SynthWords, "synth-words", 150, "words per synthetic note (at least)")
+	conc := fs.String("concurrency", "1,4,16,64", "comma-separated numbers of concurrent clients")
+	batching := fs.String("batching", "on,off", "comma-separated batching modes to measure (on, off)")
+	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "length of each closed-loop phase (ignored with -requests)")
+	fs.IntVar(&o.Requests, "requests", 0, "requests per closed-loop phase (0: use -duration)")
+	fs.Float64Var(&o.Overload, "overload", 4, "overload phase: offered load as a multiple of the measured capacity (0: no overload phase)")
+	fs.DurationVar(&o.OverloadDuration, "overload-duration", 0, "length of the overload phase's arrivals (default: -duration, at least 10s)")
+	fs.IntVar(&o.OverloadRequests, "overload-requests", 0, "overload requests to send (0: use -overload-duration)")
+	fs.IntVar(&o.OversizeEvery, "oversize-every", 20, "make every n-th overload request a body over -max-body (0: none)")
+	fs.IntVar(&o.MaxQueue, "max-queue", 64, "server: requests admitted at once (503 beyond) in the overload phase (closed-loop phases admit at least their concurrency)")
+	fs.IntVar(&o.MaxBatchTokens, "max-batch-tokens", 8192, "server: padded sub-words per batch")
+	fs.DurationVar(&o.MaxWait, "max-wait", 5*time.Millisecond, "server: longest wait for more requests once a batch has one")
+	fs.Int64Var(&o.MaxBody, "max-body", 1<<20, "server: largest request body in bytes (413 beyond)")
+	fs.DurationVar(&o.Timeout, "timeout", 2*time.Minute, "server: deadline of each request")
+	fs.Uint64Var(&o.Seed, "seed", 1, "seed of the random model and the synthetic notes")
+	threads := fs.Int("threads", 0, "threads (0: all cores)")
+	jsonOut := fs.String("json", "", "also write the full report as JSON to this file")
+	quiet := fs.Bool("quiet", false, "no progress lines on standard error")
+	usage := fs.Usage
+	fs.Usage = func() { usage(); fmt.Fprint(stderr, "\n"+benchServeHelp) }
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	bad := func(format string, a ...any) error {
+		fmt.Fprintf(stderr, "mtbert bench serve: "+format+"\n", a...)
+		fs.Usage()
+		return errUsage
+	}
+	o.Concurrency = nil
+	for _, c := range strings.Split(*conc, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(c))
+		if err != nil || n < 1 {
+			return bad("-concurrency %q: want positive integers separated by commas", *conc)
+		}
+		o.Concurrency = append(o.Concurrency, n)
+	}
+	for _, b := range strings.Split(*batching, ",") {
+		switch strings.TrimSpace(b) {
+		case "on":
+			o.Batching = append(o.Batching, true)
+		case "off":
+			o.Batching = append(o.Batching, false)
+		default:
+			return bad("-batching %q: want on, off or on,off", *batching)
+		}
+	}
+	if o.Duration <= 0 && o.Requests <= 0 || o.Requests < 0 || o.Overload < 0 || o.MaxQueue < 1 || o.MaxBatchTokens < 1 || o.MaxBody < 1 {
+		return bad("-duration or -requests must be positive; -overload, -max-queue, -max-batch-tokens and -max-body not negative")
+	}
+	if *notes != "" {
+		var err error
+		if o.Notes, err = bench.LoadNotes(*notes); err != nil {
+			return err
+		}
+	}
+	kernels.SetThreads(*threads)
+	if !*quiet {
+		o.Log = stderr
+	}
+	r, err := bench.Serve(o)
+	if err != nil {
+		return err
+	}
+	bench.WriteServeTable(stdout, r)
+	if *jsonOut != "" {
+		b, err := json.MarshalIndent(r, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(*jsonOut, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }

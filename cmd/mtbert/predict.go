@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -49,9 +50,40 @@ Bulk runs:
     forward passes); the output stays in input order and is byte for byte that of -workers 1.
   -resume, with -out FILE existing, reads the ids already in FILE, skips those inputs and
     appends the new lines: FILE's old content plus the new lines go to a temporary file that
-    is renamed over FILE at the end, so an interrupted run never loses the old output.
+    is renamed over FILE at the end, so a failed run never loses the old output. An
+    interrupted run (Ctrl-C) keeps what it finished: the results of a prefix of the inputs,
+    in order, are put in place before it exits 1, and -resume goes on from there.
   -out FILE.gz writes gzip, -out FILE.zst zstd (a resumed file gets a new stream appended,
     which gzip and zstd readers, and -in, read as one).
+
+Formats (-format):
+  jsonl  the default, above.
+  brat   -out names a folder (created if needed) that gets, per note, ID.txt (the note) and
+         ID.ann (brat standoff): per entity a T line "T1<TAB>Type start end<TAB>text" with
+         character offsets, and a note "#1<TAB>AnnotatorNotes T1<TAB>task=... type=... score=..."
+         with its task, exact type and score. An entity that spans a line break is written as
+         a discontinuous span "start end;start end" (brat shows no span across lines). When
+         several ner tasks are written, each type is prefixed with its task: ncbi_disease-Disease
+         (the task's '-' become '_'; characters brat does not take in types become '_').
+         ID is the input id with every byte but letters, digits, '-', '_' and a non-leading
+         '.' escaped as a percent sign and two upper-case hex digits ("a/b" gives a%2Fb.ann).
+         Each file is written whole then renamed into place, the .ann last; -resume skips
+         the inputs whose ID.ann exists.
+  bioc   one BioC JSON collection (as bioc / PubTator read it) to -out FILE or standard
+         output: per note a document with one passage (offset 0, the note) and per entity an
+         annotation {id, infons: {type, task, score}, text, locations: [{offset, length}]},
+         offsets and lengths in characters (code points), as start/end. Written whole: -out FILE
+         is renamed into place at the end (so -resume does not apply; split work with -shard
+         instead). .gz or .zst compresses.
+  Sentence pairs have no brat or BioC form: with those formats they are errors. Inputs with
+  errors are reported on standard error (there is no output line for them) and the command
+  exits 1. -shard and -workers work with every format.
+
+Progress (-progress): on standard error, redrawn when it is a terminal (the default there),
+a line every 10 seconds otherwise (-progress forces it, -progress=false turns it off): input
+lines done (of the total when the input is an uncompressed file), results written, notes/s,
+elapsed time and ETA (from the lines, or the bytes read of a compressed input). Standard
+output only ever holds results.
 `
 
 // predictInput is one JSONL input line.
@@ -72,7 +104,7 @@ type predictOutput struct {
 }
 
 func runPredict(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("predict", "predict -model DIR [-tasks a,b] [-in FILE] [-out FILE] [-shard i/N] [-workers W] [-resume]", stderr)
+	fs := newFlags("predict", "predict -model DIR [-tasks a,b] [-in FILE] [-out FILE|DIR] [-format jsonl|brat|bioc] [-shard i/N] [-workers W] [-resume] [-progress]", stderr)
 	model := fs.String("model", "", "checkpoint folder written by mtbert train (e.g. RUN/best) (required)")
 	tasks := fs.String("tasks", "", "comma-separated tasks to run (default: all)")
 	in := fs.String("in", "-", "input file ('-' for standard input)")
@@ -80,7 +112,9 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 	batch := fs.Int("batch", 8, "windows per forward pass, and inputs per batch of work")
 	shardFlag := fs.String("shard", "", "i/N: process only the inputs whose id hashes to shard i of N (FNV-1a of the id modulo N)")
 	workers := fs.Int("workers", 1, "goroutines processing batches of inputs concurrently (output stays in input order)")
-	resume := fs.Bool("resume", false, "skip the inputs whose ids are already in -out and append to it")
+	resume := fs.Bool("resume", false, "skip the inputs whose ids are already in -out and append to it (brat: whose ID.ann exists)")
+	format := fs.String("format", "jsonl", "output format: jsonl, brat (a folder of .txt/.ann pairs) or bioc (one BioC JSON collection)")
+	progressFlag := fs.Bool("progress", false, "show progress on standard error (default: when it is a terminal)")
 	usage := fs.Usage
 	fs.Usage = func() { usage(); fmt.Fprint(stderr, "\n"+predictHelp) }
 	if err := parse(fs, args); err != nil {
@@ -104,6 +138,31 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
+	switch *format {
+	case "jsonl":
+	case "brat":
+		if *out == "-" {
+			fmt.Fprintln(stderr, "mtbert predict: -format brat needs -out DIR (a folder for the .txt and .ann files)")
+			fs.Usage()
+			return errUsage
+		}
+	case "bioc":
+		if *resume {
+			fmt.Fprintln(stderr, "mtbert predict: -resume does not apply to -format bioc: a BioC collection is written whole (split the work with -shard instead)")
+			fs.Usage()
+			return errUsage
+		}
+	default:
+		fmt.Fprintf(stderr, "mtbert predict: -format %q: want jsonl, brat or bioc\n", *format)
+		fs.Usage()
+		return errUsage
+	}
+	showProgress := isTerminal(stderr)
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "progress" {
+			showProgress = *progressFlag
+		}
+	})
 	ex, err := mtl.LoadExtractor(*model)
 	if err != nil {
 		return err
@@ -125,7 +184,18 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 	// -resume: the ids already done, and the old output to carry over.
 	var done map[string]bool
 	var old []byte
-	if *resume {
+	if *format == "brat" {
+		if fi, err := os.Stat(*out); err == nil && !fi.IsDir() {
+			return fmt.Errorf("-format brat: %s is a file, not a folder", *out)
+		}
+		if err := os.MkdirAll(*out, 0o755); err != nil {
+			return err
+		}
+	}
+	skip := func(id string) bool { return done[id] }
+	if *resume && *format == "brat" {
+		skip = func(id string) bool { return bratDone(*out, id) }
+	} else if *resume {
 		if old, err = os.ReadFile(*out); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
@@ -136,6 +206,7 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 
 	var src io.Reader = os.Stdin
 	name := "standard input"
+	var prog *progress
 	if *in != "-" {
 		f, err := os.Open(*in)
 		if err != nil {
@@ -143,6 +214,23 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 		}
 		defer f.Close()
 		src, name = f, *in
+		if showProgress {
+			var lines, size int64
+			if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+				size = fi.Size()
+				if n, ok := countLines(*in); ok {
+					lines = n
+				}
+			}
+			cr := &countingReader{r: f}
+			src = cr
+			prog = newProgress(stderr, isTerminal(stderr), lines, size, cr)
+		}
+	} else if showProgress {
+		prog = newProgress(stderr, isTerminal(stderr), 0, 0, nil)
+	}
+	if prog != nil {
+		defer prog.finish(false)
 	}
 	rc, err := mtl.NewReader(src)
 	if err != nil {
@@ -153,7 +241,7 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 	w := stdout
 	var tmp *os.File
 	var comp io.WriteCloser
-	if *out != "-" {
+	if *out != "-" && *format != "brat" {
 		tmp, err = os.CreateTemp(filepath.Dir(*out), "."+filepath.Base(*out)+".tmp-")
 		if err != nil {
 			return err
@@ -184,6 +272,21 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	bw := bufio.NewWriter(w)
+	var sink predictSink = &jsonlSink{bw}
+	var taskOrder []string
+	for _, t := range ex.Tasks() {
+		taskOrder = append(taskOrder, t.Name)
+	}
+	switch *format {
+	case "brat":
+		sink = &bratSink{dir: *out, tasks: taskOrder, prefix: len(nerTasks) > 1, stderr: stderr, names: map[string]string{}}
+	case "bioc":
+		bs := &biocSink{w: bw, tasks: taskOrder, stderr: stderr, source: "mtbert predict -model " + *model}
+		if err := bs.head(); err != nil {
+			return err
+		}
+		sink = bs
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -212,17 +315,36 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 		defer close(writerDone)
 		pending := map[int]*predictJob{}
 		next := 0
+		halted := false
 		for j := range results {
 			pending[j.seq] = j
 			for p, ok := pending[next]; ok; p, ok = pending[next] {
 				delete(pending, next)
 				next++
+				// After an interrupt, the output stops before the first batch it cut short:
+				// what is written is a prefix of the full output, in input order.
+				if halted = halted || p.canceled || werr != nil; halted {
+					<-slots
+					continue
+				}
 				total += len(p.out)
 				failed += p.failed
-				for _, b := range p.out {
-					if _, err := bw.Write(b); err != nil && werr == nil {
-						werr = err
+				for k, b := range p.out {
+					if werr != nil {
+						break
 					}
+					var bad bool
+					bad, werr = sink.put(&p.items[k], &p.res[k], b)
+					if bad {
+						failed++
+					}
+				}
+				if prog != nil && len(p.items) > 0 {
+					prog.written.Add(int64(len(p.items)))
+					prog.lines.Store(int64(p.items[len(p.items)-1].o.Line))
+				}
+				if predictInterruptAfter > 0 && total >= predictInterruptAfter {
+					stop()
 				}
 				<-slots
 			}
@@ -254,7 +376,10 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 		}
 		raw = strings.TrimSuffix(strings.TrimSuffix(raw, "\n"), "\r")
 		it := parsePredictLine(raw, line)
-		if (nShards == 1 || shardOf(it.o.ID, nShards) == shard) && !done[it.o.ID] {
+		if it.isPair && it.o.Error == "" && *format != "jsonl" {
+			it.o.Error = fmt.Sprintf("line %d: a sentence pair has no %s form (use -format jsonl)", line, *format)
+		}
+		if (nShards == 1 || shardOf(it.o.ID, nShards) == shard) && !skip(it.o.ID) {
 			cur.items = append(cur.items, it)
 			if len(cur.items) >= *batch {
 				flush()
@@ -272,11 +397,17 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 	if rerrFinal != nil {
 		return rerrFinal
 	}
-	if ctx.Err() != nil {
-		return fmt.Errorf("%s: interrupted", name)
-	}
 	if werr != nil {
 		return werr
+	}
+	interrupted := ctx.Err() != nil
+	if interrupted && *format == "bioc" {
+		return fmt.Errorf("%s: interrupted: a BioC collection is written whole, so nothing was kept", name)
+	}
+	if !interrupted {
+		if err := sink.finish(); err != nil {
+			return err
+		}
 	}
 	if err := bw.Flush(); err != nil {
 		return err
@@ -293,6 +424,12 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 		if err := os.Rename(tmp.Name(), *out); err != nil {
 			return err
 		}
+	}
+	if interrupted {
+		return fmt.Errorf("%s: interrupted: the results of the first %d inputs were written (in input order); rerun with -resume to go on", name, total)
+	}
+	if prog != nil {
+		prog.finish(true)
 	}
 	if failed > 0 {
 		return fmt.Errorf("%s: %d of %d inputs failed (see the error field of their output lines)", name, failed, total)
@@ -372,7 +509,11 @@ type predictJob struct {
 	seq    int
 	items  []predictItem
 	out    [][]byte
+	res    []predictOutput
 	failed int
+	// canceled says the run was interrupted before the batch was done: its results are not
+	// written.
+	canceled bool
 }
 
 // run runs a batch: its notes go through ExtractMany together (each result equals
@@ -398,8 +539,10 @@ func (j *predictJob) run(ctx context.Context, ex *mtl.Extractor, selected bool, 
 		}
 	}
 	j.out = make([][]byte, len(j.items))
+	j.res = make([]predictOutput, len(j.items))
 	for k := range j.items {
 		o := runPredictItem(ctx, ex, &j.items[k], selected, nerTasks, pairTasks)
+		j.res[k] = o
 		if o.Error != "" {
 			j.failed++
 		}
@@ -410,7 +553,12 @@ func (j *predictJob) run(ctx context.Context, ex *mtl.Extractor, selected bool, 
 		}
 		j.out[k] = append(b, '\n')
 	}
+	j.canceled = ctx.Err() != nil
 }
+
+// predictInterruptAfter, when positive (tests), interrupts predict as Ctrl-C would once that
+// many results were written.
+var predictInterruptAfter int
 
 // parsePredictLine reads one input line: its id, and its note or pair (or its error).
 func parsePredictLine(raw string, line int) predictItem {

@@ -182,6 +182,11 @@ func TestPredictBulk(t *testing.T) {
 		}
 	})
 
+	t.Run("shards4", func(t *testing.T) { testShards4(t, dir, model, in, full) })
+	t.Run("interrupt", func(t *testing.T) { testInterruptResume(t, dir, model, in, full) })
+	t.Run("formats", func(t *testing.T) { testPredictFormats(t, dir, model, in, full) })
+	t.Run("serve-equals-predict", func(t *testing.T) { testServeEqualsPredict(t, dir, model) })
+
 	t.Run("compressed", func(t *testing.T) {
 		for _, ext := range []string{".gz", ".zst"} {
 			out := filepath.Join(dir, "out.jsonl"+ext)
@@ -205,11 +210,11 @@ func TestPredictBulkUsage(t *testing.T) {
 			t.Errorf("-shard %q: %s", s, stderr)
 		}
 	}
-	for _, c := range [][]string{{"-workers", "0"}, {"-resume"}} {
+	for _, c := range [][]string{{"-workers", "0"}, {"-resume"}, {"-format", "xml"}, {"-format", "brat"}, {"-format", "bioc", "-out", "x.json", "-resume"}} {
 		runCmd(t, 2, append([]string{"predict", "-model", "x"}, c...)...)
 	}
 	_, stderr := runCmd(t, 0, "predict", "-h")
-	for _, s := range []string{"-shard", "-workers", "-resume", "FNV-1a", ".zst"} {
+	for _, s := range []string{"-shard", "-workers", "-resume", "FNV-1a", ".zst", "-format", "brat", "bioc", "AnnotatorNotes", "-progress", "ETA"} {
 		if !strings.Contains(stderr, s) {
 			t.Errorf("predict -h lacks %q", s)
 		}

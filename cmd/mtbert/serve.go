@@ -50,6 +50,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.addr, "addr", ":8080", "listen address")
 	fs.IntVar(&o.cfg.MaxBatchTokens, "max-batch-tokens", 8192, "padded sub-words collected into one batch")
 	fs.DurationVar(&o.cfg.MaxWait, "max-wait", 5*time.Millisecond, "longest wait for more requests once a batch has one")
+	fs.IntVar(&o.cfg.MaxBatchRequests, "max-batch-requests", 0, "most requests in one batch (0: bounded by -max-batch-tokens only; 1: no dynamic batching)")
 	fs.IntVar(&o.cfg.MaxQueue, "max-queue", 256, "extract and pair requests admitted at once, queued or running (503 with Retry-After beyond)")
 	fs.Int64Var(&o.cfg.MaxBody, "max-body", 16<<20, "largest request body in bytes (413 beyond)")
 	fs.IntVar(&o.cfg.MaxTokens, "max-tokens", 1<<20, "most padded sub-words one request may need (413 beyond)")
@@ -61,7 +62,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if o.model == "" || o.cfg.MaxBatchTokens < 1 || o.cfg.MaxWait <= 0 || o.cfg.MaxQueue < 1 || o.cfg.MaxBody < 1 || o.cfg.MaxTokens < 1 || o.cfg.Timeout <= 0 {
+	if o.model == "" || o.cfg.MaxBatchTokens < 1 || o.cfg.MaxBatchRequests < 0 || o.cfg.MaxWait <= 0 || o.cfg.MaxQueue < 1 || o.cfg.MaxBody < 1 || o.cfg.MaxTokens < 1 || o.cfg.Timeout <= 0 {
 		fs.Usage()
 		return errUsage
 	}
