@@ -75,7 +75,7 @@ func (o *ServeOptions) defaults() {
 	def(&o.SynthNotes, 200)
 	def(&o.SynthWords, 150)
 	def(&o.MaxQueue, 64)
-	def(&o.MaxBatchTokens, 8192)
+	def(&o.MaxBatchTokens, 2048)
 	if o.MaxWait <= 0 {
 		o.MaxWait = 5 * time.Millisecond
 	}

@@ -261,7 +261,7 @@ type scratch struct {
 //
 // Invalid UTF-8 bytes are treated as U+FFFD (Python's errors="replace") and so dropped.
 func (t *Tokenizer) Tokenize(text string) []Token {
-	out := make([]Token, 0, len(text)/4+1)
+	out := make([]Token, 0, min(len(text)/4+1, 4096)) // a guess; a huge text grows by append
 	var s scratch
 	seg := 0
 	for i := 0; i < len(text); i++ {

@@ -22,7 +22,8 @@ import (
 // ServerConfig holds the Server's limits. Zero values take the defaults.
 type ServerConfig struct {
 	// MaxBatchTokens bounds the padded sub-words of the windows collected for one batch
-	// (default 8192).
+	// (default 2048). An encoder pass holds its activations until it ends, about 0.6 MB per
+	// sub-word for BERT-base, so this bounds the memory of a pass.
 	MaxBatchTokens int
 	// MaxWait is how long the batcher waits for more jobs after the first (default 5ms).
 	MaxWait time.Duration
@@ -48,7 +49,7 @@ type ServerConfig struct {
 
 func (c *ServerConfig) defaults() {
 	if c.MaxBatchTokens <= 0 {
-		c.MaxBatchTokens = 8192
+		c.MaxBatchTokens = 2048
 	}
 	if c.MaxWait <= 0 {
 		c.MaxWait = 5 * time.Millisecond

@@ -15,12 +15,12 @@ import (
 )
 
 func init() {
-	register("bench", "measure kernels and models (bench gemm | bench bert | bench mt | bench serve)", runBench)
+	register("bench", "measure kernels and models (bench gemm | bench bert | bench mt | bench mlm | bench serve)", runBench)
 }
 
 func runBench(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "gemm" && args[0] != "bert" && args[0] != "mt" && args[0] != "serve") {
-		fmt.Fprintln(stderr, "Usage: mtbert bench gemm|bert|mt|serve [flags]\n\n  gemm   SGEMM GFLOP/s on one shape\n  bert   BERT inference or training-step throughput\n  mt     one multitask model with k heads versus k single-task models (inference)\n  serve  load generator against a local mtbert server: notes/s and latency, batching on and off, overload")
+	if len(args) == 0 || (args[0] != "gemm" && args[0] != "bert" && args[0] != "mt" && args[0] != "mlm" && args[0] != "serve") {
+		fmt.Fprintln(stderr, "Usage: mtbert bench gemm|bert|mt|mlm|serve [flags]\n\n  gemm   SGEMM GFLOP/s on one shape\n  bert   BERT inference or training-step throughput\n  mt     one multitask model with k heads versus k single-task models (inference)\n  mlm    a masked-LM training step versus a fine-tuning step on the same encoder and length\n  serve  load generator against a local mtbert server: notes/s and latency, batching on and off, overload")
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 			return nil
 		}
@@ -31,6 +31,8 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return benchGemm(args[1:], stdout, stderr)
 	case "mt":
 		return benchMT(args[1:], stdout, stderr)
+	case "mlm":
+		return benchMLM(args[1:], stdout, stderr)
 	case "serve":
 		return benchServe(args[1:], stdout, stderr)
 	}
@@ -39,6 +41,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 
 func benchGemm(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench gemm", "bench gemm -m M -k K -n N [-threads T] [-runs R] [-path P]", stderr)
+	dev := addDeviceFlag(fs)
 	m := fs.Int("m", 1024, "rows of A and C")
 	k := fs.Int("k", 768, "columns of A, rows of B")
 	n := fs.Int("n", 3072, "columns of B and C")
@@ -46,6 +49,9 @@ func benchGemm(args []string, stdout, stderr io.Writer) error {
 	runs := fs.Int("runs", 7, "timed runs; the median is reported")
 	path := fs.String("path", "", "force a kernel path (generic, avx2-fma); default: the best this CPU runs")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := useDevice(*dev, stderr); err != nil {
 		return err
 	}
 	if *path != "" {
@@ -62,6 +68,7 @@ func benchGemm(args []string, stdout, stderr io.Writer) error {
 
 func benchBert(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench bert", "bench bert [-layers 12 -hidden 768 -batch 8 -seq 128 -mode infer|train]", stderr)
+	dev := addDeviceFlag(fs)
 	o := bench.BertOptions{}
 	fs.IntVar(&o.Layers, "layers", 12, "encoder layers")
 	fs.IntVar(&o.Hidden, "hidden", 768, "hidden size (a multiple of 64; heads = hidden/64)")
@@ -73,6 +80,9 @@ func benchBert(args []string, stdout, stderr io.Writer) error {
 	threads := fs.Int("threads", 0, "threads (0: all cores)")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := useDevice(*dev, stderr); err != nil {
 		return err
 	}
 	kernels.SetThreads(*threads)
@@ -96,6 +106,7 @@ func benchBert(args []string, stdout, stderr io.Writer) error {
 
 func benchMT(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench mt", "bench mt [-k 8 -labels 9 -layers 12 -hidden 768 -batch 8 -seq 128]", stderr)
+	dev := addDeviceFlag(fs)
 	o := bench.MTOptions{}
 	fs.IntVar(&o.K, "k", 8, "number of tasks (token-tagging heads)")
 	fs.IntVar(&o.Labels, "labels", 9, "labels per head")
@@ -108,8 +119,36 @@ func benchMT(args []string, stdout, stderr io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if err := useDevice(*dev, stderr); err != nil {
+		return err
+	}
 	kernels.SetThreads(*threads)
 	r, err := bench.MT(o)
+	if err != nil {
+		return err
+	}
+	return printJSON(stdout, r)
+}
+
+func benchMLM(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bench mlm", "bench mlm [-layers 12 -hidden 768 -batch 8 -seq 128]", stderr)
+	dev := addDeviceFlag(fs)
+	o := bench.MLMOptions{}
+	fs.IntVar(&o.Layers, "layers", 12, "encoder layers")
+	fs.IntVar(&o.Hidden, "hidden", 768, "hidden size (a multiple of 64; heads = hidden/64)")
+	fs.IntVar(&o.Batch, "batch", 8, "sequences per batch")
+	fs.IntVar(&o.Seq, "seq", 128, "sub-words per sequence (full: no padding in either step)")
+	fs.IntVar(&o.Reps, "reps", 5, "timed repetitions of each step, alternating, after one warm-up each; medians are reported")
+	fs.Float64Var(&o.Dropout, "dropout", 0.1, "hidden and attention dropout in both steps")
+	threads := fs.Int("threads", 0, "threads (0: all cores)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := useDevice(*dev, stderr); err != nil {
+		return err
+	}
+	kernels.SetThreads(*threads)
+	r, err := bench.MLM(o)
 	if err != nil {
 		return err
 	}
@@ -141,6 +180,7 @@ the notes are synthetic clinical notes of about -synth-words words.
 
 func benchServe(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench serve", "bench serve [-model DIR | -layers 12 -hidden 768 -k 8] [-notes PATH] [-concurrency 1,4,16,64] [-batching on,off] [-duration 10s | -requests N] [-overload 4] [-json FILE]", stderr)
+	dev := addDeviceFlag(fs)
 	o := bench.ServeOptions{}
 	fs.StringVar(&o.Model, "model", "", "checkpoint folder written by mtbert train (default: a random model, see -layers)")
 	fs.IntVar(&o.Layers, "layers", 12, "random model: encoder layers")
@@ -161,7 +201,7 @@ func benchServe(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.OverloadRequests, "overload-requests", 0, "overload requests to send (0: use -overload-duration)")
 	fs.IntVar(&o.OversizeEvery, "oversize-every", 20, "make every n-th overload request a body over -max-body (0: none)")
 	fs.IntVar(&o.MaxQueue, "max-queue", 64, "server: requests admitted at once (503 beyond) in the overload phase (closed-loop phases admit at least their concurrency)")
-	fs.IntVar(&o.MaxBatchTokens, "max-batch-tokens", 8192, "server: padded sub-words per batch")
+	fs.IntVar(&o.MaxBatchTokens, "max-batch-tokens", 2048, "server: padded sub-words per batch")
 	fs.DurationVar(&o.MaxWait, "max-wait", 5*time.Millisecond, "server: longest wait for more requests once a batch has one")
 	fs.Int64Var(&o.MaxBody, "max-body", 1<<20, "server: largest request body in bytes (413 beyond)")
 	fs.DurationVar(&o.Timeout, "timeout", 2*time.Minute, "server: deadline of each request")
@@ -172,6 +212,9 @@ func benchServe(args []string, stdout, stderr io.Writer) error {
 	usage := fs.Usage
 	fs.Usage = func() { usage(); fmt.Fprint(stderr, "\n"+benchServeHelp) }
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := useDevice(*dev, stderr); err != nil {
 		return err
 	}
 	bad := func(format string, a ...any) error {

@@ -23,6 +23,7 @@ pipeline learns, not how well mtbert does on real clinical text.`
 
 func runDemo(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("demo", "demo [-out DIR] [-notes N] [-pairs N] [-epochs E] [-seed S]", stderr)
+	dev := addDeviceFlag(fs)
 	out := fs.String("out", "", "folder for the corpus, the runs and the checkpoints (default: a temporary folder, removed at the end)")
 	notes := fs.Int("notes", 400, "synthetic notes (a tenth each for dev and test)")
 	pairs := fs.Int("pairs", 1200, "synthetic sentence pairs per pair task (a tenth each for dev and test)")
@@ -30,6 +31,9 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	seed := fs.Uint64("seed", 1, "seed of the corpus (training uses the config's)")
 	quiet := fs.Bool("quiet", false, "no progress line on standard error")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := useDevice(*dev, stderr); err != nil {
 		return err
 	}
 	if *notes < 10 || *pairs < 10 || *epochs < 1 {

@@ -54,6 +54,7 @@ func runTokenize(args []string, stdout, stderr io.Writer) error {
 
 func runEncode(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("encode", "encode -model DIR -in FILE.jsonl -out FILE.safetensors [-batch N]", stderr)
+	dev := addDeviceFlag(fs)
 	model := fs.String("model", "", "Hugging Face BERT directory: config.json, vocab.txt, model.safetensors or pytorch_model.bin (required)")
 	in := fs.String("in", "", `JSONL inputs, one per line: {"text": ...}, {"text_a": ..., "text_b": ...} or {"input_ids": [...], "token_type_ids": [...], "attention_mask": [...]} (required; '-' for standard input)`)
 	out := fs.String("out", "", "output safetensors file (required)")
@@ -61,6 +62,9 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 	maxLen := fs.Int("max-len", 0, "truncate inputs to this many sub-words (0: the model's max_position_embeddings)")
 	lower := fs.Bool("lower-case", bert.DefaultLowerCase, lowerCaseHelp)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := useDevice(*dev, stderr); err != nil {
 		return err
 	}
 	if *model == "" || *in == "" || *out == "" || *batch <= 0 {

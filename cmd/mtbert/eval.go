@@ -16,12 +16,16 @@ func init() {
 
 func runEval(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("eval", "eval -model DIR -config FILE [-split dev|test] [-data-root DIR] [-json]", stderr)
+	dev := addDeviceFlag(fs)
 	model := fs.String("model", "", "checkpoint folder written by mtbert train (e.g. RUN/best) (required)")
 	config := fs.String("config", "", "the config whose tasks' splits are scored (required)")
 	split := fs.String("split", mtl.SplitDev, "split to score: dev or test")
 	dataRoot := fs.String("data-root", "", "folder that relative task paths resolve against (default: the config's data_root, else the config's folder)")
 	asJSON := fs.Bool("json", false, "print only the metrics as one JSON array (one object per task)")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := useDevice(*dev, stderr); err != nil {
 		return err
 	}
 	if *model == "" || *config == "" || (*split != mtl.SplitDev && *split != mtl.SplitTest) {

@@ -31,11 +31,15 @@ type fillLine struct {
 
 func runFill(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("fill", "fill -model DIR [-in FILE] [-k 5] [-lower-case]", stderr)
+	dev := addDeviceFlag(fs)
 	model := fs.String("model", "", "Hugging Face BertForMaskedLM directory with its MLM head (cls.predictions.*) and vocab.txt (required)")
 	in := fs.String("in", "-", "text file, one text per line with one or more [MASK] ('-' for standard input; empty lines are skipped)")
 	k := fs.Int("k", 5, "predictions per [MASK], most probable first")
 	lower := fs.Bool("lower-case", bert.DefaultLowerCase, lowerCaseHelp)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := useDevice(*dev, stderr); err != nil {
 		return err
 	}
 	if *model == "" || *k < 1 {

@@ -105,6 +105,7 @@ type predictOutput struct {
 
 func runPredict(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("predict", "predict -model DIR [-tasks a,b] [-in FILE] [-out FILE|DIR] [-format jsonl|brat|bioc] [-shard i/N] [-workers W] [-resume] [-progress]", stderr)
+	dev := addDeviceFlag(fs)
 	model := fs.String("model", "", "checkpoint folder written by mtbert train (e.g. RUN/best) (required)")
 	tasks := fs.String("tasks", "", "comma-separated tasks to run (default: all)")
 	in := fs.String("in", "-", "input file ('-' for standard input)")
@@ -118,6 +119,9 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 	usage := fs.Usage
 	fs.Usage = func() { usage(); fmt.Fprint(stderr, "\n"+predictHelp) }
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := useDevice(*dev, stderr); err != nil {
 		return err
 	}
 	if *model == "" || *batch < 1 || *workers < 1 {

@@ -45,10 +45,11 @@ type serveOptions struct {
 
 func runServe(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("serve", "serve -model DIR [-addr :8080] [flags]", stderr)
+	dev := addDeviceFlag(fs)
 	var o serveOptions
 	fs.StringVar(&o.model, "model", "", "checkpoint folder written by mtbert train (e.g. RUN/best) (required)")
 	fs.StringVar(&o.addr, "addr", ":8080", "listen address")
-	fs.IntVar(&o.cfg.MaxBatchTokens, "max-batch-tokens", 8192, "padded sub-words collected into one batch")
+	fs.IntVar(&o.cfg.MaxBatchTokens, "max-batch-tokens", 2048, "padded sub-words collected into one batch (an encoder pass holds its activations until it ends: about 0.6 MB per sub-word for BERT-base)")
 	fs.DurationVar(&o.cfg.MaxWait, "max-wait", 5*time.Millisecond, "longest wait for more requests once a batch has one")
 	fs.IntVar(&o.cfg.MaxBatchRequests, "max-batch-requests", 0, "most requests in one batch (0: bounded by -max-batch-tokens only; 1: no dynamic batching)")
 	fs.IntVar(&o.cfg.MaxQueue, "max-queue", 256, "extract and pair requests admitted at once, queued or running (503 with Retry-After beyond)")
@@ -60,6 +61,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	usage := fs.Usage
 	fs.Usage = func() { usage(); fmt.Fprint(stderr, "\n"+serveHelp) }
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := useDevice(*dev, stderr); err != nil {
 		return err
 	}
 	if o.model == "" || o.cfg.MaxBatchTokens < 1 || o.cfg.MaxBatchRequests < 0 || o.cfg.MaxWait <= 0 || o.cfg.MaxQueue < 1 || o.cfg.MaxBody < 1 || o.cfg.MaxTokens < 1 || o.cfg.Timeout <= 0 {

@@ -33,6 +33,7 @@ func train(name string, args []string, stdout, stderr io.Writer) error {
 		synopsis = name + " -config FILE [-out DIR] [-resume] [-data-root DIR]"
 	}
 	fs := newFlags(name, synopsis, stderr)
+	dev := addDeviceFlag(fs)
 	config := fs.String("config", "", "YAML or JSON config (required)")
 	out := fs.String("out", "run", "output folder: metrics.jsonl, last/ and best/ checkpoints, best.json, summary.json")
 	resume := fs.Bool("resume", false, "continue exactly from OUT/last (the model is rebuilt from the same config and takes its weights and trainer state)")
@@ -44,6 +45,9 @@ func train(name string, args []string, stdout, stderr io.Writer) error {
 	maxSteps := fs.Int("max-steps", 0, "stop after this many steps in total as an interruption would (OUT/last saved; continue with -resume); 0: no limit")
 	quiet := fs.Bool("quiet", false, "no progress line on standard error")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := useDevice(*dev, stderr); err != nil {
 		return err
 	}
 	if *config == "" || *out == "" || *maxSteps < 0 {

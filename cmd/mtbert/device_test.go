@@ -1,0 +1,33 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestDeviceFlag: -device and MTBERT_DEVICE on a computing command, with no usable CUDA driver
+// (MTBERT_CUDA_LIB names a library that does not exist): cuda is an error saying why, auto
+// computes on the CPU with one line saying why, a bad name is an error naming its source.
+func TestDeviceFlag(t *testing.T) {
+	t.Setenv("MTBERT_CUDA_LIB", filepath.Join(t.TempDir(), "libcuda-absent.so"))
+	t.Setenv("MTBERT_DEVICE", "")
+	args := []string{"bench", "gemm", "-m", "8", "-k", "8", "-n", "8", "-runs", "1"}
+	_, stderr := runCmd(t, 1, append(args, "-device", "cuda")...)
+	if !strings.Contains(stderr, "device cuda:0") || !strings.Contains(stderr, "libcuda-absent.so") {
+		t.Errorf("-device cuda: %q", stderr)
+	}
+	stdout, stderr := runCmd(t, 0, append(args, "-device", "auto")...)
+	if !strings.Contains(stderr, "device auto: using the CPU because CUDA is unusable") || !strings.Contains(stdout, `"gflops"`) {
+		t.Errorf("-device auto: stdout %q, stderr %q", stdout, stderr)
+	}
+	runCmd(t, 0, append(args, "-device", "cpu")...)
+	t.Setenv("MTBERT_DEVICE", "tpu")
+	if _, stderr := runCmd(t, 1, args...); !strings.Contains(stderr, `unknown device "tpu"`) || !strings.Contains(stderr, "MTBERT_DEVICE") {
+		t.Errorf("MTBERT_DEVICE=tpu: %q", stderr)
+	}
+	t.Setenv("MTBERT_DEVICE", "cuda:1")
+	if _, stderr := runCmd(t, 1, append(args, "-device", "cuda:x")...); !strings.Contains(stderr, "non-negative integer") {
+		t.Errorf("-device cuda:x: %q", stderr)
+	}
+}
