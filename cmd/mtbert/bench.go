@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -70,22 +71,15 @@ func benchBert(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench bert", "bench bert [-layers 12 -hidden 768 -batch 8 -seq 128 -mode infer|train]", stderr)
 	dev := addDeviceFlag(fs)
 	o := bench.BertOptions{}
-	fs.IntVar(&o.Layers, "layers", 12, "encoder layers")
-	fs.IntVar(&o.Hidden, "hidden", 768, "hidden size (a multiple of 64; heads = hidden/64)")
-	fs.IntVar(&o.Batch, "batch", 8, "sequences per batch")
-	fs.IntVar(&o.Seq, "seq", 128, "sub-words per sequence")
+	encoderFlags(fs, &o.Layers, &o.Hidden, &o.Batch, &o.Seq, "sequences")
 	fs.StringVar(&o.Mode, "mode", "train", "infer (forward only) or train (forward, backward, AdamW step)")
 	fs.IntVar(&o.Reps, "reps", 5, "timed repetitions after one warm-up; the median is reported")
 	fs.Float64Var(&o.Dropout, "dropout", 0, "dropout in train mode (0 matches the PyTorch anchor, BERT trains with 0.1)")
 	threads := fs.Int("threads", 0, "threads (0: all cores)")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
-	if err := parse(fs, args); err != nil {
+	if err := startBench(fs, args, *dev, threads, stderr); err != nil {
 		return err
 	}
-	if err := useDevice(*dev, stderr); err != nil {
-		return err
-	}
-	kernels.SetThreads(*threads)
 	if *profile != "" {
 		f, err := os.Create(*profile)
 		if err != nil {
@@ -104,25 +98,39 @@ func benchBert(args []string, stdout, stderr io.Writer) error {
 	return printJSON(stdout, r)
 }
 
+// encoderFlags registers the sizes of a random BERT workload: -layers, -hidden, -batch and -seq
+// (what names the batch's items).
+func encoderFlags(fs *flag.FlagSet, layers, hidden, batch, seq *int, what string) {
+	fs.IntVar(layers, "layers", 12, "encoder layers")
+	fs.IntVar(hidden, "hidden", 768, "hidden size (a multiple of 64; heads = hidden/64)")
+	fs.IntVar(batch, "batch", 8, what+" per batch")
+	fs.IntVar(seq, "seq", 128, "sub-words per item of the batch")
+}
+
+// startBench parses a bench's flags, resolves -device and sets the thread count.
+func startBench(fs *flag.FlagSet, args []string, device string, threads *int, stderr io.Writer) error {
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := useDevice(device, stderr); err != nil {
+		return err
+	}
+	kernels.SetThreads(*threads)
+	return nil
+}
+
 func benchMT(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench mt", "bench mt [-k 8 -labels 9 -layers 12 -hidden 768 -batch 8 -seq 128]", stderr)
 	dev := addDeviceFlag(fs)
 	o := bench.MTOptions{}
 	fs.IntVar(&o.K, "k", 8, "number of tasks (token-tagging heads)")
 	fs.IntVar(&o.Labels, "labels", 9, "labels per head")
-	fs.IntVar(&o.Layers, "layers", 12, "encoder layers")
-	fs.IntVar(&o.Hidden, "hidden", 768, "hidden size (a multiple of 64)")
-	fs.IntVar(&o.Batch, "batch", 8, "notes per batch")
-	fs.IntVar(&o.Seq, "seq", 128, "sub-words per note")
+	encoderFlags(fs, &o.Layers, &o.Hidden, &o.Batch, &o.Seq, "notes")
 	fs.IntVar(&o.Reps, "reps", 3, "timed repetitions; the median is reported")
 	threads := fs.Int("threads", 0, "threads (0: all cores)")
-	if err := parse(fs, args); err != nil {
+	if err := startBench(fs, args, *dev, threads, stderr); err != nil {
 		return err
 	}
-	if err := useDevice(*dev, stderr); err != nil {
-		return err
-	}
-	kernels.SetThreads(*threads)
 	r, err := bench.MT(o)
 	if err != nil {
 		return err
@@ -134,20 +142,13 @@ func benchMLM(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench mlm", "bench mlm [-layers 12 -hidden 768 -batch 8 -seq 128]", stderr)
 	dev := addDeviceFlag(fs)
 	o := bench.MLMOptions{}
-	fs.IntVar(&o.Layers, "layers", 12, "encoder layers")
-	fs.IntVar(&o.Hidden, "hidden", 768, "hidden size (a multiple of 64; heads = hidden/64)")
-	fs.IntVar(&o.Batch, "batch", 8, "sequences per batch")
-	fs.IntVar(&o.Seq, "seq", 128, "sub-words per sequence (full: no padding in either step)")
+	encoderFlags(fs, &o.Layers, &o.Hidden, &o.Batch, &o.Seq, "sequences (full: no padding in either step)")
 	fs.IntVar(&o.Reps, "reps", 5, "timed repetitions of each step, alternating, after one warm-up each; medians are reported")
 	fs.Float64Var(&o.Dropout, "dropout", 0.1, "hidden and attention dropout in both steps")
 	threads := fs.Int("threads", 0, "threads (0: all cores)")
-	if err := parse(fs, args); err != nil {
+	if err := startBench(fs, args, *dev, threads, stderr); err != nil {
 		return err
 	}
-	if err := useDevice(*dev, stderr); err != nil {
-		return err
-	}
-	kernels.SetThreads(*threads)
 	r, err := bench.MLM(o)
 	if err != nil {
 		return err
