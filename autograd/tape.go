@@ -69,6 +69,37 @@ func (tp *Tape) Recording() bool { return tp.record }
 // PoolAllocs returns how many buffers the tape's pool has had to allocate so far.
 func (tp *Tape) PoolAllocs() int { return tp.pool.Allocs }
 
+// PoolPeakLive returns the most float32 elements the tape's buffers held at once.
+func (tp *Tape) PoolPeakLive() int { return tp.pool.PeakLive() }
+
+// Mark returns a position in the tape's buffers for ReleaseSince.
+func (tp *Tape) Mark() int { return len(tp.temps) }
+
+// ReleaseSince gives back to the pool every buffer allocated since mark except those that
+// hold the values of keep (or views of them), so that inference through a deep model holds
+// one layer's intermediates at a time rather than all of them. Only a NoGrad tape may release
+// (a recording tape needs its buffers for Backward); Vars made since mark other than keep must
+// not be used afterwards.
+func (tp *Tape) ReleaseSince(mark int, keep ...*Var) {
+	if tp.record {
+		panic("autograd: ReleaseSince on a recording tape")
+	}
+	kept := tp.temps[:mark]
+	for _, t := range tp.temps[mark:] {
+		hold := false
+		for _, k := range keep {
+			hold = hold || (k != nil && k.Value.Storage() == t.Storage())
+		}
+		if hold {
+			kept = append(kept, t)
+		} else {
+			tp.pool.Put(t)
+		}
+	}
+	clear(tp.temps[len(kept):])
+	tp.temps = kept
+}
+
 // Alloc returns a zeroed tensor owned by the tape until Reset.
 func (tp *Tape) Alloc(shape ...int) *tensor.Tensor {
 	t := tp.pool.Get(shape...)

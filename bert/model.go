@@ -132,14 +132,24 @@ func (m *Model) Forward(tp *autograd.Tape, b Batch, train bool) (*Output, error)
 	if types == nil {
 		types = make([]int32, b.B*b.T)
 	}
+	// Inference (a NoGrad tape) gives each stage's intermediates back as soon as the stage's
+	// output exists, so a pass holds one layer's working memory, not every layer's.
+	release := func(mark int, keep *autograd.Var) {
+		if !tp.Recording() {
+			tp.ReleaseSince(mark, keep)
+		}
+	}
+	mark := tp.Mark()
 	x := tp.Add(tp.Add(m.Word.Forward(tp, b.IDs, b.B, b.T), m.Position.Forward(tp, pos, b.B, b.T)), m.TokenType.Forward(tp, types, b.B, b.T))
 	x = m.Dropout.Forward(tp, m.EmbLN.Forward(tp, x), train)
+	release(mark, x)
 	out := &Output{Hidden: []*autograd.Var{x}}
 	attnDrop := float32(0)
 	if train {
 		attnDrop = float32(cfg.AttentionProbsDropoutProb)
 	}
 	for _, l := range m.Layers {
+		mark := tp.Mark()
 		q, k, v := l.Query.Forward(tp, x), l.Key.Forward(tp, x), l.Value.Forward(tp, x)
 		var seed uint64
 		if train {
@@ -156,6 +166,7 @@ func (m *Model) Forward(tp *autograd.Tape, b Batch, train bool) (*Output, error)
 		}
 		o := m.Dropout.Forward(tp, l.Output.Forward(tp, hmid), train)
 		x = l.OutLN.Forward(tp, tp.Add(o, x1))
+		release(mark, x)
 		out.Hidden = append(out.Hidden, x)
 	}
 	out.Last = x

@@ -187,3 +187,50 @@ func TestConfigErrors(t *testing.T) {
 		t.Fatalf("config JSON round trip: %v %+v", err, c)
 	}
 }
+
+// TestInferenceMemoryPerLayer: a NoGrad forward gives each layer's intermediates back once the
+// layer's output exists, so its peak working memory does not grow with depth (beyond the B·T·H
+// hidden state kept per layer), and its outputs equal a recording forward's bit for bit.
+func TestInferenceMemoryPerLayer(t *testing.T) {
+	peak := func(layers int) (int, *Output, *Output) {
+		cfg := DefaultConfig()
+		cfg.VocabSize, cfg.HiddenSize, cfg.NumAttentionHeads, cfg.IntermediateSize = 50, 32, 2, 128
+		cfg.NumHiddenLayers, cfg.MaxPositionEmbeddings = layers, 64
+		m, err := New(cfg, 1, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := Batch{B: 4, T: 64, IDs: make([]int32, 256), TypeIDs: make([]int32, 256), Mask: make([]float32, 256)}
+		for i := range b.IDs {
+			b.IDs[i], b.Mask[i] = int32(i%47+1), 1
+		}
+		tp := autograd.NoGrad()
+		out, err := m.Forward(tp, b, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, err := m.Forward(autograd.NewTape(), b, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tp.PoolPeakLive(), out, rec
+	}
+	p1, _, _ := peak(1)
+	p8, out, rec := peak(8)
+	hidden := 4 * 64 * 32
+	t.Logf("peak live floats: 1 layer %d, 8 layers %d (hidden state %d)", p1, p8, hidden)
+	if p8 > p1+8*hidden+hidden {
+		t.Errorf("8 layers peak at %d floats, 1 layer at %d: intermediates are kept across layers", p8, p1)
+	}
+	for i := range out.Hidden {
+		a, b := out.Hidden[i].Value.Data(), rec.Hidden[i].Value.Data()
+		for j := range a {
+			if a[j] != b[j] {
+				t.Fatalf("hidden state %d [%d]: %g after release, %g recorded", i, j, a[j], b[j])
+			}
+		}
+	}
+	if out.Pooled == nil || out.Pooled.Value.Data()[0] != rec.Pooled.Value.Data()[0] {
+		t.Error("pooled output differs")
+	}
+}

@@ -22,8 +22,8 @@ import (
 // ServerConfig holds the Server's limits. Zero values take the defaults.
 type ServerConfig struct {
 	// MaxBatchTokens bounds the padded sub-words of the windows collected for one batch
-	// (default 2048). An encoder pass holds its activations until it ends, about 0.6 MB per
-	// sub-word for BERT-base, so this bounds the memory of a pass.
+	// (default 2048), and so the working memory of a pass: about 0.1 MB per sub-word for
+	// BERT-base (one layer's intermediates at a time plus every layer's hidden state).
 	MaxBatchTokens int
 	// MaxWait is how long the batcher waits for more jobs after the first (default 5ms).
 	MaxWait time.Duration

@@ -81,6 +81,14 @@ func (p *Pool) Put(t *Tensor) {
 	p.mu.Unlock()
 }
 
+// PeakLive returns the largest number of float32 elements (in size classes) handed out and not
+// yet returned at any one time.
+func (p *Pool) PeakLive() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.peakLive
+}
+
 // Retained returns the number of float32 elements the pool holds for reuse.
 func (p *Pool) Retained() int {
 	p.mu.Lock()

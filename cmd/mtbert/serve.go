@@ -49,7 +49,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	var o serveOptions
 	fs.StringVar(&o.model, "model", "", "checkpoint folder written by mtbert train (e.g. RUN/best) (required)")
 	fs.StringVar(&o.addr, "addr", ":8080", "listen address")
-	fs.IntVar(&o.cfg.MaxBatchTokens, "max-batch-tokens", 2048, "padded sub-words collected into one batch (an encoder pass holds its activations until it ends: about 0.6 MB per sub-word for BERT-base)")
+	fs.IntVar(&o.cfg.MaxBatchTokens, "max-batch-tokens", 2048, "padded sub-words collected into one batch, which bounds a pass's working memory (about 0.1 MB per sub-word for BERT-base)")
 	fs.DurationVar(&o.cfg.MaxWait, "max-wait", 5*time.Millisecond, "longest wait for more requests once a batch has one")
 	fs.IntVar(&o.cfg.MaxBatchRequests, "max-batch-requests", 0, "most requests in one batch (0: bounded by -max-batch-tokens only; 1: no dynamic batching)")
 	fs.IntVar(&o.cfg.MaxQueue, "max-queue", 256, "extract and pair requests admitted at once, queued or running (503 with Retry-After beyond)")
