@@ -168,7 +168,7 @@ func TestPackText(t *testing.T) {
 	var docs []Document
 	var want []int32
 	for i, s := range mlmText {
-		docs = append(docs, Document{Text: s})
+		docs = append(docs, Document{Text: s}, Document{Text: " \u200b "}) // an empty document adds no [SEP]
 		if i > 0 && len(want)%7 != 0 {
 			want = append(want, 3) // [SEP] between documents, unless a sequence just ended
 		}

@@ -259,11 +259,17 @@ func PackText(tok *bert.Tokenizer, docs []Document, maxLen int) ([]Example, erro
 			flush()
 		}
 	}
-	for i, d := range docs {
-		if i > 0 && len(cur) > 0 {
+	started := false
+	for _, d := range docs {
+		toks := tok.Tokenize(d.Text)
+		if len(toks) == 0 {
+			continue // nothing but white space or control characters
+		}
+		if started && len(cur) > 0 {
 			push(int32(sp.Sep))
 		}
-		for _, t := range tok.Tokenize(d.Text) {
+		started = true
+		for _, t := range toks {
 			push(int32(t.ID))
 		}
 	}

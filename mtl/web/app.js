@@ -176,7 +176,7 @@
         }
         types.forEach(colourOf);
         ner.push({ name: t.name, types });
-      } else {
+      } else if (t.kind !== 'mlm') { // a masked-LM head trains the encoder, it predicts nothing
         sentence.push({ name: t.name, kind: t.kind, labels: t.labels || [] });
       }
     }
