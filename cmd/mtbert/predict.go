@@ -25,7 +25,7 @@ import (
 )
 
 func init() {
-	register("predict", "run a multitask checkpoint over notes and sentence pairs, writing JSONL", runPredict)
+	register("predict", "run a multitask checkpoint over notes and sentence pairs, writing JSONL, brat or BioC", runPredict)
 }
 
 const predictHelp = `Input: one input per line, from -in or standard input (gzip or zstd accepted):
