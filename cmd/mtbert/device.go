@@ -14,34 +14,46 @@ func addDeviceFlag(fs *flag.FlagSet) *string {
 	return fs.String("device", "", "where to compute: cpu, cuda, cuda:N or auto (default: $"+kernels.DeviceEnv+", else cpu)")
 }
 
-// useDevice resolves -device (else $MTBERT_DEVICE, else cpu). The CPU needs nothing. A CUDA
-// device is opened through kernels/cuda, so that a missing or unusable driver is reported
-// with its reason; "auto" falls back to the CPU with one line on stderr saying why. BERT does
-// not run on the GPU yet (kernels/cuda holds the driver binding and the kernels, checked on
-// the host emulation), so an explicit cuda device is refused with that reason and "auto"
-// computes on the CPU with a line saying so.
+// useDevice is openDevice for a command that does not compute on the GPU yet.
 func useDevice(flagValue string, stderr io.Writer) error {
+	_, err := openDevice(flagValue, false, stderr)
+	return err
+}
+
+// openDevice resolves -device (else $MTBERT_DEVICE, else cpu) and returns the CUDA context to
+// compute on, or nil for the CPU. A CUDA device is opened through kernels/cuda, so that a
+// missing or unusable driver is reported with its reason; "auto" falls back to the CPU with one
+// line on stderr saying why. gpu says whether the command runs on the GPU (encode's inference
+// does; training and the multitask heads do not yet): when it does not, an explicit cuda device
+// is refused with that reason and "auto" computes on the CPU with a line saying so.
+func openDevice(flagValue string, gpu bool, stderr io.Writer) (*cuda.Context, error) {
 	req, err := kernels.ResolveDevice(flagValue)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if req.Kind == kernels.CPU && !req.Auto {
-		return nil
+		return nil, nil
 	}
 	sel, err := cuda.Select(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if sel.Note != "" {
 		fmt.Fprintln(stderr, sel.Note)
-		return nil
+		return nil, nil
 	}
 	if sel.Ctx == nil {
-		return nil
+		return nil, nil
 	}
-	if req.Auto {
-		fmt.Fprintf(stderr, "device auto: %s is usable, but BERT does not run on the GPU yet: computing on the CPU\n", sel.Ctx.Info().Name)
-		return nil
+	switch {
+	case gpu:
+		if req.Auto {
+			fmt.Fprintf(stderr, "device auto: using %s (%s)\n", sel.Device, sel.Ctx.Info().Name)
+		}
+		return sel.Ctx, nil
+	case req.Auto:
+		fmt.Fprintf(stderr, "device auto: %s is usable, but this command does not run on the GPU yet: computing on the CPU\n", sel.Ctx.Info().Name)
+		return nil, nil
 	}
-	return fmt.Errorf("device %s (%s): BERT training and inference do not run on the GPU yet (kernels/cuda has the driver binding and the kernels, not yet wired to the model); use -device cpu", req, sel.Ctx.Info().Name)
+	return nil, fmt.Errorf("device %s (%s): this command does not run on the GPU yet (mtbert encode does; training and the multitask heads are not wired to kernels/cuda); use -device cpu", req, sel.Ctx.Info().Name)
 }

@@ -64,7 +64,8 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if err := useDevice(*dev, stderr); err != nil {
+	gpu, err := openDevice(*dev, true, stderr)
+	if err != nil {
 		return err
 	}
 	if *model == "" || *in == "" || *out == "" || *batch <= 0 {
@@ -104,6 +105,15 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 	if len(encs) == 0 {
 		return fmt.Errorf("%s: no inputs", *in)
 	}
+	embed := m.Embed
+	if gpu != nil {
+		e, err := bert.NewCUDAEncoder(gpu, m)
+		if err != nil {
+			return err
+		}
+		defer e.Close()
+		embed = e.Embed
+	}
 	all := bert.PadBatch(encs, m.Cfg.PadTokenID)
 	n, t, h := all.B, all.T, m.Cfg.HiddenSize
 	hidden := make([]float32, n*t*h)
@@ -114,7 +124,7 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 	for lo := 0; lo < n; lo += *batch {
 		hi := min(n, lo+*batch)
 		b := bert.Batch{B: hi - lo, T: t, IDs: all.IDs[lo*t : hi*t], TypeIDs: all.TypeIDs[lo*t : hi*t], Mask: all.Mask[lo*t : hi*t]}
-		last, pool, err := m.Embed(b)
+		last, pool, err := embed(b)
 		if err != nil {
 			return err
 		}

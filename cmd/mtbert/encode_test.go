@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mtbert/mtbert/kernels/cuda"
 	"github.com/mtbert/mtbert/nn"
 )
 
@@ -138,5 +139,56 @@ func TestUsageErrors(t *testing.T) {
 	stderr.Reset()
 	if code := run([]string{"encode", "-h"}, &stdout, &stderr); code != 0 || !strings.Contains(stderr.String(), "-batch") {
 		t.Fatalf("encode -h: exit %d: %s", code, stderr.String())
+	}
+}
+
+// TestEncodeOnTheGPUPath runs mtbert encode with -device cuda on the host emulation of the
+// driver (or a real GPU with MTBERT_CUDA_REAL=1) and with -device cpu: the hidden states and the
+// pooled outputs agree within bf16 tolerance.
+func TestEncodeOnTheGPUPath(t *testing.T) {
+	if os.Getenv("MTBERT_CUDA_REAL") != "1" {
+		lib, msg, err := cuda.BuildEmulator("../../kernels/cuda")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lib == "" {
+			t.Skip(msg)
+		}
+		t.Setenv(cuda.LibEnv, lib)
+	}
+	dir := tinyModelDir(t)
+	in := filepath.Join(t.TempDir(), "in.jsonl")
+	body := `{"text": "Patient denies chest pain."}` + "\n" + `{"text_a": "fever", "text_b": "pains, 5mgs and more pains"}` + "\n"
+	if err := os.WriteFile(in, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	outs := map[string]map[string][]float32{}
+	for _, dev := range []string{"cpu", "cuda"} {
+		out := filepath.Join(t.TempDir(), dev+".safetensors")
+		runCmd(t, 0, "encode", "-model", dir, "-in", in, "-out", out, "-device", dev)
+		f, err := nn.LoadSafetensors(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs[dev] = map[string][]float32{}
+		for _, k := range []string{"last_hidden_state", "pooler_output"} {
+			if outs[dev][k], err = f.Tensors[k].Float32(); err != nil {
+				t.Fatal(k, err)
+			}
+		}
+	}
+	for _, k := range []string{"last_hidden_state", "pooler_output"} {
+		a, b := outs["cpu"][k], outs["cuda"][k]
+		if len(a) != len(b) || len(a) == 0 {
+			t.Fatalf("%s: %d and %d values", k, len(a), len(b))
+		}
+		worst := 0.0
+		for i := range a {
+			worst = max(worst, math.Abs(float64(a[i]-b[i])))
+		}
+		t.Logf("%s: max |cpu - cuda| %.3g", k, worst)
+		if worst > 5e-3 {
+			t.Errorf("%s: the GPU path differs from the CPU by %g", k, worst)
+		}
 	}
 }

@@ -8,20 +8,14 @@ package cuda
 // real libcuda.so.1 when MTBERT_CUDA_REAL=1 or -cuda.real is given.
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"flag"
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
-	"time"
 	"unsafe"
 )
 
@@ -80,57 +74,8 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// buildEmulator runs emu/build.sh into a directory of the temporary directory named after a
-// hash of the emulator's and kernels' sources, so an unchanged tree reuses the library. It
-// returns the library's path and a line to print, or "" and why there is none, or an error
-// when the script exists and fails.
-func buildEmulator() (lib, msg string, err error) {
-	script, _ := filepath.Abs(filepath.Join(pkgDir, "emu", "build.sh"))
-	if _, err := os.Stat(script); err != nil {
-		return "", "no emulator: " + script + " is missing", nil
-	}
-	cxx := os.Getenv("CXX")
-	if cxx == "" {
-		for _, c := range []string{"clang++-19", "clang++", "g++"} {
-			if _, err := exec.LookPath(c); err == nil {
-				cxx = c
-				break
-			}
-		}
-	}
-	if cxx == "" {
-		return "", "no emulator: no C++ compiler (clang++-19, clang++, g++ or $CXX) to build emu/build.sh", nil
-	}
-	h := sha256.New()
-	io.WriteString(h, cxx)
-	var files []string
-	for _, pat := range []string{"emu/*", "src/*.cu", "src/*.cuh", "src/*.h"} {
-		m, _ := filepath.Glob(filepath.Join(pkgDir, pat))
-		files = append(files, m...)
-	}
-	sort.Strings(files)
-	for _, f := range files {
-		if st, err := os.Stat(f); err != nil || st.IsDir() {
-			continue
-		}
-		b, _ := os.ReadFile(f)
-		fmt.Fprintf(h, "%s %d\n", f, len(b))
-		h.Write(b)
-	}
-	dir := filepath.Join(os.TempDir(), "mtbert-cuda-emu-"+hex.EncodeToString(h.Sum(nil))[:16])
-	lib = filepath.Join(dir, "libmtcuda_emu.so")
-	if _, err := os.Stat(lib); err == nil && os.Getenv("MTBERT_EMU_REBUILD") == "" {
-		return lib, fmt.Sprintf("emulator %s (cached build of these sources, compiler %s)", lib, cxx), nil
-	}
-	start := time.Now()
-	cmd := exec.Command("bash", script, dir)
-	cmd.Env = append(os.Environ(), "CXX="+cxx)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return "", "", fmt.Errorf("%s %s (CXX=%s): %v\n%s", script, dir, cxx, err, out)
-	}
-	return lib, fmt.Sprintf("built emulator %s with %s in %.1fs", lib, cxx, time.Since(start).Seconds()), nil
-}
+// buildEmulator builds (or finds cached) the host emulation for this package's sources.
+func buildEmulator() (lib, msg string, err error) { return BuildEmulator(pkgDir) }
 
 // TestEmulatorBuilds fails when emu/build.sh exists but does not build.
 func TestEmulatorBuilds(t *testing.T) {

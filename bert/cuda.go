@@ -1,0 +1,182 @@
+package bert
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/mtbert/mtbert/autograd"
+	"github.com/mtbert/mtbert/kernels/cuda"
+	"github.com/mtbert/mtbert/nn"
+)
+
+// CUDAEncoder runs a model's encoder for inference on a CUDA device, with the kernels of
+// kernels/cuda: embedding gathers, float32 GEMMs, the bias adds writing bf16 copies of Q, K and
+// V, fused FlashAttention-2 style attention (bf16 inputs, float32 softmax and output), LayerNorm
+// fused with the residual add, and bias+GELU. The weights stay in float32 on the device; only
+// the attention's inputs are rounded to bf16, so results agree with the CPU within bf16
+// tolerances. Training on the GPU is not wired yet. A CUDAEncoder is not safe for concurrent
+// use.
+type CUDAEncoder struct {
+	m *Model
+	c *cuda.Context
+	s *cuda.Stream
+	w map[*autograd.Var]cuda.Buffer
+}
+
+// NewCUDAEncoder uploads m's parameters to the device of c. The model must use the erf GELU
+// (hidden_act "gelu", BERT's and Bio+Clinical BERT's).
+func NewCUDAEncoder(c *cuda.Context, m *Model) (*CUDAEncoder, error) {
+	if m.Cfg.HiddenAct != "gelu" {
+		return nil, fmt.Errorf("bert: the GPU encoder implements hidden_act gelu, not %q", m.Cfg.HiddenAct)
+	}
+	if d := m.Cfg.HiddenSize / m.Cfg.NumAttentionHeads; d > 64 {
+		return nil, fmt.Errorf("bert: the GPU attention takes heads of at most 64 dimensions, not %d", d)
+	}
+	e := &CUDAEncoder{m: m, c: c, s: c.Stream(), w: map[*autograd.Var]cuda.Buffer{}}
+	for _, p := range m.Params.List() {
+		b, err := c.Alloc(4 * p.Value.Len())
+		if err == nil {
+			err = cuda.Upload(e.s, b, p.Value.Contiguous().Data())
+		}
+		if err != nil {
+			e.Close()
+			return nil, fmt.Errorf("bert: uploading %s: %w", p.Name, err)
+		}
+		e.w[p] = b
+	}
+	return e, nil
+}
+
+// Close frees the device copies of the weights.
+func (e *CUDAEncoder) Close() {
+	for _, b := range e.w {
+		b.Free()
+	}
+	e.w = nil
+}
+
+// Forward returns the last hidden state (B·T·H float32, row-major) of batch b, whose attention
+// mask must be right padding (each row's ones, then zeros): the GPU attention masks keys by
+// length.
+func (e *CUDAEncoder) Forward(b Batch) ([]float32, error) {
+	if err := e.m.validate(b); err != nil {
+		return nil, err
+	}
+	cfg := e.m.Cfg
+	B, T, H, I, nh := b.B, b.T, cfg.HiddenSize, cfg.IntermediateSize, cfg.NumAttentionHeads
+	N, D := B*T, cfg.HiddenSize/cfg.NumAttentionHeads
+	valid := make([]int32, B)
+	for r := 0; r < B; r++ {
+		n := 0
+		for n < T && b.Mask[r*T+n] != 0 {
+			n++
+		}
+		for t := n; t < T; t++ {
+			if b.Mask[r*T+t] != 0 {
+				return nil, fmt.Errorf("bert: GPU encoder: row %d's attention mask is not right padding (a one at %d after a zero)", r, t)
+			}
+		}
+		valid[r] = int32(n)
+	}
+	pos, types := make([]int32, N), b.TypeIDs
+	for i := range pos {
+		pos[i] = int32(i % T)
+	}
+	if types == nil {
+		types = make([]int32, N)
+	}
+
+	var bufs []cuda.Buffer
+	var firstErr error
+	alloc := func(bytes int) cuda.Buffer {
+		buf, err := e.c.Alloc(bytes)
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+		bufs = append(bufs, buf)
+		return buf
+	}
+	defer func() {
+		for _, buf := range bufs {
+			buf.Free()
+		}
+	}()
+	ids, posIDs, typeIDs, vl := alloc(4*N), alloc(4*N), alloc(4*N), alloc(4*B)
+	x, x1, a, ctx := alloc(4*N*H), alloc(4*N*H), alloc(4*N*H), alloc(4*N*H)
+	q, k, v := alloc(4*N*H), alloc(4*N*H), alloc(4*N*H)
+	qb, kb, vb := alloc(2*N*H), alloc(2*N*H), alloc(2*N*H)
+	h := alloc(4 * N * I)
+	mean, rstd, lse := alloc(4*N), alloc(4*N), alloc(4*B*nh*T)
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	s := e.s
+	w := func(p *autograd.Var) cuda.Buffer { return e.w[p] }
+	var none cuda.Buffer
+	err := errors.Join(cuda.Upload(s, ids, b.IDs), cuda.Upload(s, posIDs, pos), cuda.Upload(s, typeIDs, types), cuda.Upload(s, vl, valid))
+	// linear computes out = in·Wᵀ + bias (rows N, in cols → out cols), with a bf16 copy when
+	// outBF16 is set.
+	linear := func(out, outBF16, in cuda.Buffer, l *nn.Linear, inCols, outCols int) error {
+		W, bias := l.W, l.B
+		if err := s.GemmF32(cuda.Gemm{M: N, N: outCols, K: inCols, Alpha: 1, TransB: true}, in, w(W), out); err != nil {
+			return err
+		}
+		return s.BiasAdd(out, outBF16, out, w(bias), N, outCols)
+	}
+	if err == nil {
+		err = errors.Join(
+			s.EmbeddingForward(a, w(e.m.Word.W), ids, N, H, false),
+			s.EmbeddingForward(a, w(e.m.Position.W), posIDs, N, H, true),
+			s.EmbeddingForward(a, w(e.m.TokenType.W), typeIDs, N, H, true),
+			s.LayerNormForward(x, none, none, mean, rstd, a, none, w(e.m.EmbLN.Gamma), w(e.m.EmbLN.Beta), N, H, float32(cfg.LayerNormEps)))
+	}
+	att := cuda.FlashAttention{B: B, H: nh, T: T, D: D, Scale: float32(1 / math.Sqrt(float64(D))), ValidLen: vl,
+		QSB: T * H, QSH: D, QST: H, OSB: T * H, OSH: D, OST: H}
+	for _, l := range e.m.Layers {
+		if err != nil {
+			break
+		}
+		eps := float32(cfg.LayerNormEps)
+		err = errors.Join(
+			linear(q, qb, x, l.Query, H, H), linear(k, kb, x, l.Key, H, H), linear(v, vb, x, l.Value, H, H),
+			s.FlashAttentionForward(att, qb, kb, vb, none, ctx, lse),
+			linear(a, none, ctx, l.AttnOut, H, H),
+			s.LayerNormForward(x1, none, none, mean, rstd, a, x, w(l.AttnLN.Gamma), w(l.AttnLN.Beta), N, H, eps),
+			s.GemmF32(cuda.Gemm{M: N, N: I, K: H, Alpha: 1, TransB: true}, x1, w(l.Intermediate.W), h),
+			s.BiasGeluForward(none, h, none, h, w(l.Intermediate.B), N, I),
+			linear(a, none, h, l.Output, I, H),
+			s.LayerNormForward(x, none, none, mean, rstd, a, x1, w(l.OutLN.Gamma), w(l.OutLN.Beta), N, H, eps))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bert: GPU encoder: %w", err)
+	}
+	last := make([]float32, N*H)
+	if err := cuda.Download(s, last, x); err != nil {
+		return nil, fmt.Errorf("bert: GPU encoder: %w", err)
+	}
+	return last, nil
+}
+
+// Embed is Model.Embed on the GPU: the last hidden state (B, T, H) from Forward and, when the
+// model has a pooler, the pooled output (B, H), computed on the host from the [CLS] rows.
+func (e *CUDAEncoder) Embed(b Batch) (last, pooled []float32, err error) {
+	last, err = e.Forward(b)
+	if err != nil || e.m.Pooler == nil {
+		return last, nil, err
+	}
+	H := e.m.Cfg.HiddenSize
+	W, bias := e.m.Pooler.W.Value.Contiguous().Data(), e.m.Pooler.B.Value.Contiguous().Data()
+	pooled = make([]float32, b.B*H)
+	for r := 0; r < b.B; r++ {
+		cls := last[r*b.T*H : r*b.T*H+H]
+		for j := 0; j < H; j++ {
+			s := float64(bias[j])
+			for i, x := range cls {
+				s += float64(W[j*H+i]) * float64(x)
+			}
+			pooled[r*H+j] = float32(math.Tanh(s))
+		}
+	}
+	return last, pooled, nil
+}
