@@ -66,26 +66,11 @@ func (e *CUDAEncoder) Forward(b Batch) ([]float32, error) {
 	cfg := e.m.Cfg
 	B, T, H, I, nh := b.B, b.T, cfg.HiddenSize, cfg.IntermediateSize, cfg.NumAttentionHeads
 	N, D := B*T, cfg.HiddenSize/cfg.NumAttentionHeads
-	valid := make([]int32, B)
-	for r := 0; r < B; r++ {
-		n := 0
-		for n < T && b.Mask[r*T+n] != 0 {
-			n++
-		}
-		for t := n; t < T; t++ {
-			if b.Mask[r*T+t] != 0 {
-				return nil, fmt.Errorf("bert: GPU encoder: row %d's attention mask is not right padding (a one at %d after a zero)", r, t)
-			}
-		}
-		valid[r] = int32(n)
+	valid, err := rightPadding(b)
+	if err != nil {
+		return nil, err
 	}
-	pos, types := make([]int32, N), b.TypeIDs
-	for i := range pos {
-		pos[i] = int32(i % T)
-	}
-	if types == nil {
-		types = make([]int32, N)
-	}
+	pos, types := positions(b)
 
 	var bufs []cuda.Buffer
 	var firstErr error
@@ -114,7 +99,7 @@ func (e *CUDAEncoder) Forward(b Batch) ([]float32, error) {
 	s := e.s
 	w := func(p *autograd.Var) cuda.Buffer { return e.w[p] }
 	var none cuda.Buffer
-	err := errors.Join(cuda.Upload(s, ids, b.IDs), cuda.Upload(s, posIDs, pos), cuda.Upload(s, typeIDs, types), cuda.Upload(s, vl, valid))
+	err = errors.Join(cuda.Upload(s, ids, b.IDs), cuda.Upload(s, posIDs, pos), cuda.Upload(s, typeIDs, types), cuda.Upload(s, vl, valid))
 	// linear computes out = in·Wᵀ + bias (rows N, in cols → out cols), with a bf16 copy when
 	// outBF16 is set.
 	linear := func(out, outBF16, in cuda.Buffer, l *nn.Linear, inCols, outCols int) error {
@@ -179,4 +164,36 @@ func (e *CUDAEncoder) Embed(b Batch) (last, pooled []float32, err error) {
 		}
 	}
 	return last, pooled, nil
+}
+
+// rightPadding returns each row's count of leading ones of b's attention mask, and an error
+// when a row is not right-padded (a one after a zero): the GPU attention masks keys by length.
+func rightPadding(b Batch) ([]int32, error) {
+	valid := make([]int32, b.B)
+	for r := 0; r < b.B; r++ {
+		n := 0
+		for n < b.T && b.Mask[r*b.T+n] != 0 {
+			n++
+		}
+		for t := n; t < b.T; t++ {
+			if b.Mask[r*b.T+t] != 0 {
+				return nil, fmt.Errorf("bert: GPU encoder: row %d's attention mask is not right padding (a one at %d after a zero)", r, t)
+			}
+		}
+		valid[r] = int32(n)
+	}
+	return valid, nil
+}
+
+// positions returns b's position ids (t for every row) and token type ids (zeros when b has
+// none).
+func positions(b Batch) (pos, types []int32) {
+	pos, types = make([]int32, b.B*b.T), b.TypeIDs
+	for i := range pos {
+		pos[i] = int32(i % b.T)
+	}
+	if types == nil {
+		types = make([]int32, b.B*b.T)
+	}
+	return pos, types
 }

@@ -7,6 +7,8 @@ import (
 
 	"github.com/mtbert/mtbert/autograd"
 	"github.com/mtbert/mtbert/kernels/cuda"
+	"github.com/mtbert/mtbert/nn"
+	"github.com/mtbert/mtbert/tensor"
 )
 
 // openCUDA opens cuda:0 on a real GPU when MTBERT_CUDA_REAL=1, else on the host emulation of
@@ -82,4 +84,83 @@ func TestCUDAEncoderMatchesCPU(t *testing.T) {
 	if _, err := e.Forward(b); err == nil {
 		t.Error("a mask that is not right padding was accepted")
 	}
+}
+
+// TestCUDAGradientsMatchCPU checks the GPU backward of a token-tagging step (2 layers, a padded
+// batch, ignored tags) against the CPU's autograd: the loss, and every parameter's gradient
+// relative to that gradient's largest entry, within bf16 tolerance (Q, K, V and the attention
+// output's gradient pass through bf16).
+func TestCUDAGradientsMatchCPU(t *testing.T) {
+	c := openCUDA(t)
+	cfg := DefaultConfig()
+	cfg.VocabSize, cfg.HiddenSize, cfg.NumAttentionHeads, cfg.IntermediateSize = 60, 128, 2, 256
+	cfg.NumHiddenLayers, cfg.MaxPositionEmbeddings = 2, 32
+	cfg.HiddenDropoutProb, cfg.AttentionProbsDropoutProb = 0, 0
+	m, err := New(cfg, 11, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := nn.NewLinear(nn.Root(nn.NewParams()).Sub("head"), tensor.NewRNG(5), cfg.HiddenSize, 5, true, 0.02)
+	const B, T = 2, 11
+	b := Batch{B: B, T: T, IDs: make([]int32, B*T), TypeIDs: make([]int32, B*T), Mask: make([]float32, B*T)}
+	tags := make([]int32, B*T)
+	for i := range b.IDs {
+		tags[i] = int32(i*7) % 5
+		if i/T == 1 && i%T >= 8 {
+			tags[i] = autograd.IgnoreIndex // padding
+			continue
+		}
+		b.IDs[i], b.Mask[i] = int32(3+(i*31)%55), 1
+	}
+	tags[3] = autograd.IgnoreIndex
+	// The CPU reference.
+	tp := autograd.NewTape()
+	out, err := m.Forward(tp, b, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loss := tp.CrossEntropy(head.Forward(tp, out.Last), tags, autograd.IgnoreIndex)
+	tp.Backward(loss)
+	e, err := NewCUDAEncoder(c, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	gl, grads, err := e.Gradients(b, head, tags, autograd.IgnoreIndex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := math.Abs(gl - float64(loss.Value.Item())); d > 1e-3 {
+		t.Errorf("loss %g on the GPU path, %g on the CPU", gl, loss.Value.Item())
+	}
+	params := append(m.Params.List(), head.W, head.B)
+	maxAbs := func(x []float32) float64 {
+		m := 0.0
+		for _, v := range x {
+			m = max(m, math.Abs(float64(v)))
+		}
+		return m
+	}
+	global := 0.0
+	for _, p := range params {
+		global = max(global, maxAbs(p.Grad.Data()))
+	}
+	worstRel := 0.0
+	for _, p := range params {
+		want, got := p.Grad.Data(), grads[p]
+		// The key biases' true gradient is 0 (softmax ignores a constant per row): an absolute
+		// floor of 1e-4 of the largest gradient anywhere covers rounding there.
+		scale := maxAbs(want)
+		worst := 0.0
+		for i := range want {
+			worst = max(worst, math.Abs(float64(got[i]-want[i])))
+		}
+		if scale > 1e-3*global {
+			worstRel = max(worstRel, worst/scale)
+		}
+		if worst > 2e-2*scale+1e-4*global {
+			t.Errorf("%s: gradient differs by %.3g (largest entry %.3g)", p.Name, worst, scale)
+		}
+	}
+	t.Logf("loss %.6f (CPU %.6f); worst gradient difference %.3g of the tensor's largest entry over %d tensors", gl, loss.Value.Item(), worstRel, len(params))
 }

@@ -1,0 +1,204 @@
+package bert
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/mtbert/mtbert/autograd"
+	"github.com/mtbert/mtbert/kernels/cuda"
+	"github.com/mtbert/mtbert/nn"
+)
+
+// cudaLayerSaved is what the backward pass of one layer needs from its forward pass.
+type cudaLayerSaved struct {
+	xin, qb, kb, vb, ctx, lse, s1, mean1, rstd1, x1, hPre, hg, s2, mean2, rstd2 cuda.Buffer
+}
+
+// Gradients runs a token-tagging training step's forward and backward passes on the GPU
+// (without dropout and without the optimiser step): the encoder, then head (labels × H) on
+// every position, softmax cross-entropy against tags (B·T, ignore skipped) averaged over the
+// counted positions. It returns the loss and the gradient of every encoder parameter and of
+// the head's, as host slices. It is the GPU backward checked against the CPU's autograd
+// (bert/cuda_test.go); assembling it with the AdamW kernel into a mixed-precision training
+// loop is the next step.
+func (e *CUDAEncoder) Gradients(b Batch, head *nn.Linear, tags []int32, ignore int32) (float64, map[*autograd.Var][]float32, error) {
+	if err := e.m.validate(b); err != nil {
+		return 0, nil, err
+	}
+	cfg := e.m.Cfg
+	B, T, H, I, nh := b.B, b.T, cfg.HiddenSize, cfg.IntermediateSize, cfg.NumAttentionHeads
+	N, D, L := B*T, cfg.HiddenSize/cfg.NumAttentionHeads, head.W.Shape()[0]
+	if len(tags) != N {
+		return 0, nil, fmt.Errorf("bert: GPU gradients: %d tags for a %dx%d batch", len(tags), B, T)
+	}
+	valid, err := rightPadding(b)
+	if err != nil {
+		return 0, nil, err
+	}
+	count := 0
+	for _, t := range tags {
+		if t != ignore {
+			if t < 0 || int(t) >= L {
+				return 0, nil, fmt.Errorf("bert: GPU gradients: tag %d outside %d labels", t, L)
+			}
+			count++
+		}
+	}
+	if count == 0 {
+		return 0, nil, errors.New("bert: GPU gradients: every tag is ignored")
+	}
+	pos, types := positions(b)
+
+	var bufs []cuda.Buffer
+	var allocErr error
+	s := e.s
+	alloc := func(bytes int) cuda.Buffer {
+		buf, err := e.c.Alloc(bytes)
+		if err == nil {
+			err = s.MemsetD8(buf.Ptr, 0, bytes)
+		}
+		if err != nil && allocErr == nil {
+			allocErr = err
+		}
+		bufs = append(bufs, buf)
+		return buf
+	}
+	defer func() {
+		for _, buf := range bufs {
+			buf.Free()
+		}
+	}()
+	f32 := func(n int) cuda.Buffer { return alloc(4 * n) }
+	// Head parameters live beside the encoder's for this pass.
+	hw, hb := f32(L*H), f32(L)
+	grads := map[*autograd.Var]cuda.Buffer{head.W: f32(L * H), head.B: f32(L)}
+	for _, p := range e.m.Params.List() {
+		grads[p] = f32(p.Value.Len())
+	}
+	w := func(p *autograd.Var) cuda.Buffer {
+		if p == head.W {
+			return hw
+		}
+		if p == head.B {
+			return hb
+		}
+		return e.w[p]
+	}
+	g := func(p *autograd.Var) cuda.Buffer { return grads[p] }
+	ids, posIDs, typeIDs, vl, tg := f32(N), f32(N), f32(N), f32(B), f32(N)
+	emb, s0, mean0, rstd0 := f32(N*H), f32(N*H), f32(N), f32(N)
+	saved := make([]cudaLayerSaved, len(e.m.Layers))
+	for i := range saved {
+		saved[i] = cudaLayerSaved{xin: f32(N * H), qb: alloc(2 * N * H), kb: alloc(2 * N * H), vb: alloc(2 * N * H),
+			ctx: f32(N * H), lse: f32(B * nh * T), s1: f32(N * H), mean1: f32(N), rstd1: f32(N), x1: f32(N * H),
+			hPre: f32(N * I), hg: f32(N * I), s2: f32(N * H), mean2: f32(N), rstd2: f32(N)}
+	}
+	x, tmp, logits, rowLoss := f32(N*H), f32(N*H), f32(N*L), f32(N)
+	dx, dx1, ds, dctx, dctxb := f32(N*H), f32(N*H), f32(N*H), f32(N*H), alloc(2*N*H)
+	dq, dk, dv, dh := f32(N*H), f32(N*H), f32(N*H), f32(N*I)
+	if allocErr != nil {
+		return 0, nil, allocErr
+	}
+	var none cuda.Buffer
+	eps := float32(cfg.LayerNormEps)
+	att := cuda.FlashAttention{B: B, H: nh, T: T, D: D, Scale: float32(1 / math.Sqrt(float64(D))), ValidLen: vl,
+		QSB: T * H, QSH: D, QST: H, OSB: T * H, OSH: D, OST: H, GSB: T * H, GSH: D, GST: H}
+	gemm := func(gm cuda.Gemm, a, bb, c cuda.Buffer) error { gm.Alpha = 1; return s.GemmF32(gm, a, bb, c) }
+	// linear: out = in·Wᵀ + bias (bf16 copy when outBF16 is set).
+	linear := func(out, outBF16, in cuda.Buffer, l *nn.Linear, inC, outC int) error {
+		return errors.Join(gemm(cuda.Gemm{M: N, N: outC, K: inC, TransB: true}, in, w(l.W), out), s.BiasAdd(out, outBF16, out, w(l.B), N, outC))
+	}
+	// linearBack: dW += dOutᵀ·in, db += Σ dOut, and dIn = dIn·beta + dOut·W.
+	linearBack := func(dIn, dOut, in cuda.Buffer, l *nn.Linear, inC, outC int, beta float32) error {
+		return errors.Join(
+			gemm(cuda.Gemm{M: outC, N: inC, K: N, TransA: true, Beta: 1}, dOut, in, g(l.W)),
+			s.ColSumF32(g(l.B), dOut, N, outC, true),
+			gemm(cuda.Gemm{M: N, N: inC, K: outC, Beta: beta}, dOut, w(l.W), dIn))
+	}
+	copyBuf := func(dst, src cuda.Buffer, n int) error { return s.CopyDtoDAsync(dst.Ptr, src.Ptr, 4*n) }
+
+	err = errors.Join(cuda.Upload(s, ids, b.IDs), cuda.Upload(s, posIDs, pos), cuda.Upload(s, typeIDs, types),
+		cuda.Upload(s, vl, valid), cuda.Upload(s, tg, tags),
+		cuda.Upload(s, hw, head.W.Value.Contiguous().Data()), cuda.Upload(s, hb, head.B.Value.Contiguous().Data()))
+	// Forward, saving what the backward needs.
+	if err == nil {
+		err = errors.Join(
+			s.EmbeddingForward(emb, w(e.m.Word.W), ids, N, H, false),
+			s.EmbeddingForward(emb, w(e.m.Position.W), posIDs, N, H, true),
+			s.EmbeddingForward(emb, w(e.m.TokenType.W), typeIDs, N, H, true),
+			s.LayerNormForward(x, none, s0, mean0, rstd0, emb, none, w(e.m.EmbLN.Gamma), w(e.m.EmbLN.Beta), N, H, eps))
+	}
+	for li, l := range e.m.Layers {
+		if err != nil {
+			break
+		}
+		sv := saved[li]
+		err = errors.Join(
+			copyBuf(sv.xin, x, N*H),
+			linear(tmp, sv.qb, x, l.Query, H, H), linear(tmp, sv.kb, x, l.Key, H, H), linear(tmp, sv.vb, x, l.Value, H, H),
+			s.FlashAttentionForward(att, sv.qb, sv.kb, sv.vb, none, sv.ctx, sv.lse),
+			linear(tmp, none, sv.ctx, l.AttnOut, H, H),
+			s.LayerNormForward(sv.x1, none, sv.s1, sv.mean1, sv.rstd1, tmp, x, w(l.AttnLN.Gamma), w(l.AttnLN.Beta), N, H, eps),
+			gemm(cuda.Gemm{M: N, N: I, K: H, TransB: true}, sv.x1, w(l.Intermediate.W), sv.hPre),
+			s.BiasGeluForward(sv.hPre, sv.hg, none, sv.hPre, w(l.Intermediate.B), N, I),
+			linear(tmp, none, sv.hg, l.Output, I, H),
+			s.LayerNormForward(x, none, sv.s2, sv.mean2, sv.rstd2, tmp, sv.x1, w(l.OutLN.Gamma), w(l.OutLN.Beta), N, H, eps))
+	}
+	// Head and loss; dlogits overwrite the logits.
+	if err == nil {
+		err = errors.Join(linear(logits, none, x, head, H, L),
+			s.SoftmaxXent(rowLoss, logits, logits, tg, N, L, int(ignore), 1/float32(count)),
+			linearBack(dx, logits, x, head, H, L, 0))
+	}
+	// Backward through the layers; dx holds the gradient of the current layer's output.
+	for li := len(e.m.Layers) - 1; li >= 0 && err == nil; li-- {
+		l, sv := e.m.Layers[li], saved[li]
+		err = errors.Join(
+			s.LayerNormBackward(ds, none, dx, sv.s2, sv.mean2, sv.rstd2, w(l.OutLN.Gamma), N, H, false),
+			s.LayerNormParamsBackward(g(l.OutLN.Gamma), g(l.OutLN.Beta), dx, sv.s2, sv.mean2, sv.rstd2, N, H),
+			linearBack(dh, ds, sv.hg, l.Output, I, H, 0),
+			s.BiasGeluBackward(dh, none, dh, sv.hPre, N, I, false),
+			s.ColSumF32(g(l.Intermediate.B), dh, N, I, true),
+			gemm(cuda.Gemm{M: I, N: H, K: N, TransA: true, Beta: 1}, dh, sv.x1, g(l.Intermediate.W)),
+			copyBuf(dx1, ds, N*H),
+			gemm(cuda.Gemm{M: N, N: H, K: I, Beta: 1}, dh, w(l.Intermediate.W), dx1),
+			s.LayerNormBackward(ds, none, dx1, sv.s1, sv.mean1, sv.rstd1, w(l.AttnLN.Gamma), N, H, false),
+			s.LayerNormParamsBackward(g(l.AttnLN.Gamma), g(l.AttnLN.Beta), dx1, sv.s1, sv.mean1, sv.rstd1, N, H),
+			linearBack(dctx, ds, sv.ctx, l.AttnOut, H, H, 0),
+			s.F32ToBF16(dctxb, dctx, N*H),
+			s.FlashAttentionBackward(att, dq, dk, dv, sv.qb, sv.kb, sv.vb, none, sv.ctx, dctxb, sv.lse),
+			copyBuf(dx, ds, N*H),
+			linearBack(dx, dq, sv.xin, l.Query, H, H, 1),
+			linearBack(dx, dk, sv.xin, l.Key, H, H, 1),
+			linearBack(dx, dv, sv.xin, l.Value, H, H, 1))
+	}
+	if err == nil {
+		err = errors.Join(
+			s.LayerNormBackward(ds, none, dx, s0, mean0, rstd0, w(e.m.EmbLN.Gamma), N, H, false),
+			s.LayerNormParamsBackward(g(e.m.EmbLN.Gamma), g(e.m.EmbLN.Beta), dx, s0, mean0, rstd0, N, H),
+			s.EmbeddingBackward(g(e.m.Word.W), ds, ids, b.IDs, H),
+			s.EmbeddingBackward(g(e.m.Position.W), ds, posIDs, pos, H),
+			s.EmbeddingBackward(g(e.m.TokenType.W), ds, typeIDs, types, H))
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("bert: GPU gradients: %w", err)
+	}
+	losses := make([]float32, N)
+	if err := cuda.Download(s, losses, rowLoss); err != nil {
+		return 0, nil, err
+	}
+	var loss float64
+	for _, v := range losses {
+		loss += float64(v)
+	}
+	out := make(map[*autograd.Var][]float32, len(grads))
+	for p, buf := range grads {
+		host := make([]float32, p.Value.Len())
+		if err := cuda.Download(s, host, buf); err != nil {
+			return 0, nil, err
+		}
+		out[p] = host
+	}
+	return loss / float64(count), out, nil
+}
