@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/mtbert/mtbert/autograd"
+	"github.com/mtbert/mtbert/kernels"
 	"github.com/mtbert/mtbert/kernels/cuda"
 	"github.com/mtbert/mtbert/nn"
 )
@@ -23,30 +24,65 @@ type cudaLayerSaved struct {
 // (bert/cuda_test.go); assembling it with the AdamW kernel into a mixed-precision training
 // loop is the next step.
 func (e *CUDAEncoder) Gradients(b Batch, head *nn.Linear, tags []int32, ignore int32) (float64, map[*autograd.Var][]float32, error) {
-	if err := e.m.validate(b); err != nil {
+	grads := map[*autograd.Var]cuda.Buffer{}
+	defer func() {
+		for _, buf := range grads {
+			buf.Free()
+		}
+	}()
+	for _, p := range append(e.m.Params.List(), head.W, head.B) {
+		buf, err := e.c.Alloc(4 * p.Value.Len())
+		if err == nil {
+			err = e.s.MemsetD8(buf.Ptr, 0, buf.Size)
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+		grads[p] = buf
+	}
+	loss, err := e.backward(b, head, tags, ignore, grads)
+	if err != nil {
 		return 0, nil, err
+	}
+	out := make(map[*autograd.Var][]float32, len(grads))
+	for p, buf := range grads {
+		host := make([]float32, p.Value.Len())
+		if err := cuda.Download(e.s, host, buf); err != nil {
+			return 0, nil, err
+		}
+		out[p] = host
+	}
+	return loss, out, nil
+}
+
+// backward runs the forward and backward passes of Gradients, accumulating every parameter's
+// gradient into grads (device buffers, zeroed by the caller). The head's weights come from the
+// encoder's device copies when a CUDATrainer put them there, else they are uploaded.
+func (e *CUDAEncoder) backward(b Batch, head *nn.Linear, tags []int32, ignore int32, grads map[*autograd.Var]cuda.Buffer) (float64, error) {
+	if err := e.m.validate(b); err != nil {
+		return 0, err
 	}
 	cfg := e.m.Cfg
 	B, T, H, I, nh := b.B, b.T, cfg.HiddenSize, cfg.IntermediateSize, cfg.NumAttentionHeads
 	N, D, L := B*T, cfg.HiddenSize/cfg.NumAttentionHeads, head.W.Shape()[0]
 	if len(tags) != N {
-		return 0, nil, fmt.Errorf("bert: GPU gradients: %d tags for a %dx%d batch", len(tags), B, T)
+		return 0, fmt.Errorf("bert: GPU gradients: %d tags for a %dx%d batch", len(tags), B, T)
 	}
 	valid, err := rightPadding(b)
 	if err != nil {
-		return 0, nil, err
+		return 0, err
 	}
 	count := 0
 	for _, t := range tags {
 		if t != ignore {
 			if t < 0 || int(t) >= L {
-				return 0, nil, fmt.Errorf("bert: GPU gradients: tag %d outside %d labels", t, L)
+				return 0, fmt.Errorf("bert: GPU gradients: tag %d outside %d labels", t, L)
 			}
 			count++
 		}
 	}
 	if count == 0 {
-		return 0, nil, errors.New("bert: GPU gradients: every tag is ignored")
+		return 0, errors.New("bert: GPU gradients: every tag is ignored")
 	}
 	pos, types := positions(b)
 
@@ -70,17 +106,15 @@ func (e *CUDAEncoder) Gradients(b Batch, head *nn.Linear, tags []int32, ignore i
 		}
 	}()
 	f32 := func(n int) cuda.Buffer { return alloc(4 * n) }
-	// Head parameters live beside the encoder's for this pass.
-	hw, hb := f32(L*H), f32(L)
-	grads := map[*autograd.Var]cuda.Buffer{head.W: f32(L * H), head.B: f32(L)}
-	for _, p := range e.m.Params.List() {
-		grads[p] = f32(p.Value.Len())
+	hw, hb, uploadHead := e.w[head.W], e.w[head.B], false
+	if hw.Ptr == 0 || hb.Ptr == 0 {
+		hw, hb, uploadHead = f32(L*H), f32(L), true
 	}
 	w := func(p *autograd.Var) cuda.Buffer {
-		if p == head.W {
+		switch p {
+		case head.W:
 			return hw
-		}
-		if p == head.B {
+		case head.B:
 			return hb
 		}
 		return e.w[p]
@@ -98,7 +132,7 @@ func (e *CUDAEncoder) Gradients(b Batch, head *nn.Linear, tags []int32, ignore i
 	dx, dx1, ds, dctx, dctxb := f32(N*H), f32(N*H), f32(N*H), f32(N*H), alloc(2*N*H)
 	dq, dk, dv, dh := f32(N*H), f32(N*H), f32(N*H), f32(N*I)
 	if allocErr != nil {
-		return 0, nil, allocErr
+		return 0, allocErr
 	}
 	var none cuda.Buffer
 	eps := float32(cfg.LayerNormEps)
@@ -119,8 +153,10 @@ func (e *CUDAEncoder) Gradients(b Batch, head *nn.Linear, tags []int32, ignore i
 	copyBuf := func(dst, src cuda.Buffer, n int) error { return s.CopyDtoDAsync(dst.Ptr, src.Ptr, 4*n) }
 
 	err = errors.Join(cuda.Upload(s, ids, b.IDs), cuda.Upload(s, posIDs, pos), cuda.Upload(s, typeIDs, types),
-		cuda.Upload(s, vl, valid), cuda.Upload(s, tg, tags),
-		cuda.Upload(s, hw, head.W.Value.Contiguous().Data()), cuda.Upload(s, hb, head.B.Value.Contiguous().Data()))
+		cuda.Upload(s, vl, valid), cuda.Upload(s, tg, tags))
+	if err == nil && uploadHead {
+		err = errors.Join(cuda.Upload(s, hw, head.W.Value.Contiguous().Data()), cuda.Upload(s, hb, head.B.Value.Contiguous().Data()))
+	}
 	// Forward, saving what the backward needs.
 	if err == nil {
 		err = errors.Join(
@@ -182,23 +218,121 @@ func (e *CUDAEncoder) Gradients(b Batch, head *nn.Linear, tags []int32, ignore i
 			s.EmbeddingBackward(g(e.m.TokenType.W), ds, typeIDs, types, H))
 	}
 	if err != nil {
-		return 0, nil, fmt.Errorf("bert: GPU gradients: %w", err)
+		return 0, fmt.Errorf("bert: GPU gradients: %w", err)
 	}
 	losses := make([]float32, N)
 	if err := cuda.Download(s, losses, rowLoss); err != nil {
-		return 0, nil, err
+		return 0, err
 	}
 	var loss float64
 	for _, v := range losses {
 		loss += float64(v)
 	}
-	out := make(map[*autograd.Var][]float32, len(grads))
-	for p, buf := range grads {
-		host := make([]float32, p.Value.Len())
-		if err := cuda.Download(s, host, buf); err != nil {
-			return 0, nil, err
+	return loss / float64(count), nil
+}
+
+// CUDATrainer trains an encoder and a token-tagging head on the GPU: each Step runs
+// CUDAEncoder's forward and backward passes and the fused multi-tensor AdamW kernel over
+// float32 master weights and moments kept on the device (decoupled weight decay except for
+// the parameters noDecay names, as nn.AdamW with NoDecay). Sync copies the weights back into
+// the model's parameters. Steps use no dropout.
+type CUDATrainer struct {
+	e      *CUDAEncoder
+	head   *nn.Linear
+	grads  map[*autograd.Var]cuda.Buffer
+	extra  []cuda.Buffer
+	table  *cuda.AdamTable
+	params []*autograd.Var
+	// HP holds the learning rate, betas, epsilon and weight decay; HP.Step counts the steps.
+	HP kernels.AdamParams
+}
+
+// NewCUDATrainer puts head's weights, every gradient and the AdamW moments on e's device.
+func NewCUDATrainer(e *CUDAEncoder, head *nn.Linear, lr, weightDecay float64, noDecay func(name string) bool) (*CUDATrainer, error) {
+	t := &CUDATrainer{e: e, head: head, grads: map[*autograd.Var]cuda.Buffer{},
+		HP: kernels.AdamParams{LR: lr, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: weightDecay, Decoupled: true}}
+	zeroed := func(n int) (cuda.Buffer, error) {
+		buf, err := e.c.Alloc(4 * n)
+		if err == nil {
+			err = e.s.MemsetD8(buf.Ptr, 0, buf.Size)
 		}
-		out[p] = host
+		if err == nil {
+			t.extra = append(t.extra, buf)
+		}
+		return buf, err
 	}
-	return loss / float64(count), out, nil
+	for _, p := range []*autograd.Var{head.W, head.B} {
+		buf, err := zeroed(p.Value.Len())
+		if err == nil {
+			err = cuda.Upload(e.s, buf, p.Value.Contiguous().Data())
+		}
+		if err != nil {
+			t.Close()
+			return nil, err
+		}
+		e.w[p] = buf
+	}
+	t.params = append(e.m.Params.List(), head.W, head.B)
+	var ts []cuda.AdamTensor
+	for _, p := range t.params {
+		n := p.Value.Len()
+		g, err1 := zeroed(n)
+		m, err2 := zeroed(n)
+		v, err3 := zeroed(n)
+		if err := errors.Join(err1, err2, err3); err != nil {
+			t.Close()
+			return nil, err
+		}
+		t.grads[p] = g
+		ts = append(ts, cuda.AdamTensor{P: e.w[p], G: g, M: m, V: v, N: n, Decay: noDecay == nil || !noDecay(p.Name)})
+	}
+	table, err := e.c.NewAdamTable(ts)
+	if err != nil {
+		t.Close()
+		return nil, err
+	}
+	t.table = table
+	return t, nil
+}
+
+// Step takes one training step on batch b with tags (ignore skipped) and returns its loss
+// (before the update).
+func (t *CUDATrainer) Step(b Batch, tags []int32, ignore int32) (float64, error) {
+	for _, g := range t.grads {
+		if err := t.e.s.MemsetD8(g.Ptr, 0, g.Size); err != nil {
+			return 0, err
+		}
+	}
+	loss, err := t.e.backward(b, t.head, tags, ignore, t.grads)
+	if err != nil {
+		return 0, err
+	}
+	t.HP.Step++
+	if err := t.e.s.AdamW(t.table, t.HP, 1, cuda.Buffer{}, 0); err != nil {
+		return 0, fmt.Errorf("bert: GPU AdamW: %w", err)
+	}
+	return loss, nil
+}
+
+// Sync copies the device weights into the model's and the head's parameters.
+func (t *CUDATrainer) Sync() error {
+	for _, p := range t.params {
+		if err := cuda.Download(t.e.s, p.Value.Data(), t.e.w[p]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close frees the trainer's device memory (the head's weights, gradients, moments, table).
+func (t *CUDATrainer) Close() {
+	if t.table != nil {
+		t.table.Free()
+	}
+	for _, b := range t.extra {
+		b.Free()
+	}
+	delete(t.e.w, t.head.W)
+	delete(t.e.w, t.head.B)
+	t.extra, t.grads = nil, nil
 }
