@@ -11,6 +11,7 @@ import (
 	"github.com/mtbert/mtbert/autograd"
 	"github.com/mtbert/mtbert/bert"
 	"github.com/mtbert/mtbert/kernels"
+	"github.com/mtbert/mtbert/kernels/cuda"
 	"github.com/mtbert/mtbert/nn"
 	"github.com/mtbert/mtbert/tensor"
 )
@@ -27,6 +28,9 @@ type BertOptions struct {
 	Reps int
 	// Dropout is the hidden and attention dropout in train mode (the PyTorch anchor has none).
 	Dropout float64
+	// CUDA, when set, runs the workload on that device (bert.CUDAEncoder, bert.CUDATrainer:
+	// float32 GEMMs, bf16 attention; no dropout) instead of the CPU.
+	CUDA *cuda.Context
 }
 
 // BertResult is one line of `mtbert bench bert`.
@@ -46,6 +50,8 @@ type BertResult struct {
 	Dropout     float64 `json:"dropout"`
 	PoolAllocs  int     `json:"pool_allocs_after_warmup"`
 	ParamsCount int     `json:"params"`
+	// Device is "cpu" or the CUDA device's name.
+	Device string `json:"device"`
 }
 
 // Bert runs the workload and measures it.
@@ -64,6 +70,9 @@ func Bert(o BertOptions) (BertResult, error) {
 	m, err := bert.New(cfg, 1, false)
 	if err != nil {
 		return BertResult{}, err
+	}
+	if o.CUDA != nil {
+		return bertCUDA(o, m)
 	}
 	g := tensor.NewRNG(2)
 	head := nn.NewLinear(nn.Root(m.Params).Sub("head"), g, o.Hidden, 9, true, 0.02)
@@ -115,7 +124,56 @@ func Bert(o BertOptions) (BertResult, error) {
 		Mode: o.Mode, TokensPerS: float64(n) / med, MsPerStep: med * 1e3, MsBest: times[0] * 1e3,
 		PeakRSSMB: PeakRSSMB(), Layers: o.Layers, Hidden: o.Hidden, Batch: o.Batch, Seq: o.Seq, Reps: o.Reps,
 		Threads: kernels.Threads(), GemmPath: kernels.GemmPath(), Dropout: o.Dropout,
-		PoolAllocs: tp.PoolAllocs() - warm, ParamsCount: m.Params.Count(),
+		PoolAllocs: tp.PoolAllocs() - warm, ParamsCount: m.Params.Count(), Device: "cpu",
+	}, nil
+}
+
+// bertCUDA is Bert on o.CUDA: inference is CUDAEncoder.Forward (the last hidden state is
+// copied back, which synchronises), a training step is CUDATrainer.Step (forward, a 9-label
+// head's cross-entropy, backward and the multi-tensor AdamW kernel; the loss copied back).
+func bertCUDA(o BertOptions, m *bert.Model) (BertResult, error) {
+	if o.Dropout != 0 {
+		return BertResult{}, fmt.Errorf("bench bert: the GPU path has no dropout yet (use -dropout 0)")
+	}
+	g := tensor.NewRNG(2)
+	head := nn.NewLinear(nn.Root(nn.NewParams()).Sub("head"), g, o.Hidden, 9, true, 0.02)
+	n := o.Batch * o.Seq
+	b := bert.Batch{B: o.Batch, T: o.Seq, IDs: make([]int32, n), TypeIDs: make([]int32, n), Mask: make([]float32, n)}
+	labels := make([]int32, n)
+	for i := range b.IDs {
+		b.IDs[i], b.Mask[i], labels[i] = int32(g.IntN(m.Cfg.VocabSize)), 1, int32(g.IntN(9))
+	}
+	e, err := bert.NewCUDAEncoder(o.CUDA, m)
+	if err != nil {
+		return BertResult{}, err
+	}
+	defer e.Close()
+	step := func() error { _, err := e.Forward(b); return err }
+	if o.Mode == "train" {
+		tr, err := bert.NewCUDATrainer(e, head, 5e-5, 0.01, nil)
+		if err != nil {
+			return BertResult{}, err
+		}
+		defer tr.Close()
+		step = func() error { _, err := tr.Step(b, labels, autograd.IgnoreIndex); return err }
+	}
+	if err := step(); err != nil {
+		return BertResult{}, err
+	}
+	times := make([]float64, o.Reps)
+	for i := range times {
+		t0 := time.Now()
+		if err := step(); err != nil {
+			return BertResult{}, err
+		}
+		times[i] = time.Since(t0).Seconds()
+	}
+	sort.Float64s(times)
+	med := times[len(times)/2]
+	return BertResult{
+		Mode: o.Mode, TokensPerS: float64(n) / med, MsPerStep: med * 1e3, MsBest: times[0] * 1e3,
+		PeakRSSMB: PeakRSSMB(), Layers: o.Layers, Hidden: o.Hidden, Batch: o.Batch, Seq: o.Seq, Reps: o.Reps,
+		ParamsCount: m.Params.Count(), Device: o.CUDA.Info().Name, GemmPath: "cuda f32 simt",
 	}, nil
 }
 

@@ -1,6 +1,11 @@
 package bench
 
-import "testing"
+import (
+	"os"
+	"testing"
+
+	"github.com/mtbert/mtbert/kernels/cuda"
+)
 
 // TestBertSmoke runs a two-layer model in both modes; the training step must reuse its
 // buffers after the warm-up step.
@@ -32,5 +37,36 @@ func TestMTRuns(t *testing.T) {
 	}
 	if _, err := MT(MTOptions{K: 0, Labels: 9, Layers: 1, Hidden: 64, Batch: 1, Seq: 8, Reps: 1}); err == nil {
 		t.Fatal("k = 0 accepted")
+	}
+}
+
+// TestBertOnTheGPUPath runs bench bert's inference and training step on the host emulation of
+// the CUDA driver (a real GPU with MTBERT_CUDA_REAL=1): the workload runs and reports the device.
+func TestBertOnTheGPUPath(t *testing.T) {
+	if os.Getenv("MTBERT_CUDA_REAL") != "1" {
+		lib, msg, err := cuda.BuildEmulator("../kernels/cuda")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lib == "" {
+			t.Skip(msg)
+		}
+		t.Setenv(cuda.LibEnv, lib)
+	}
+	c, err := cuda.Open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []string{"infer", "train"} {
+		r, err := Bert(BertOptions{Layers: 1, Hidden: 64, Batch: 2, Seq: 8, Mode: mode, Reps: 1, CUDA: c})
+		if err != nil {
+			t.Fatal(mode, err)
+		}
+		if r.Device != c.Info().Name || r.TokensPerS <= 0 || r.Mode != mode {
+			t.Errorf("%s: %+v", mode, r)
+		}
+	}
+	if _, err := Bert(BertOptions{Layers: 1, Hidden: 64, Batch: 2, Seq: 8, Mode: "train", Reps: 1, Dropout: 0.1, CUDA: c}); err == nil {
+		t.Error("dropout accepted on the GPU path")
 	}
 }

@@ -77,9 +77,15 @@ func benchBert(args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&o.Dropout, "dropout", 0, "dropout in train mode (0 matches the PyTorch anchor, BERT trains with 0.1)")
 	threads := fs.Int("threads", 0, "threads (0: all cores)")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
-	if err := startBench(fs, args, *dev, threads, stderr); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
+	gpu, err := openDevice(*dev, true, stderr)
+	if err != nil {
+		return err
+	}
+	o.CUDA = gpu
+	kernels.SetThreads(*threads)
 	if *profile != "" {
 		f, err := os.Create(*profile)
 		if err != nil {
