@@ -31,6 +31,9 @@ type BertOptions struct {
 	// CUDA, when set, runs the workload on that device (bert.CUDAEncoder, bert.CUDATrainer:
 	// float32 GEMMs, bf16 attention; no dropout) instead of the CPU.
 	CUDA *cuda.Context
+	// Float32 keeps the GPU path's GEMMs in float32 (the SIMT kernel) instead of mixed
+	// precision (bf16 inputs on the tensor-core kernel, float32 accumulation and master weights).
+	Float32 bool
 }
 
 // BertResult is one line of `mtbert bench bert`.
@@ -148,6 +151,13 @@ func bertCUDA(o BertOptions, m *bert.Model) (BertResult, error) {
 		return BertResult{}, err
 	}
 	defer e.Close()
+	path := "cuda float32 simt"
+	if !o.Float32 {
+		if err := e.UseBF16(); err != nil {
+			return BertResult{}, err
+		}
+		path = "cuda bf16 tensor cores (mixed precision)"
+	}
 	step := func() error { _, err := e.Forward(b); return err }
 	if o.Mode == "train" {
 		tr, err := bert.NewCUDATrainer(e, head, 5e-5, 0.01, nil)
@@ -173,7 +183,7 @@ func bertCUDA(o BertOptions, m *bert.Model) (BertResult, error) {
 	return BertResult{
 		Mode: o.Mode, TokensPerS: float64(n) / med, MsPerStep: med * 1e3, MsBest: times[0] * 1e3,
 		PeakRSSMB: PeakRSSMB(), Layers: o.Layers, Hidden: o.Hidden, Batch: o.Batch, Seq: o.Seq, Reps: o.Reps,
-		ParamsCount: m.Params.Count(), Device: o.CUDA.Info().Name, GemmPath: "cuda f32 simt",
+		ParamsCount: m.Params.Count(), Device: o.CUDA.Info().Name, GemmPath: path,
 	}, nil
 }
 

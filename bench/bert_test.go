@@ -2,6 +2,7 @@ package bench
 
 import (
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/mtbert/mtbert/kernels/cuda"
@@ -58,12 +59,14 @@ func TestBertOnTheGPUPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, mode := range []string{"infer", "train"} {
-		r, err := Bert(BertOptions{Layers: 1, Hidden: 64, Batch: 2, Seq: 8, Mode: mode, Reps: 1, CUDA: c})
-		if err != nil {
-			t.Fatal(mode, err)
-		}
-		if r.Device != c.Info().Name || r.TokensPerS <= 0 || r.Mode != mode {
-			t.Errorf("%s: %+v", mode, r)
+		for _, f32 := range []bool{false, true} {
+			r, err := Bert(BertOptions{Layers: 1, Hidden: 64, Batch: 2, Seq: 8, Mode: mode, Reps: 1, CUDA: c, Float32: f32})
+			if err != nil {
+				t.Fatal(mode, err)
+			}
+			if r.Device != c.Info().Name || r.TokensPerS <= 0 || r.Mode != mode || strings.Contains(r.GemmPath, "bf16") == f32 {
+				t.Errorf("%s, float32 %v: %+v", mode, f32, r)
+			}
 		}
 	}
 	if _, err := Bert(BertOptions{Layers: 1, Hidden: 64, Batch: 2, Seq: 8, Mode: "train", Reps: 1, Dropout: 0.1, CUDA: c}); err == nil {

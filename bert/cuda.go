@@ -22,6 +22,60 @@ type CUDAEncoder struct {
 	c *cuda.Context
 	s *cuda.Stream
 	w map[*autograd.Var]cuda.Buffer
+	// wb holds bf16 copies of the linear layers' weights once UseBF16 was called: every GEMM
+	// then takes bf16 inputs on the tensor-core kernel and accumulates in float32.
+	wb map[*autograd.Var]cuda.Buffer
+}
+
+// pair is a float32 device buffer and, in bf16 mode, its bf16 copy (a GEMM's input).
+type pair struct{ f, b cuda.Buffer }
+
+// UseBF16 switches the encoder to mixed precision: bf16 copies of the linear layers' weights
+// (made now, and refreshed by CUDATrainer after every update) and of the activations that feed
+// a GEMM, the tensor-core GEMM (bf16 inputs, float32 accumulation and output), float32 master
+// weights, LayerNorm, softmax and reductions.
+func (e *CUDAEncoder) UseBF16() error {
+	if e.wb != nil {
+		return nil
+	}
+	e.wb = map[*autograd.Var]cuda.Buffer{}
+	var ws []*autograd.Var
+	for _, l := range e.m.Layers {
+		ws = append(ws, l.Query.W, l.Key.W, l.Value.W, l.AttnOut.W, l.Intermediate.W, l.Output.W)
+	}
+	for _, p := range ws {
+		if err := e.addBF16(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addBF16 makes the bf16 copy of parameter p's device weights.
+func (e *CUDAEncoder) addBF16(p *autograd.Var) error {
+	n := p.Value.Len()
+	b, err := e.c.Alloc(2 * n)
+	if err == nil {
+		err = e.s.F32ToBF16(b, e.w[p], n)
+	}
+	if err != nil {
+		return fmt.Errorf("bert: bf16 copy of %s: %w", p.Name, err)
+	}
+	e.wb[p] = b
+	return nil
+}
+
+// weight returns p's device weights (with the bf16 copy in bf16 mode).
+func (e *CUDAEncoder) weight(p *autograd.Var) pair { return pair{e.w[p], e.wb[p]} }
+
+// mm runs gm (Alpha 1) on a and b into the float32 c: the bf16 tensor-core GEMM on their bf16
+// copies in bf16 mode, else the float32 SIMT GEMM.
+func (e *CUDAEncoder) mm(gm cuda.Gemm, a, b pair, c cuda.Buffer) error {
+	gm.Alpha = 1
+	if e.wb != nil {
+		return e.s.GemmBF16(gm, a.b, b.b, c, cuda.Buffer{})
+	}
+	return e.s.GemmF32(gm, a.f, b.f, c)
 }
 
 // NewCUDAEncoder uploads m's parameters to the device of c. The model must use the erf GELU
@@ -53,7 +107,10 @@ func (e *CUDAEncoder) Close() {
 	for _, b := range e.w {
 		b.Free()
 	}
-	e.w = nil
+	for _, b := range e.wb {
+		b.Free()
+	}
+	e.w, e.wb = nil, nil
 }
 
 // Forward returns the last hidden state (B·T·H float32, row-major) of batch b, whose attention
@@ -87,11 +144,20 @@ func (e *CUDAEncoder) Forward(b Batch) ([]float32, error) {
 			buf.Free()
 		}
 	}()
+	// act allocates a float32 activation and, in bf16 mode, its bf16 copy.
+	act := func(n int) pair {
+		p := pair{f: alloc(4 * n)}
+		if e.wb != nil {
+			p.b = alloc(2 * n)
+		}
+		return p
+	}
 	ids, posIDs, typeIDs, vl := alloc(4*N), alloc(4*N), alloc(4*N), alloc(4*B)
-	x, x1, a, ctx := alloc(4*N*H), alloc(4*N*H), alloc(4*N*H), alloc(4*N*H)
+	x, x1, ctx := act(N*H), act(N*H), act(N*H)
+	a := alloc(4 * N * H)
 	q, k, v := alloc(4*N*H), alloc(4*N*H), alloc(4*N*H)
 	qb, kb, vb := alloc(2*N*H), alloc(2*N*H), alloc(2*N*H)
-	h := alloc(4 * N * I)
+	h := act(N * I)
 	mean, rstd, lse := alloc(4*N), alloc(4*N), alloc(4*B*nh*T)
 	if firstErr != nil {
 		return nil, firstErr
@@ -102,19 +168,18 @@ func (e *CUDAEncoder) Forward(b Batch) ([]float32, error) {
 	err = errors.Join(cuda.Upload(s, ids, b.IDs), cuda.Upload(s, posIDs, pos), cuda.Upload(s, typeIDs, types), cuda.Upload(s, vl, valid))
 	// linear computes out = in·Wᵀ + bias (rows N, in cols → out cols), with a bf16 copy when
 	// outBF16 is set.
-	linear := func(out, outBF16, in cuda.Buffer, l *nn.Linear, inCols, outCols int) error {
-		W, bias := l.W, l.B
-		if err := s.GemmF32(cuda.Gemm{M: N, N: outCols, K: inCols, Alpha: 1, TransB: true}, in, w(W), out); err != nil {
+	linear := func(out, outBF16 cuda.Buffer, in pair, l *nn.Linear, inCols, outCols int) error {
+		if err := e.mm(cuda.Gemm{M: N, N: outCols, K: inCols, TransB: true}, in, e.weight(l.W), out); err != nil {
 			return err
 		}
-		return s.BiasAdd(out, outBF16, out, w(bias), N, outCols)
+		return s.BiasAdd(out, outBF16, out, w(l.B), N, outCols)
 	}
 	if err == nil {
 		err = errors.Join(
 			s.EmbeddingForward(a, w(e.m.Word.W), ids, N, H, false),
 			s.EmbeddingForward(a, w(e.m.Position.W), posIDs, N, H, true),
 			s.EmbeddingForward(a, w(e.m.TokenType.W), typeIDs, N, H, true),
-			s.LayerNormForward(x, none, none, mean, rstd, a, none, w(e.m.EmbLN.Gamma), w(e.m.EmbLN.Beta), N, H, float32(cfg.LayerNormEps)))
+			s.LayerNormForward(x.f, x.b, none, mean, rstd, a, none, w(e.m.EmbLN.Gamma), w(e.m.EmbLN.Beta), N, H, float32(cfg.LayerNormEps)))
 	}
 	att := cuda.FlashAttention{B: B, H: nh, T: T, D: D, Scale: float32(1 / math.Sqrt(float64(D))), ValidLen: vl,
 		QSB: T * H, QSH: D, QST: H, OSB: T * H, OSH: D, OST: H}
@@ -125,19 +190,19 @@ func (e *CUDAEncoder) Forward(b Batch) ([]float32, error) {
 		eps := float32(cfg.LayerNormEps)
 		err = errors.Join(
 			linear(q, qb, x, l.Query, H, H), linear(k, kb, x, l.Key, H, H), linear(v, vb, x, l.Value, H, H),
-			s.FlashAttentionForward(att, qb, kb, vb, none, ctx, lse),
+			s.FlashAttentionForward(att, qb, kb, vb, ctx.b, ctx.f, lse),
 			linear(a, none, ctx, l.AttnOut, H, H),
-			s.LayerNormForward(x1, none, none, mean, rstd, a, x, w(l.AttnLN.Gamma), w(l.AttnLN.Beta), N, H, eps),
-			s.GemmF32(cuda.Gemm{M: N, N: I, K: H, Alpha: 1, TransB: true}, x1, w(l.Intermediate.W), h),
-			s.BiasGeluForward(none, h, none, h, w(l.Intermediate.B), N, I),
+			s.LayerNormForward(x1.f, x1.b, none, mean, rstd, a, x.f, w(l.AttnLN.Gamma), w(l.AttnLN.Beta), N, H, eps),
+			e.mm(cuda.Gemm{M: N, N: I, K: H, TransB: true}, x1, e.weight(l.Intermediate.W), h.f),
+			s.BiasGeluForward(none, h.f, h.b, h.f, w(l.Intermediate.B), N, I),
 			linear(a, none, h, l.Output, I, H),
-			s.LayerNormForward(x, none, none, mean, rstd, a, x1, w(l.OutLN.Gamma), w(l.OutLN.Beta), N, H, eps))
+			s.LayerNormForward(x.f, x.b, none, mean, rstd, a, x1.f, w(l.OutLN.Gamma), w(l.OutLN.Beta), N, H, eps))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("bert: GPU encoder: %w", err)
 	}
 	last := make([]float32, N*H)
-	if err := cuda.Download(s, last, x); err != nil {
+	if err := cuda.Download(s, last, x.f); err != nil {
 		return nil, fmt.Errorf("bert: GPU encoder: %w", err)
 	}
 	return last, nil

@@ -62,28 +62,42 @@ func TestCUDAEncoderMatchesCPU(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := out.Last.Value.Data()
-	e, err := NewCUDAEncoder(c, m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	got, err := e.Forward(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	worst, sum := 0.0, 0.0
-	for i := range want {
-		d := math.Abs(float64(got[i] - want[i]))
-		worst, sum = max(worst, d), sum+d
-	}
-	t.Logf("GPU path vs CPU: max |diff| %.3g, mean %.3g over %d values", worst, sum/float64(len(want)), len(want))
-	// LayerNorm outputs are O(1); only Q, K and V are rounded to bf16 (8 bits).
-	if worst > 5e-3 || sum/float64(len(want)) > 1e-3 {
-		t.Errorf("GPU path differs from the CPU by up to %g (mean %g)", worst, sum/float64(len(want)))
-	}
-	b.Mask[0] = 0 // a hole at the start of row 0: not right padding
-	if _, err := e.Forward(b); err == nil {
-		t.Error("a mask that is not right padding was accepted")
+	// LayerNorm outputs are O(1). float32 GEMMs: only Q, K and V are rounded to bf16 (8 bits);
+	// mixed precision: every GEMM input is bf16 too.
+	for _, prec := range []struct {
+		name            string
+		bf16            bool
+		maxTol, meanTol float64
+	}{{"float32 GEMMs", false, 5e-3, 1e-3}, {"mixed precision", true, 5e-3, 1e-3}} {
+		e, err := NewCUDAEncoder(c, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if prec.bf16 {
+			if err := e.UseBF16(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := e.Forward(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		worst, sum := 0.0, 0.0
+		for i := range want {
+			d := math.Abs(float64(got[i] - want[i]))
+			worst, sum = max(worst, d), sum+d
+		}
+		t.Logf("%s: GPU path vs CPU: max |diff| %.3g, mean %.3g over %d values", prec.name, worst, sum/float64(len(want)), len(want))
+		if worst > prec.maxTol || sum/float64(len(want)) > prec.meanTol {
+			t.Errorf("%s: GPU path differs from the CPU by up to %g (mean %g)", prec.name, worst, sum/float64(len(want)))
+		}
+		bad := b
+		bad.Mask = append([]float32(nil), b.Mask...)
+		bad.Mask[0] = 0 // a hole at the start of row 0: not right padding
+		if _, err := e.Forward(bad); err == nil {
+			t.Error("a mask that is not right padding was accepted")
+		}
+		e.Close()
 	}
 }
 
@@ -122,16 +136,34 @@ func TestCUDAGradientsMatchCPU(t *testing.T) {
 	}
 	loss := tp.CrossEntropy(head.Forward(tp, out.Last), tags, autograd.IgnoreIndex)
 	tp.Backward(loss)
+	for _, prec := range []struct {
+		name    string
+		bf16    bool
+		rel     float64 // of a gradient tensor's largest entry
+		lossTol float64
+	}{{"float32 GEMMs", false, 2e-2, 1e-3}, {"mixed precision", true, 4e-2, 1e-3}} {
+		t.Run(prec.name, func(t *testing.T) {
+			checkCUDAGradients(t, c, m, head, b, tags, loss, prec.bf16, prec.rel, prec.lossTol)
+		})
+	}
+}
+
+func checkCUDAGradients(t *testing.T, c *cuda.Context, m *Model, head *nn.Linear, b Batch, tags []int32, loss *autograd.Var, bf16 bool, rel, lossTol float64) {
 	e, err := NewCUDAEncoder(c, m)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer e.Close()
+	if bf16 {
+		if err := e.UseBF16(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	gl, grads, err := e.Gradients(b, head, tags, autograd.IgnoreIndex)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := math.Abs(gl - float64(loss.Value.Item())); d > 1e-3 {
+	if d := math.Abs(gl - float64(loss.Value.Item())); d > lossTol {
 		t.Errorf("loss %g on the GPU path, %g on the CPU", gl, loss.Value.Item())
 	}
 	params := append(m.Params.List(), head.W, head.B)
@@ -159,7 +191,7 @@ func TestCUDAGradientsMatchCPU(t *testing.T) {
 		if scale > 1e-3*global {
 			worstRel = max(worstRel, worst/scale)
 		}
-		if worst > 2e-2*scale+1e-4*global {
+		if worst > rel*scale+1e-4*global {
 			t.Errorf("%s: gradient differs by %.3g (largest entry %.3g)", p.Name, worst, scale)
 		}
 	}
@@ -214,6 +246,20 @@ func TestCUDATrainingTracksCPU(t *testing.T) {
 		cpu = append(cpu, float64(loss.Value.Item()))
 	}
 
+	for _, prec := range []struct {
+		name          string
+		bf16          bool
+		lossTol, wTol float64
+	}{{"float32 GEMMs", false, 1e-2, 0.1}, {"mixed precision", true, 3e-2, 0.5}} {
+		t.Run(prec.name, func(t *testing.T) {
+			checkCUDATraining(t, c, build, b, tags, cpu, ch, noDecay, prec.bf16, prec.lossTol, prec.wTol)
+		})
+	}
+}
+
+func checkCUDATraining(t *testing.T, c *cuda.Context, build func() (*Model, *nn.Linear), b Batch, tags []int32, cpu []float64, ch *nn.Linear, noDecay func(string) bool, bf16 bool, lossTol, wTol float64) {
+	const lr, wd = 3e-3, 0.01
+	steps := len(cpu)
 	gm, gh := build()
 	init := append([]float32(nil), gh.W.Value.Data()...)
 	e, err := NewCUDAEncoder(c, gm)
@@ -221,6 +267,11 @@ func TestCUDATrainingTracksCPU(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
+	if bf16 {
+		if err := e.UseBF16(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	tr, err := NewCUDATrainer(e, gh, lr, wd, noDecay)
 	if err != nil {
 		t.Fatal(err)
@@ -237,7 +288,7 @@ func TestCUDATrainingTracksCPU(t *testing.T) {
 	t.Logf("loss, CPU: %.4f", cpu)
 	t.Logf("loss, GPU: %.4f", gpu)
 	for k := range cpu {
-		if d := math.Abs(gpu[k] - cpu[k]); d > 1e-2*cpu[k] {
+		if d := math.Abs(gpu[k] - cpu[k]); d > lossTol*cpu[k] {
 			t.Errorf("step %d: loss %g on the GPU path, %g on the CPU", k, gpu[k], cpu[k])
 		}
 	}
@@ -253,7 +304,7 @@ func TestCUDATrainingTracksCPU(t *testing.T) {
 		worst = max(worst, math.Abs(float64(a[i]-g[i])))
 		moved = max(moved, math.Abs(float64(g[i]-init[i])))
 	}
-	if worst > 0.1*lr*steps || moved < lr {
+	if worst > wTol*lr*float64(steps) || moved < lr {
 		t.Errorf("synced head weights: %g from the CPU's, moved %g from the start (each step moves them by about %g)", worst, moved, lr)
 	}
 }

@@ -13,7 +13,8 @@ import (
 
 // cudaLayerSaved is what the backward pass of one layer needs from its forward pass.
 type cudaLayerSaved struct {
-	xin, qb, kb, vb, ctx, lse, s1, mean1, rstd1, x1, hPre, hg, s2, mean2, rstd2 cuda.Buffer
+	xin, ctx, x1, hg                                          pair
+	qb, kb, vb, lse, s1, mean1, rstd1, hPre, s2, mean2, rstd2 cuda.Buffer
 }
 
 // Gradients runs a token-tagging training step's forward and backward passes on the GPU
@@ -106,9 +107,28 @@ func (e *CUDAEncoder) backward(b Batch, head *nn.Linear, tags []int32, ignore in
 		}
 	}()
 	f32 := func(n int) cuda.Buffer { return alloc(4 * n) }
+	bf16 := e.wb != nil
+	// act allocates a float32 buffer and, in bf16 mode, its bf16 copy.
+	act := func(n int) pair {
+		p := pair{f: f32(n)}
+		if bf16 {
+			p.b = alloc(2 * n)
+		}
+		return p
+	}
 	hw, hb, uploadHead := e.w[head.W], e.w[head.B], false
 	if hw.Ptr == 0 || hb.Ptr == 0 {
 		hw, hb, uploadHead = f32(L*H), f32(L), true
+	}
+	hwp := pair{f: hw, b: e.wb[head.W]}
+	if bf16 && hwp.b.Ptr == 0 {
+		hwp.b = alloc(2 * L * H)
+	}
+	weight := func(p *autograd.Var) pair {
+		if p == head.W {
+			return hwp
+		}
+		return e.weight(p)
 	}
 	w := func(p *autograd.Var) cuda.Buffer {
 		switch p {
@@ -124,13 +144,14 @@ func (e *CUDAEncoder) backward(b Batch, head *nn.Linear, tags []int32, ignore in
 	emb, s0, mean0, rstd0 := f32(N*H), f32(N*H), f32(N), f32(N)
 	saved := make([]cudaLayerSaved, len(e.m.Layers))
 	for i := range saved {
-		saved[i] = cudaLayerSaved{xin: f32(N * H), qb: alloc(2 * N * H), kb: alloc(2 * N * H), vb: alloc(2 * N * H),
-			ctx: f32(N * H), lse: f32(B * nh * T), s1: f32(N * H), mean1: f32(N), rstd1: f32(N), x1: f32(N * H),
-			hPre: f32(N * I), hg: f32(N * I), s2: f32(N * H), mean2: f32(N), rstd2: f32(N)}
+		saved[i] = cudaLayerSaved{xin: act(N * H), qb: alloc(2 * N * H), kb: alloc(2 * N * H), vb: alloc(2 * N * H),
+			ctx: act(N * H), lse: f32(B * nh * T), s1: f32(N * H), mean1: f32(N), rstd1: f32(N), x1: act(N * H),
+			hPre: f32(N * I), hg: act(N * I), s2: f32(N * H), mean2: f32(N), rstd2: f32(N)}
 	}
-	x, tmp, logits, rowLoss := f32(N*H), f32(N*H), f32(N*L), f32(N)
-	dx, dx1, ds, dctx, dctxb := f32(N*H), f32(N*H), f32(N*H), f32(N*H), alloc(2*N*H)
-	dq, dk, dv, dh := f32(N*H), f32(N*H), f32(N*H), f32(N*I)
+	x, tmp, rowLoss := act(N*H), f32(N*H), f32(N)
+	logits := act(N * L)
+	dx, dx1, dctx, dctxb := f32(N*H), f32(N*H), f32(N*H), alloc(2*N*H)
+	ds, dh, dq, dk, dv := act(N*H), act(N*I), act(N*H), act(N*H), act(N*H)
 	if allocErr != nil {
 		return 0, allocErr
 	}
@@ -138,24 +159,39 @@ func (e *CUDAEncoder) backward(b Batch, head *nn.Linear, tags []int32, ignore in
 	eps := float32(cfg.LayerNormEps)
 	att := cuda.FlashAttention{B: B, H: nh, T: T, D: D, Scale: float32(1 / math.Sqrt(float64(D))), ValidLen: vl,
 		QSB: T * H, QSH: D, QST: H, OSB: T * H, OSH: D, OST: H, GSB: T * H, GSH: D, GST: H}
-	gemm := func(gm cuda.Gemm, a, bb, c cuda.Buffer) error { gm.Alpha = 1; return s.GemmF32(gm, a, bb, c) }
 	// linear: out = in·Wᵀ + bias (bf16 copy when outBF16 is set).
-	linear := func(out, outBF16, in cuda.Buffer, l *nn.Linear, inC, outC int) error {
-		return errors.Join(gemm(cuda.Gemm{M: N, N: outC, K: inC, TransB: true}, in, w(l.W), out), s.BiasAdd(out, outBF16, out, w(l.B), N, outC))
+	linear := func(out, outBF16 cuda.Buffer, in pair, l *nn.Linear, inC, outC int) error {
+		return errors.Join(e.mm(cuda.Gemm{M: N, N: outC, K: inC, TransB: true}, in, weight(l.W), out), s.BiasAdd(out, outBF16, out, w(l.B), N, outC))
 	}
 	// linearBack: dW += dOutᵀ·in, db += Σ dOut, and dIn = dIn·beta + dOut·W.
-	linearBack := func(dIn, dOut, in cuda.Buffer, l *nn.Linear, inC, outC int, beta float32) error {
+	linearBack := func(dIn cuda.Buffer, dOut, in pair, l *nn.Linear, inC, outC int, beta float32) error {
 		return errors.Join(
-			gemm(cuda.Gemm{M: outC, N: inC, K: N, TransA: true, Beta: 1}, dOut, in, g(l.W)),
-			s.ColSumF32(g(l.B), dOut, N, outC, true),
-			gemm(cuda.Gemm{M: N, N: inC, K: outC, Beta: beta}, dOut, w(l.W), dIn))
+			e.mm(cuda.Gemm{M: outC, N: inC, K: N, TransA: true, Beta: 1}, dOut, in, g(l.W)),
+			s.ColSumF32(g(l.B), dOut.f, N, outC, true),
+			e.mm(cuda.Gemm{M: N, N: inC, K: outC, Beta: beta}, dOut, weight(l.W), dIn))
+	}
+	// toBF16 refreshes p's bf16 copy of n values (bf16 mode only).
+	toBF16 := func(p pair, n int) error {
+		if !bf16 {
+			return nil
+		}
+		return s.F32ToBF16(p.b, p.f, n)
 	}
 	copyBuf := func(dst, src cuda.Buffer, n int) error { return s.CopyDtoDAsync(dst.Ptr, src.Ptr, 4*n) }
+	copyPair := func(dst, src pair, n int) error {
+		if err := copyBuf(dst.f, src.f, n); err != nil || !bf16 {
+			return err
+		}
+		return s.CopyDtoDAsync(dst.b.Ptr, src.b.Ptr, 2*n)
+	}
 
 	err = errors.Join(cuda.Upload(s, ids, b.IDs), cuda.Upload(s, posIDs, pos), cuda.Upload(s, typeIDs, types),
 		cuda.Upload(s, vl, valid), cuda.Upload(s, tg, tags))
 	if err == nil && uploadHead {
 		err = errors.Join(cuda.Upload(s, hw, head.W.Value.Contiguous().Data()), cuda.Upload(s, hb, head.B.Value.Contiguous().Data()))
+	}
+	if err == nil && bf16 && hwp.b.Ptr != e.wb[head.W].Ptr {
+		err = s.F32ToBF16(hwp.b, hw, L*H)
 	}
 	// Forward, saving what the backward needs.
 	if err == nil {
@@ -163,7 +199,7 @@ func (e *CUDAEncoder) backward(b Batch, head *nn.Linear, tags []int32, ignore in
 			s.EmbeddingForward(emb, w(e.m.Word.W), ids, N, H, false),
 			s.EmbeddingForward(emb, w(e.m.Position.W), posIDs, N, H, true),
 			s.EmbeddingForward(emb, w(e.m.TokenType.W), typeIDs, N, H, true),
-			s.LayerNormForward(x, none, s0, mean0, rstd0, emb, none, w(e.m.EmbLN.Gamma), w(e.m.EmbLN.Beta), N, H, eps))
+			s.LayerNormForward(x.f, x.b, s0, mean0, rstd0, emb, none, w(e.m.EmbLN.Gamma), w(e.m.EmbLN.Beta), N, H, eps))
 	}
 	for li, l := range e.m.Layers {
 		if err != nil {
@@ -171,51 +207,53 @@ func (e *CUDAEncoder) backward(b Batch, head *nn.Linear, tags []int32, ignore in
 		}
 		sv := saved[li]
 		err = errors.Join(
-			copyBuf(sv.xin, x, N*H),
+			copyPair(sv.xin, x, N*H),
 			linear(tmp, sv.qb, x, l.Query, H, H), linear(tmp, sv.kb, x, l.Key, H, H), linear(tmp, sv.vb, x, l.Value, H, H),
-			s.FlashAttentionForward(att, sv.qb, sv.kb, sv.vb, none, sv.ctx, sv.lse),
+			s.FlashAttentionForward(att, sv.qb, sv.kb, sv.vb, sv.ctx.b, sv.ctx.f, sv.lse),
 			linear(tmp, none, sv.ctx, l.AttnOut, H, H),
-			s.LayerNormForward(sv.x1, none, sv.s1, sv.mean1, sv.rstd1, tmp, x, w(l.AttnLN.Gamma), w(l.AttnLN.Beta), N, H, eps),
-			gemm(cuda.Gemm{M: N, N: I, K: H, TransB: true}, sv.x1, w(l.Intermediate.W), sv.hPre),
-			s.BiasGeluForward(sv.hPre, sv.hg, none, sv.hPre, w(l.Intermediate.B), N, I),
+			s.LayerNormForward(sv.x1.f, sv.x1.b, sv.s1, sv.mean1, sv.rstd1, tmp, x.f, w(l.AttnLN.Gamma), w(l.AttnLN.Beta), N, H, eps),
+			e.mm(cuda.Gemm{M: N, N: I, K: H, TransB: true}, sv.x1, weight(l.Intermediate.W), sv.hPre),
+			s.BiasGeluForward(sv.hPre, sv.hg.f, sv.hg.b, sv.hPre, w(l.Intermediate.B), N, I),
 			linear(tmp, none, sv.hg, l.Output, I, H),
-			s.LayerNormForward(x, none, sv.s2, sv.mean2, sv.rstd2, tmp, sv.x1, w(l.OutLN.Gamma), w(l.OutLN.Beta), N, H, eps))
+			s.LayerNormForward(x.f, x.b, sv.s2, sv.mean2, sv.rstd2, tmp, sv.x1.f, w(l.OutLN.Gamma), w(l.OutLN.Beta), N, H, eps))
 	}
 	// Head and loss; dlogits overwrite the logits.
 	if err == nil {
-		err = errors.Join(linear(logits, none, x, head, H, L),
-			s.SoftmaxXent(rowLoss, logits, logits, tg, N, L, int(ignore), 1/float32(count)),
+		err = errors.Join(linear(logits.f, none, x, head, H, L),
+			s.SoftmaxXent(rowLoss, logits.f, logits.f, tg, N, L, int(ignore), 1/float32(count)),
+			toBF16(logits, N*L),
 			linearBack(dx, logits, x, head, H, L, 0))
 	}
 	// Backward through the layers; dx holds the gradient of the current layer's output.
 	for li := len(e.m.Layers) - 1; li >= 0 && err == nil; li-- {
 		l, sv := e.m.Layers[li], saved[li]
 		err = errors.Join(
-			s.LayerNormBackward(ds, none, dx, sv.s2, sv.mean2, sv.rstd2, w(l.OutLN.Gamma), N, H, false),
+			s.LayerNormBackward(ds.f, ds.b, dx, sv.s2, sv.mean2, sv.rstd2, w(l.OutLN.Gamma), N, H, false),
 			s.LayerNormParamsBackward(g(l.OutLN.Gamma), g(l.OutLN.Beta), dx, sv.s2, sv.mean2, sv.rstd2, N, H),
-			linearBack(dh, ds, sv.hg, l.Output, I, H, 0),
-			s.BiasGeluBackward(dh, none, dh, sv.hPre, N, I, false),
-			s.ColSumF32(g(l.Intermediate.B), dh, N, I, true),
-			gemm(cuda.Gemm{M: I, N: H, K: N, TransA: true, Beta: 1}, dh, sv.x1, g(l.Intermediate.W)),
-			copyBuf(dx1, ds, N*H),
-			gemm(cuda.Gemm{M: N, N: H, K: I, Beta: 1}, dh, w(l.Intermediate.W), dx1),
-			s.LayerNormBackward(ds, none, dx1, sv.s1, sv.mean1, sv.rstd1, w(l.AttnLN.Gamma), N, H, false),
+			linearBack(dh.f, ds, sv.hg, l.Output, I, H, 0),
+			s.BiasGeluBackward(dh.f, dh.b, dh.f, sv.hPre, N, I, false),
+			s.ColSumF32(g(l.Intermediate.B), dh.f, N, I, true),
+			e.mm(cuda.Gemm{M: I, N: H, K: N, TransA: true, Beta: 1}, dh, sv.x1, g(l.Intermediate.W)),
+			copyBuf(dx1, ds.f, N*H),
+			e.mm(cuda.Gemm{M: N, N: H, K: I, Beta: 1}, dh, weight(l.Intermediate.W), dx1),
+			s.LayerNormBackward(ds.f, ds.b, dx1, sv.s1, sv.mean1, sv.rstd1, w(l.AttnLN.Gamma), N, H, false),
 			s.LayerNormParamsBackward(g(l.AttnLN.Gamma), g(l.AttnLN.Beta), dx1, sv.s1, sv.mean1, sv.rstd1, N, H),
 			linearBack(dctx, ds, sv.ctx, l.AttnOut, H, H, 0),
 			s.F32ToBF16(dctxb, dctx, N*H),
-			s.FlashAttentionBackward(att, dq, dk, dv, sv.qb, sv.kb, sv.vb, none, sv.ctx, dctxb, sv.lse),
-			copyBuf(dx, ds, N*H),
+			s.FlashAttentionBackward(att, dq.f, dk.f, dv.f, sv.qb, sv.kb, sv.vb, none, sv.ctx.f, dctxb, sv.lse),
+			toBF16(dq, N*H), toBF16(dk, N*H), toBF16(dv, N*H),
+			copyBuf(dx, ds.f, N*H),
 			linearBack(dx, dq, sv.xin, l.Query, H, H, 1),
 			linearBack(dx, dk, sv.xin, l.Key, H, H, 1),
 			linearBack(dx, dv, sv.xin, l.Value, H, H, 1))
 	}
 	if err == nil {
 		err = errors.Join(
-			s.LayerNormBackward(ds, none, dx, s0, mean0, rstd0, w(e.m.EmbLN.Gamma), N, H, false),
+			s.LayerNormBackward(ds.f, none, dx, s0, mean0, rstd0, w(e.m.EmbLN.Gamma), N, H, false),
 			s.LayerNormParamsBackward(g(e.m.EmbLN.Gamma), g(e.m.EmbLN.Beta), dx, s0, mean0, rstd0, N, H),
-			s.EmbeddingBackward(g(e.m.Word.W), ds, ids, b.IDs, H),
-			s.EmbeddingBackward(g(e.m.Position.W), ds, posIDs, pos, H),
-			s.EmbeddingBackward(g(e.m.TokenType.W), ds, typeIDs, types, H))
+			s.EmbeddingBackward(g(e.m.Word.W), ds.f, ids, b.IDs, H),
+			s.EmbeddingBackward(g(e.m.Position.W), ds.f, posIDs, pos, H),
+			s.EmbeddingBackward(g(e.m.TokenType.W), ds.f, typeIDs, types, H))
 	}
 	if err != nil {
 		return 0, fmt.Errorf("bert: GPU gradients: %w", err)
@@ -272,6 +310,12 @@ func NewCUDATrainer(e *CUDAEncoder, head *nn.Linear, lr, weightDecay float64, no
 		}
 		e.w[p] = buf
 	}
+	if e.wb != nil {
+		if err := e.addBF16(head.W); err != nil {
+			t.Close()
+			return nil, err
+		}
+	}
 	t.params = append(e.m.Params.List(), head.W, head.B)
 	var ts []cuda.AdamTensor
 	for _, p := range t.params {
@@ -284,7 +328,7 @@ func NewCUDATrainer(e *CUDAEncoder, head *nn.Linear, lr, weightDecay float64, no
 			return nil, err
 		}
 		t.grads[p] = g
-		ts = append(ts, cuda.AdamTensor{P: e.w[p], G: g, M: m, V: v, N: n, Decay: noDecay == nil || !noDecay(p.Name)})
+		ts = append(ts, cuda.AdamTensor{P: e.w[p], PBF16: e.wb[p], G: g, M: m, V: v, N: n, Decay: noDecay == nil || !noDecay(p.Name)})
 	}
 	table, err := e.c.NewAdamTable(ts)
 	if err != nil {
@@ -331,6 +375,10 @@ func (t *CUDATrainer) Close() {
 	}
 	for _, b := range t.extra {
 		b.Free()
+	}
+	if b, ok := t.e.wb[t.head.W]; ok {
+		b.Free()
+		delete(t.e.wb, t.head.W)
 	}
 	delete(t.e.w, t.head.W)
 	delete(t.e.w, t.head.B)

@@ -75,6 +75,7 @@ func benchBert(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.Mode, "mode", "train", "infer (forward only) or train (forward, backward, AdamW step)")
 	fs.IntVar(&o.Reps, "reps", 5, "timed repetitions after one warm-up; the median is reported")
 	fs.Float64Var(&o.Dropout, "dropout", 0, "dropout in train mode (0 matches the PyTorch anchor, BERT trains with 0.1)")
+	fs.BoolVar(&o.Float32, "float32", false, "with -device cuda: float32 GEMMs instead of mixed precision (bf16 inputs on tensor cores)")
 	threads := fs.Int("threads", 0, "threads (0: all cores)")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
 	if err := parse(fs, args); err != nil {
