@@ -113,18 +113,12 @@ func Bert(o BertOptions) (BertResult, error) {
 		return BertResult{}, err
 	}
 	warm := tp.PoolAllocs()
-	times := make([]float64, o.Reps)
-	for i := range times {
-		t0 := time.Now()
-		if err := step(); err != nil {
-			return BertResult{}, err
-		}
-		times[i] = time.Since(t0).Seconds()
+	med, best, err := timeSteps(o.Reps, step)
+	if err != nil {
+		return BertResult{}, err
 	}
-	sort.Float64s(times)
-	med := times[len(times)/2]
 	return BertResult{
-		Mode: o.Mode, TokensPerS: float64(n) / med, MsPerStep: med * 1e3, MsBest: times[0] * 1e3,
+		Mode: o.Mode, TokensPerS: float64(n) / med, MsPerStep: med * 1e3, MsBest: best * 1e3,
 		PeakRSSMB: PeakRSSMB(), Layers: o.Layers, Hidden: o.Hidden, Batch: o.Batch, Seq: o.Seq, Reps: o.Reps,
 		Threads: kernels.Threads(), GemmPath: kernels.GemmPath(), Dropout: o.Dropout,
 		PoolAllocs: tp.PoolAllocs() - warm, ParamsCount: m.Params.Count(), Device: "cpu",
@@ -170,21 +164,29 @@ func bertCUDA(o BertOptions, m *bert.Model) (BertResult, error) {
 	if err := step(); err != nil {
 		return BertResult{}, err
 	}
-	times := make([]float64, o.Reps)
+	med, best, err := timeSteps(o.Reps, step)
+	if err != nil {
+		return BertResult{}, err
+	}
+	return BertResult{
+		Mode: o.Mode, TokensPerS: float64(n) / med, MsPerStep: med * 1e3, MsBest: best * 1e3,
+		PeakRSSMB: PeakRSSMB(), Layers: o.Layers, Hidden: o.Hidden, Batch: o.Batch, Seq: o.Seq, Reps: o.Reps,
+		ParamsCount: m.Params.Count(), Device: o.CUDA.Info().Name, GemmPath: path,
+	}, nil
+}
+
+// timeSteps runs step reps times and returns the median and the best wall time in seconds.
+func timeSteps(reps int, step func() error) (med, best float64, err error) {
+	times := make([]float64, reps)
 	for i := range times {
 		t0 := time.Now()
 		if err := step(); err != nil {
-			return BertResult{}, err
+			return 0, 0, err
 		}
 		times[i] = time.Since(t0).Seconds()
 	}
 	sort.Float64s(times)
-	med := times[len(times)/2]
-	return BertResult{
-		Mode: o.Mode, TokensPerS: float64(n) / med, MsPerStep: med * 1e3, MsBest: times[0] * 1e3,
-		PeakRSSMB: PeakRSSMB(), Layers: o.Layers, Hidden: o.Hidden, Batch: o.Batch, Seq: o.Seq, Reps: o.Reps,
-		ParamsCount: m.Params.Count(), Device: o.CUDA.Info().Name, GemmPath: path,
-	}, nil
+	return times[len(times)/2], times[0], nil
 }
 
 // PeakRSSMB returns the process's peak resident set (VmHWM) in MiB, or 0 where /proc is absent.

@@ -286,17 +286,7 @@ func argmax(x []float32) (int32, float32) {
 }
 
 // softmaxAt returns the softmax probability of x[k], computed in float64.
-func softmaxAt(x []float32, k int) float64 {
-	mx := math.Inf(-1)
-	for _, v := range x {
-		mx = math.Max(mx, float64(v))
-	}
-	s := 0.0
-	for _, v := range x {
-		s += math.Exp(float64(v) - mx)
-	}
-	return math.Exp(float64(x[k])-mx) / s
-}
+func softmaxAt(x []float32, k int) float64 { return math.Exp(logSoftmaxAt(x, k)) }
 
 // logSoftmaxAt returns log softmax(x)[k] in float64, without underflow.
 func logSoftmaxAt(x []float32, k int) float64 {
