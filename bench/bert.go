@@ -28,8 +28,8 @@ type BertOptions struct {
 	Reps int
 	// Dropout is the hidden and attention dropout in train mode (the PyTorch anchor has none).
 	Dropout float64
-	// CUDA, when set, runs the workload on that device (bert.CUDAEncoder, bert.CUDATrainer:
-	// float32 GEMMs, bf16 attention; no dropout) instead of the CPU.
+	// CUDA, when set, runs the workload on that device (bert.CUDAEncoder, bert.CUDATrainer)
+	// instead of the CPU.
 	CUDA *cuda.Context
 	// Float32 keeps the GPU path's GEMMs in float32 (the SIMT kernel) instead of mixed
 	// precision (bf16 inputs on the tensor-core kernel, float32 accumulation and master weights).
@@ -129,9 +129,6 @@ func Bert(o BertOptions) (BertResult, error) {
 // copied back, which synchronises), a training step is CUDATrainer.Step (forward, a 9-label
 // head's cross-entropy, backward and the multi-tensor AdamW kernel; the loss copied back).
 func bertCUDA(o BertOptions, m *bert.Model) (BertResult, error) {
-	if o.Dropout != 0 {
-		return BertResult{}, fmt.Errorf("bench bert: the GPU path has no dropout yet (use -dropout 0)")
-	}
 	g := tensor.NewRNG(2)
 	head := nn.NewLinear(nn.Root(nn.NewParams()).Sub("head"), g, o.Hidden, 9, true, 0.02)
 	n := o.Batch * o.Seq
@@ -171,7 +168,7 @@ func bertCUDA(o BertOptions, m *bert.Model) (BertResult, error) {
 	return BertResult{
 		Mode: o.Mode, TokensPerS: float64(n) / med, MsPerStep: med * 1e3, MsBest: best * 1e3,
 		PeakRSSMB: PeakRSSMB(), Layers: o.Layers, Hidden: o.Hidden, Batch: o.Batch, Seq: o.Seq, Reps: o.Reps,
-		ParamsCount: m.Params.Count(), Device: o.CUDA.Info().Name, GemmPath: path,
+		ParamsCount: m.Params.Count(), Device: o.CUDA.Info().Name, GemmPath: path, Dropout: o.Dropout,
 	}, nil
 }
 

@@ -1,6 +1,7 @@
 package bert
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"strings"
@@ -106,11 +107,19 @@ func TestCUDAEncoderMatchesCPU(t *testing.T) {
 // relative to that gradient's largest entry, within bf16 tolerance (Q, K, V and the attention
 // output's gradient pass through bf16).
 func TestCUDAGradientsMatchCPU(t *testing.T) {
+	for _, p := range []float64{0, 0.1} {
+		t.Run(fmt.Sprintf("dropout %g", p), func(t *testing.T) { cudaGradientsVsCPU(t, p) })
+	}
+}
+
+// cudaGradientsVsCPU is TestCUDAGradientsMatchCPU with hidden and attention dropout p: the GPU
+// path draws the same seeds from the model's dropout stream and the same masks as the CPU.
+func cudaGradientsVsCPU(t *testing.T, p float64) {
 	c := openCUDA(t)
 	cfg := DefaultConfig()
 	cfg.VocabSize, cfg.HiddenSize, cfg.NumAttentionHeads, cfg.IntermediateSize = 60, 128, 2, 256
 	cfg.NumHiddenLayers, cfg.MaxPositionEmbeddings = 2, 32
-	cfg.HiddenDropoutProb, cfg.AttentionProbsDropoutProb = 0, 0
+	cfg.HiddenDropoutProb, cfg.AttentionProbsDropoutProb = p, p
 	m, err := New(cfg, 11, false)
 	if err != nil {
 		t.Fatal(err)
@@ -143,6 +152,7 @@ func TestCUDAGradientsMatchCPU(t *testing.T) {
 		lossTol float64
 	}{{"float32 GEMMs", false, 2e-2, 1e-3}, {"mixed precision", true, 4e-2, 1e-3}} {
 		t.Run(prec.name, func(t *testing.T) {
+			m.Dropout.SetCalls(0) // the seeds the CPU drew
 			checkCUDAGradients(t, c, m, head, b, tags, loss, prec.bf16, prec.rel, prec.lossTol)
 		})
 	}

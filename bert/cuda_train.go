@@ -15,10 +15,14 @@ import (
 type cudaLayerSaved struct {
 	xin, ctx, x1, hg                                          pair
 	qb, kb, vb, lse, s1, mean1, rstd1, hPre, s2, mean2, rstd2 cuda.Buffer
+	// Seeds of the attention-probability dropout and of the dropout after the attention
+	// output and the feed-forward output, drawn as the CPU's Forward draws them.
+	attSeed, aSeed, oSeed uint64
 }
 
 // Gradients runs a token-tagging training step's forward and backward passes on the GPU
-// (without dropout and without the optimiser step): the encoder, then head (labels × H) on
+// (with the model's dropout, drawn from its dropout stream exactly as the CPU's training
+// Forward draws it; without the optimiser step): the encoder, then head (labels × H) on
 // every position, softmax cross-entropy against tags (B·T, ignore skipped) averaged over the
 // counted positions. It returns the loss and the gradient of every encoder parameter and of
 // the head's, as host slices. It is the GPU backward checked against the CPU's autograd
@@ -150,7 +154,7 @@ func (e *CUDAEncoder) backward(b Batch, head *nn.Linear, tags []int32, ignore in
 	}
 	x, tmp, rowLoss := act(N*H), f32(N*H), f32(N)
 	logits := act(N * L)
-	dx, dx1, dctx, dctxb := f32(N*H), f32(N*H), f32(N*H), alloc(2*N*H)
+	dx, dx1, dctx, dctxb, dd := f32(N*H), f32(N*H), f32(N*H), alloc(2*N*H), act(N*H)
 	ds, dh, dq, dk, dv := act(N*H), act(N*I), act(N*H), act(N*H), act(N*H)
 	if allocErr != nil {
 		return 0, allocErr
@@ -193,6 +197,42 @@ func (e *CUDAEncoder) backward(b Batch, head *nn.Linear, tags []int32, ignore in
 	if err == nil && bf16 && hwp.b.Ptr != e.wb[head.W].Ptr {
 		err = s.F32ToBF16(hwp.b, hw, L*H)
 	}
+	// Dropout as the CPU's training Forward applies it, with the same seeds from the model's
+	// dropout stream and the same masks (kernels.DropoutMask's generator).
+	pH, pA := e.m.Dropout.P, float32(cfg.AttentionProbsDropoutProb)
+	if pA > 0 && D != 32 && D != 64 {
+		return 0, fmt.Errorf("bert: GPU gradients: attention dropout needs heads of 32 or 64 dimensions, not %d", D)
+	}
+	drop := func(buf cuda.Buffer, seed uint64) error {
+		if pH == 0 {
+			return nil
+		}
+		return s.DropoutForwardSplitMix(buf, none, buf, N*H, pH, seed, 0)
+	}
+	// dropBack writes the gradient through a dropout into dd; gradThrough says which pair
+	// then holds it (src itself without dropout).
+	dropBack := func(src cuda.Buffer, seed uint64) error {
+		if pH == 0 {
+			return nil
+		}
+		return errors.Join(s.DropoutBackwardSplitMix(dd.f, src, N*H, pH, seed, 0), toBF16(dd, N*H))
+	}
+	gradThrough := func(src pair) pair {
+		if pH == 0 {
+			return src
+		}
+		return dd
+	}
+	var embSeed uint64
+	if pH > 0 {
+		embSeed = e.m.Dropout.NextSeed()
+	}
+	for i := range saved {
+		saved[i].attSeed = e.m.Dropout.NextSeed()
+		if pH > 0 {
+			saved[i].aSeed, saved[i].oSeed = e.m.Dropout.NextSeed(), e.m.Dropout.NextSeed()
+		}
+	}
 	// Forward, saving what the backward needs.
 	if err == nil {
 		err = errors.Join(
@@ -201,20 +241,27 @@ func (e *CUDAEncoder) backward(b Batch, head *nn.Linear, tags []int32, ignore in
 			s.EmbeddingForward(emb, w(e.m.TokenType.W), typeIDs, N, H, true),
 			s.LayerNormForward(x.f, x.b, s0, mean0, rstd0, emb, none, w(e.m.EmbLN.Gamma), w(e.m.EmbLN.Beta), N, H, eps))
 	}
+	if err == nil && pH > 0 {
+		err = errors.Join(drop(x.f, embSeed), toBF16(x, N*H))
+	}
 	for li, l := range e.m.Layers {
 		if err != nil {
 			break
 		}
 		sv := saved[li]
+		attL := att
+		attL.DropP, attL.Seed = pA, sv.attSeed
 		err = errors.Join(
 			copyPair(sv.xin, x, N*H),
 			linear(tmp, sv.qb, x, l.Query, H, H), linear(tmp, sv.kb, x, l.Key, H, H), linear(tmp, sv.vb, x, l.Value, H, H),
-			s.FlashAttentionForward(att, sv.qb, sv.kb, sv.vb, sv.ctx.b, sv.ctx.f, sv.lse),
+			s.FlashAttentionForward(attL, sv.qb, sv.kb, sv.vb, sv.ctx.b, sv.ctx.f, sv.lse),
 			linear(tmp, none, sv.ctx, l.AttnOut, H, H),
+			drop(tmp, sv.aSeed),
 			s.LayerNormForward(sv.x1.f, sv.x1.b, sv.s1, sv.mean1, sv.rstd1, tmp, x.f, w(l.AttnLN.Gamma), w(l.AttnLN.Beta), N, H, eps),
 			e.mm(cuda.Gemm{M: N, N: I, K: H, TransB: true}, sv.x1, weight(l.Intermediate.W), sv.hPre),
 			s.BiasGeluForward(sv.hPre, sv.hg.f, sv.hg.b, sv.hPre, w(l.Intermediate.B), N, I),
 			linear(tmp, none, sv.hg, l.Output, I, H),
+			drop(tmp, sv.oSeed),
 			s.LayerNormForward(x.f, x.b, sv.s2, sv.mean2, sv.rstd2, tmp, sv.x1.f, w(l.OutLN.Gamma), w(l.OutLN.Beta), N, H, eps))
 	}
 	// Head and loss; dlogits overwrite the logits.
@@ -227,10 +274,13 @@ func (e *CUDAEncoder) backward(b Batch, head *nn.Linear, tags []int32, ignore in
 	// Backward through the layers; dx holds the gradient of the current layer's output.
 	for li := len(e.m.Layers) - 1; li >= 0 && err == nil; li-- {
 		l, sv := e.m.Layers[li], saved[li]
+		attL := att
+		attL.DropP, attL.Seed = pA, sv.attSeed
 		err = errors.Join(
 			s.LayerNormBackward(ds.f, ds.b, dx, sv.s2, sv.mean2, sv.rstd2, w(l.OutLN.Gamma), N, H, false),
 			s.LayerNormParamsBackward(g(l.OutLN.Gamma), g(l.OutLN.Beta), dx, sv.s2, sv.mean2, sv.rstd2, N, H),
-			linearBack(dh.f, ds, sv.hg, l.Output, I, H, 0),
+			dropBack(ds.f, sv.oSeed),
+			linearBack(dh.f, gradThrough(ds), sv.hg, l.Output, I, H, 0),
 			s.BiasGeluBackward(dh.f, dh.b, dh.f, sv.hPre, N, I, false),
 			s.ColSumF32(g(l.Intermediate.B), dh.f, N, I, true),
 			e.mm(cuda.Gemm{M: I, N: H, K: N, TransA: true, Beta: 1}, dh, sv.x1, g(l.Intermediate.W)),
@@ -238,9 +288,10 @@ func (e *CUDAEncoder) backward(b Batch, head *nn.Linear, tags []int32, ignore in
 			e.mm(cuda.Gemm{M: N, N: H, K: I, Beta: 1}, dh, weight(l.Intermediate.W), dx1),
 			s.LayerNormBackward(ds.f, ds.b, dx1, sv.s1, sv.mean1, sv.rstd1, w(l.AttnLN.Gamma), N, H, false),
 			s.LayerNormParamsBackward(g(l.AttnLN.Gamma), g(l.AttnLN.Beta), dx1, sv.s1, sv.mean1, sv.rstd1, N, H),
-			linearBack(dctx, ds, sv.ctx, l.AttnOut, H, H, 0),
+			dropBack(ds.f, sv.aSeed),
+			linearBack(dctx, gradThrough(ds), sv.ctx, l.AttnOut, H, H, 0),
 			s.F32ToBF16(dctxb, dctx, N*H),
-			s.FlashAttentionBackward(att, dq.f, dk.f, dv.f, sv.qb, sv.kb, sv.vb, none, sv.ctx.f, dctxb, sv.lse),
+			s.FlashAttentionBackward(attL, dq.f, dk.f, dv.f, sv.qb, sv.kb, sv.vb, none, sv.ctx.f, dctxb, sv.lse),
 			toBF16(dq, N*H), toBF16(dk, N*H), toBF16(dv, N*H),
 			copyBuf(dx, ds.f, N*H),
 			linearBack(dx, dq, sv.xin, l.Query, H, H, 1),
@@ -248,9 +299,14 @@ func (e *CUDAEncoder) backward(b Batch, head *nn.Linear, tags []int32, ignore in
 			linearBack(dx, dv, sv.xin, l.Value, H, H, 1))
 	}
 	if err == nil {
+		dIn := dx
+		if pH > 0 {
+			dIn = dd.f
+		}
 		err = errors.Join(
-			s.LayerNormBackward(ds.f, none, dx, s0, mean0, rstd0, w(e.m.EmbLN.Gamma), N, H, false),
-			s.LayerNormParamsBackward(g(e.m.EmbLN.Gamma), g(e.m.EmbLN.Beta), dx, s0, mean0, rstd0, N, H),
+			dropBack(dx, embSeed),
+			s.LayerNormBackward(ds.f, none, dIn, s0, mean0, rstd0, w(e.m.EmbLN.Gamma), N, H, false),
+			s.LayerNormParamsBackward(g(e.m.EmbLN.Gamma), g(e.m.EmbLN.Beta), dIn, s0, mean0, rstd0, N, H),
 			s.EmbeddingBackward(g(e.m.Word.W), ds.f, ids, b.IDs, H),
 			s.EmbeddingBackward(g(e.m.Position.W), ds.f, posIDs, pos, H),
 			s.EmbeddingBackward(g(e.m.TokenType.W), ds.f, typeIDs, types, H))
@@ -273,7 +329,7 @@ func (e *CUDAEncoder) backward(b Batch, head *nn.Linear, tags []int32, ignore in
 // CUDAEncoder's forward and backward passes and the fused multi-tensor AdamW kernel over
 // float32 master weights and moments kept on the device (decoupled weight decay except for
 // the parameters noDecay names, as nn.AdamW with NoDecay). Sync copies the weights back into
-// the model's parameters. Steps use no dropout.
+// the model's parameters. Steps apply the model's dropout as the CPU does.
 type CUDATrainer struct {
 	e      *CUDAEncoder
 	head   *nn.Linear
