@@ -3,9 +3,11 @@ package mtl
 import (
 	"fmt"
 	"regexp"
+	"sync"
 
 	"github.com/mtbert/mtbert/autograd"
 	"github.com/mtbert/mtbert/bert"
+	"github.com/mtbert/mtbert/kernels/cuda"
 	"github.com/mtbert/mtbert/nn"
 	"github.com/mtbert/mtbert/tensor"
 )
@@ -111,6 +113,21 @@ type Model struct {
 	// HeadParams holds the heads' parameters, named "<task>.weight" and "<task>.bias".
 	HeadParams *nn.Params
 	byName     map[string]*Head
+	// gpu, when set by UseCUDA, runs Predict's encoder pass; gpuMu serialises its use.
+	gpu   *bert.CUDAEncoder
+	gpuMu sync.Mutex
+}
+
+// UseCUDA makes Predict (and so prediction, evaluation and serving) run the encoder on the
+// CUDA device of c, with float32 GEMMs (bert.CUDAEncoder); the heads, small, stay on the CPU.
+// Batches must be right-padded, as the collators make them. Training is unaffected.
+func (m *Model) UseCUDA(c *cuda.Context) error {
+	e, err := bert.NewCUDAEncoder(c, m.Encoder)
+	if err != nil {
+		return err
+	}
+	m.gpu = e
+	return nil
 }
 
 // NewModel puts heads for specs on enc, initialised as transformers initialises a linear
@@ -230,7 +247,13 @@ func (m *Model) Loss(tp *autograd.Tape, h *Head, b *Batch, train bool) (*autogra
 func (m *Model) Predict(enc bert.Batch, heads []*Head) (map[string][]float32, error) {
 	tp := autograd.NoGrad()
 	defer tp.Reset()
-	out, err := m.Encoder.Forward(tp, enc, false)
+	var out *bert.Output
+	var err error
+	if m.gpu != nil {
+		out, err = m.gpuForward(enc)
+	} else {
+		out, err = m.Encoder.Forward(tp, enc, false)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -239,4 +262,21 @@ func (m *Model) Predict(enc bert.Batch, heads []*Head) (map[string][]float32, er
 		res[h.Spec.Name] = m.logits(tp, h, out, false).Value.ToHost()
 	}
 	return res, nil
+}
+
+// gpuForward runs the encoder on the GPU and returns its last hidden state and pooled output
+// as constants for the heads.
+func (m *Model) gpuForward(enc bert.Batch) (*bert.Output, error) {
+	m.gpuMu.Lock()
+	last, pooled, err := m.gpu.Embed(enc)
+	m.gpuMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	H := m.Encoder.Cfg.HiddenSize
+	out := &bert.Output{Last: autograd.Constant(tensor.FromSlice(last, enc.B, enc.T, H))}
+	if pooled != nil {
+		out.Pooled = autograd.Constant(tensor.FromSlice(pooled, enc.B, H))
+	}
+	return out, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/mtbert/mtbert/bert"
+	"github.com/mtbert/mtbert/kernels/cuda"
 )
 
 // Entity is one extracted mention.
@@ -70,6 +71,9 @@ func LoadExtractor(dir string) (*Extractor, error) {
 func NewExtractor(m *Model, tok *bert.Tokenizer) *Extractor {
 	return &Extractor{model: m, tok: tok, Batch: 8}
 }
+
+// UseCUDA runs the extractor's encoder passes on the CUDA device of c (see Model.UseCUDA).
+func (e *Extractor) UseCUDA(c *cuda.Context) error { return e.model.UseCUDA(c) }
 
 // Tasks returns the model's task specs in head order.
 func (e *Extractor) Tasks() []TaskSpec { return e.model.Specs() }

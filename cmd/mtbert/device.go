@@ -23,8 +23,8 @@ func useDevice(flagValue string, stderr io.Writer) error {
 // openDevice resolves -device (else $MTBERT_DEVICE, else cpu) and returns the CUDA context to
 // compute on, or nil for the CPU. A CUDA device is opened through kernels/cuda, so that a
 // missing or unusable driver is reported with its reason; "auto" falls back to the CPU with one
-// line on stderr saying why. gpu says whether the command runs on the GPU (encode and bench bert
-// do; the multitask commands do not yet): when it does not, an explicit cuda device
+// line on stderr saying why. gpu says whether the command runs on the GPU (predict, serve, eval,
+// encode and bench bert do; training does not yet): when it does not, an explicit cuda device
 // is refused with that reason and "auto" computes on the CPU with a line saying so.
 func openDevice(flagValue string, gpu bool, stderr io.Writer) (*cuda.Context, error) {
 	req, err := kernels.ResolveDevice(flagValue)
@@ -55,5 +55,5 @@ func openDevice(flagValue string, gpu bool, stderr io.Writer) (*cuda.Context, er
 		fmt.Fprintf(stderr, "device auto: %s is usable, but this command does not run on the GPU yet: computing on the CPU\n", sel.Ctx.Info().Name)
 		return nil, nil
 	}
-	return nil, fmt.Errorf("device %s (%s): this command does not run on the GPU yet (encode and bench bert do; the multitask commands are not wired to kernels/cuda); use -device cpu", req, sel.Ctx.Info().Name)
+	return nil, fmt.Errorf("device %s (%s): this command does not run on the GPU yet (predict, serve, eval, encode and bench bert do; training is not wired to kernels/cuda); use -device cpu", req, sel.Ctx.Info().Name)
 }

@@ -25,7 +25,8 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if err := useDevice(*dev, stderr); err != nil {
+	gpu, err := openDevice(*dev, true, stderr)
+	if err != nil {
 		return err
 	}
 	if *model == "" || *config == "" || (*split != mtl.SplitDev && *split != mtl.SplitTest) {
@@ -39,6 +40,11 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	m, tok, err := mtl.LoadCheckpoint(*model, bert.DefaultLowerCase)
 	if err != nil {
 		return err
+	}
+	if gpu != nil {
+		if err := m.UseCUDA(gpu); err != nil {
+			return err
+		}
 	}
 	loaded, err := cfg.LoadAll()
 	if err != nil {

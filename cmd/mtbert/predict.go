@@ -121,7 +121,8 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if err := useDevice(*dev, stderr); err != nil {
+	gpu, err := openDevice(*dev, true, stderr)
+	if err != nil {
 		return err
 	}
 	if *model == "" || *batch < 1 || *workers < 1 {
@@ -170,6 +171,11 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 	ex, err := mtl.LoadExtractor(*model)
 	if err != nil {
 		return err
+	}
+	if gpu != nil {
+		if err := ex.UseCUDA(gpu); err != nil {
+			return err
+		}
 	}
 	ex.Batch = *batch
 	var names []string

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mtbert/mtbert/kernels/cuda"
 	"github.com/mtbert/mtbert/mtl"
 )
 
@@ -41,6 +42,8 @@ type serveOptions struct {
 	cfg         mtl.ServerConfig
 	// grace bounds the draining of in-flight requests at shutdown.
 	grace time.Duration
+	// gpu, when -device names a CUDA device, runs the encoder passes.
+	gpu *cuda.Context
 }
 
 func runServe(args []string, stdout, stderr io.Writer) error {
@@ -63,9 +66,11 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if err := useDevice(*dev, stderr); err != nil {
+	gpu, err := openDevice(*dev, true, stderr)
+	if err != nil {
 		return err
 	}
+	o.gpu = gpu
 	if o.model == "" || o.cfg.MaxBatchTokens < 1 || o.cfg.MaxBatchRequests < 0 || o.cfg.MaxWait <= 0 || o.cfg.MaxQueue < 1 || o.cfg.MaxBody < 1 || o.cfg.MaxTokens < 1 || o.cfg.Timeout <= 0 {
 		fs.Usage()
 		return errUsage
@@ -109,6 +114,9 @@ func serve(ctx context.Context, o serveOptions, stderr io.Writer, onListen func(
 	go func() {
 		t0 := time.Now()
 		ex, err := mtl.LoadExtractor(o.model)
+		if err == nil && o.gpu != nil {
+			err = ex.UseCUDA(o.gpu)
+		}
 		if err == nil {
 			s.SetExtractor(ex)
 			logger.Printf("model %s loaded in %v: ready", o.model, time.Since(t0).Round(time.Millisecond))
