@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"os"
 	"strings"
 	"testing"
 
@@ -44,14 +43,13 @@ func TestMTRuns(t *testing.T) {
 // TestBertOnTheGPUPath runs bench bert's inference and training step on the host emulation of
 // the CUDA driver (a real GPU with MTBERT_CUDA_REAL=1): the workload runs and reports the device.
 func TestBertOnTheGPUPath(t *testing.T) {
-	if os.Getenv("MTBERT_CUDA_REAL") != "1" {
-		lib, msg, err := cuda.BuildEmulator("../kernels/cuda")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if lib == "" {
-			t.Skip(msg)
-		}
+	lib, skip, err := cuda.TestLibrary("../kernels/cuda")
+	switch {
+	case err != nil:
+		t.Fatal(err)
+	case skip != "":
+		t.Skip(skip)
+	case lib != "":
 		t.Setenv(cuda.LibEnv, lib)
 	}
 	c, err := cuda.Open(0)

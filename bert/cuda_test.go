@@ -3,7 +3,6 @@ package bert
 import (
 	"fmt"
 	"math"
-	"os"
 	"strings"
 	"testing"
 
@@ -17,14 +16,13 @@ import (
 // the driver (built from ../kernels/cuda when a C++ compiler is present; skipped otherwise).
 func openCUDA(t *testing.T) *cuda.Context {
 	t.Helper()
-	if os.Getenv("MTBERT_CUDA_REAL") != "1" && os.Getenv(cuda.LibEnv) == "" {
-		lib, msg, err := cuda.BuildEmulator("../kernels/cuda")
-		if err != nil {
-			t.Fatalf("building the CUDA emulation: %v", err)
-		}
-		if lib == "" {
-			t.Skip(msg)
-		}
+	lib, skip, err := cuda.TestLibrary("../kernels/cuda")
+	switch {
+	case err != nil:
+		t.Fatalf("building the CUDA emulation: %v", err)
+	case skip != "":
+		t.Skip(skip)
+	case lib != "":
 		t.Setenv(cuda.LibEnv, lib)
 	}
 	c, err := cuda.Open(0)

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -15,17 +14,15 @@ import (
 // compiler is present; the test skips otherwise), unless MTBERT_CUDA_REAL=1 asks for the GPU.
 func useEmulatedCUDA(t *testing.T) {
 	t.Helper()
-	if os.Getenv("MTBERT_CUDA_REAL") == "1" {
-		return
-	}
-	lib, msg, err := cuda.BuildEmulator("../../kernels/cuda")
-	if err != nil {
+	lib, skip, err := cuda.TestLibrary("../../kernels/cuda")
+	switch {
+	case err != nil:
 		t.Fatal(err)
+	case skip != "":
+		t.Skip(skip)
+	case lib != "":
+		t.Setenv(cuda.LibEnv, lib)
 	}
-	if lib == "" {
-		t.Skip(msg)
-	}
-	t.Setenv(cuda.LibEnv, lib)
 }
 
 // jsonDiff returns where two JSON values differ: a different structure, string or boolean, or a

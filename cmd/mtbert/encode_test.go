@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mtbert/mtbert/kernels/cuda"
 	"github.com/mtbert/mtbert/nn"
 )
 
@@ -146,16 +145,7 @@ func TestUsageErrors(t *testing.T) {
 // driver (or a real GPU with MTBERT_CUDA_REAL=1) and with -device cpu: the hidden states and the
 // pooled outputs agree within bf16 tolerance.
 func TestEncodeOnTheGPUPath(t *testing.T) {
-	if os.Getenv("MTBERT_CUDA_REAL") != "1" {
-		lib, msg, err := cuda.BuildEmulator("../../kernels/cuda")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if lib == "" {
-			t.Skip(msg)
-		}
-		t.Setenv(cuda.LibEnv, lib)
-	}
+	useEmulatedCUDA(t)
 	dir := tinyModelDir(t)
 	in := filepath.Join(t.TempDir(), "in.jsonl")
 	body := `{"text": "Patient denies chest pain."}` + "\n" + `{"text_a": "fever", "text_b": "pains, 5mgs and more pains"}` + "\n"

@@ -24,7 +24,7 @@ func gpuContext(b *testing.B) *Context {
 		}
 		return c
 	}
-	if !*realFlag && os.Getenv("MTBERT_CUDA_REAL") != "1" {
+	if !*realFlag && os.Getenv(RealEnv) != "1" {
 		b.Skip("GPU benchmarks need a real GPU: set MTBERT_CUDA_REAL=1 on a machine with an NVIDIA driver (the emulator is not a performance target)")
 	}
 	c, err := openWith(DefaultLib, 0)

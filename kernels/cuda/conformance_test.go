@@ -62,7 +62,7 @@ func TestMain(m *testing.M) {
 	} else {
 		why = append(why, msg)
 	}
-	if *realFlag || os.Getenv("MTBERT_CUDA_REAL") == "1" {
+	if *realFlag || os.Getenv(RealEnv) == "1" {
 		backends = append(backends, backend{"gpu", DefaultLib})
 	} else {
 		why = append(why, "no real GPU requested (set MTBERT_CUDA_REAL=1 on a machine with an NVIDIA GPU)")

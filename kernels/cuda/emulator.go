@@ -66,3 +66,23 @@ func BuildEmulator(pkgDir string) (lib, msg string, err error) {
 	}
 	return lib, fmt.Sprintf("built emulator %s with %s in %.1fs", lib, cxx, time.Since(start).Seconds()), nil
 }
+
+// RealEnv is the environment variable that, set to 1, makes tests use the real driver
+// (libcuda.so.1) instead of the host emulation.
+const RealEnv = "MTBERT_CUDA_REAL"
+
+// TestLibrary is the driver a test of a package above this one should use: the real driver
+// (lib "") when RealEnv is 1 or LibEnv already names a library, else the host emulation built
+// from srcDir (the kernels/cuda folder, relative to the test's package), or a reason to skip
+// when no C++ compiler can build it. A build failure is an error, not a skip. Tests set LibEnv
+// to a non-empty lib before opening a device.
+func TestLibrary(srcDir string) (lib, skip string, err error) {
+	if os.Getenv(RealEnv) == "1" || os.Getenv(LibEnv) != "" {
+		return "", "", nil
+	}
+	lib, msg, err := BuildEmulator(srcDir)
+	if err != nil || lib != "" {
+		return lib, "", err
+	}
+	return "", msg, nil
+}
