@@ -52,14 +52,6 @@ func (tp *Tape) LinearCrossEntropy(x, w, bias *Var, targets []int32, ignore int3
 				}
 			}
 		})
-		if dx := tp.GradOf(x); dx != nil {
-			kernels.Sgemm(false, false, n, in, v, 1, bd, v, wv.Data(), in, 1, dx.Data(), in)
-		}
-		if dw := tp.GradOf(w); dw != nil {
-			kernels.Sgemm(true, false, v, in, n, 1, bd, v, xv.Data(), in, 1, dw.Data(), in)
-		}
-		if db := tp.GradOf(bias); db != nil {
-			kernels.SumRows(db.Data(), bd, n, v)
-		}
+		kernels.LinearBackward(gradData(tp, x), gradData(tp, w), gradData(tp, bias), bd, xv.Data(), wv.Data(), n, in, v)
 	}, x, w, bias)
 }

@@ -93,15 +93,6 @@ func (tp *Tape) Linear(x, w, bias *Var) *Var {
 	}
 	kernels.LinearForward(out.Data(), xv.Data(), wv.Data(), bd, rows, in, outDim)
 	return tp.Op(out, func(o *Var) {
-		dy := o.Grad.Data()
-		if dx := tp.GradOf(x); dx != nil {
-			kernels.Sgemm(false, false, rows, in, outDim, 1, dy, outDim, wv.Data(), in, 1, dx.Data(), in)
-		}
-		if dw := tp.GradOf(w); dw != nil {
-			kernels.Sgemm(true, false, outDim, in, rows, 1, dy, outDim, xv.Data(), in, 1, dw.Data(), in)
-		}
-		if db := tp.GradOf(bias); db != nil {
-			kernels.SumRows(db.Data(), dy, rows, outDim)
-		}
+		kernels.LinearBackward(gradData(tp, x), gradData(tp, w), gradData(tp, bias), o.Grad.Data(), xv.Data(), wv.Data(), rows, in, outDim)
 	}, x, w, bias)
 }

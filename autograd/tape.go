@@ -149,6 +149,14 @@ func (tp *Tape) GradOf(v *Var) *tensor.Tensor {
 	return v.Grad
 }
 
+// gradData returns v's gradient buffer (see GradOf) as a slice, or nil when v takes none.
+func gradData(tp *Tape, v *Var) []float32 {
+	if g := tp.GradOf(v); g != nil {
+		return g.Data()
+	}
+	return nil
+}
+
 // Backward computes the gradient of the scalar loss with respect to every Var that requires
 // one, accumulating into their Grad. The tape is replayed in reverse creation order, which is a
 // topological order of the graph.

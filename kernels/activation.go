@@ -188,3 +188,17 @@ func LinearForward(y, x, w, b []float32, rows, in, out int) {
 	}
 	Sgemm(false, true, rows, out, in, 1, x, in, w, in, beta, y, out)
 }
+
+// LinearBackward accumulates the gradients of y = x·wᵀ + b (x rows×in, w out×in) from dy
+// (rows×out): dx += dy·w, dw += dyᵀ·x, db += Σ_rows dy. A nil dx, dw or db is skipped.
+func LinearBackward(dx, dw, db, dy, x, w []float32, rows, in, out int) {
+	if dx != nil {
+		Sgemm(false, false, rows, in, out, 1, dy, out, w, in, 1, dx, in)
+	}
+	if dw != nil {
+		Sgemm(true, false, out, in, rows, 1, dy, out, x, in, 1, dw, in)
+	}
+	if db != nil {
+		SumRows(db, dy, rows, out)
+	}
+}
