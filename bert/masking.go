@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/mtbert/mtbert/autograd"
+	"github.com/mtbert/mtbert/kernels"
 	"github.com/mtbert/mtbert/tensor"
 )
 
@@ -84,14 +85,6 @@ func NewMaskingIDs(vocabSize int, maskID int32, specials []int32, continuation [
 	return mk, nil
 }
 
-// mix64 is SplitMix64's finaliser: it turns (seed, key) into a well-spread RNG seed.
-func mix64(x uint64) uint64 {
-	x += 0x9e3779b97f4a7c15
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
-	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
-	return x ^ (x >> 31)
-}
-
 // Mask returns the masked inputs and the labels for ids (one sequence, or a flat B×T batch
 // whose rows start with a special token such as [CLS] or end in [PAD], so no word spans two
 // rows). ids is not modified. An id outside the vocabulary is an error.
@@ -101,7 +94,7 @@ func (mk *Masking) Mask(ids []int32, key uint64) (inputs, labels []int32, err er
 			return nil, nil, fmt.Errorf("bert: masking: id %d at position %d outside vocabulary of %d", id, i, mk.vocabLen)
 		}
 	}
-	g := tensor.NewRNG(mix64(mk.Seed ^ mix64(key)))
+	g := tensor.NewRNG(kernels.SplitMix64(mk.Seed ^ kernels.SplitMix64(key)))
 	inputs = append([]int32(nil), ids...)
 	labels = make([]int32, len(ids))
 	for i := range labels {

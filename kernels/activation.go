@@ -96,14 +96,20 @@ func DropoutMask(mask []float32, p float32, seed, offset uint64) {
 	scale := 1 / (1 - p)
 	ParallelFor(len(mask), actGrain, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			u := float32(SplitMix64(seed^(offset+uint64(i))*0x9e3779b97f4a7c15)>>40) * (1.0 / (1 << 24))
-			if u < p {
+			if dropUniform(seed, offset+uint64(i)) < p {
 				mask[i] = 0
 			} else {
 				mask[i] = scale
 			}
 		}
 	})
+}
+
+// dropUniform is the uniform value in [0, 1) that dropout draws for element i under seed (24
+// bits of SplitMix64 of seed ^ i·golden ratio): DropoutMask and the attention's dropout share it,
+// and the GPU kernels follow it.
+func dropUniform(seed, i uint64) float32 {
+	return float32(SplitMix64(seed^i*0x9e3779b97f4a7c15)>>40) * (1.0 / (1 << 24))
 }
 
 // SplitMix64 is the finaliser of the SplitMix64 generator: a bijective mix of x.

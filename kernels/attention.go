@@ -59,8 +59,7 @@ func getScratch(n int) *[]float32 {
 
 // dropScale returns the dropout factor of probability element i under the attention's rule.
 func (a *Attention) dropScale(i uint64) float32 {
-	u := float32(SplitMix64(a.Seed^i*0x9e3779b97f4a7c15)>>40) * (1.0 / (1 << 24))
-	if u < a.DropP {
+	if dropUniform(a.Seed, i) < a.DropP {
 		return 0
 	}
 	return 1 / (1 - a.DropP)
