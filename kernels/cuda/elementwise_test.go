@@ -294,6 +294,14 @@ func TestColSum(t *testing.T) {
 }
 
 func TestAdamWMulti(t *testing.T) {
+	for _, decoupled := range []bool{true, false} {
+		t.Run(fmt.Sprintf("decoupled=%v", decoupled), func(t *testing.T) { testAdamWMulti(t, decoupled) })
+	}
+}
+
+// testAdamWMulti checks the multi-tensor Adam kernel against kernels.AdamStep over 3 steps, with
+// AdamW's decoupled weight decay or Adam's L2 term.
+func testAdamWMulti(t *testing.T, decoupled bool) {
 	forEachBackend(t, func(t *testing.T, c *Context) {
 		s := c.Stream()
 		ns := []int{1, 7, 1027, 70001}
@@ -335,7 +343,7 @@ func TestAdamWMulti(t *testing.T) {
 		const gradScale, maxNorm = 0.5, 1.0
 		clip := min(float32(1), maxNorm/(gnorm[0]+1e-6))
 		for step := 1; step <= 3; step++ {
-			hp := kernels.AdamParams{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Decoupled: true, Step: step}
+			hp := kernels.AdamParams{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Decoupled: decoupled, Step: step}
 			check(t, s.AdamW(tab, hp, gradScale, gn, maxNorm))
 			for i, h := range hs {
 				g := make([]float32, len(h.g))

@@ -77,16 +77,14 @@ func (s *Stream) GradNorm(out Buffer, t *AdamTable) error {
 	return s.launch("reduce", "mt_reduce_final_f32", Dim3{1, 1, 1}, Dim3{256, 1, 1}, 0, Ptr(out), Ptr(part), I32(g*t.n), I32(2))
 }
 
-// AdamW applies one decoupled AdamW step (kernels.AdamStep with Decoupled, operation for
-// operation in float32) to every tensor of the table: gradients are multiplied by gradScale
+// AdamW applies one Adam step (kernels.AdamStep, operation for operation in float32: decoupled
+// weight decay when hp.Decoupled, AdamW; else Adam's L2 term) to every tensor of the table:
+// gradients are multiplied by gradScale
 // and, when gnorm is a buffer holding the global gradient norm and maxNorm > 0, clipped by
 // min(1, maxNorm/(gnorm+1e-6)). Tensors marked Decay get hp.WeightDecay.
 func (s *Stream) AdamW(t *AdamTable, hp kernels.AdamParams, gradScale float32, gnorm Buffer, maxNorm float32) error {
 	if hp.Step < 1 {
 		panic(fmt.Sprintf("cuda: AdamW: step %d, want >= 1", hp.Step))
-	}
-	if hp.WeightDecay != 0 && !hp.Decoupled {
-		panic("cuda: AdamW: L2 (coupled) weight decay is not implemented on the GPU; set Decoupled")
 	}
 	need("AdamW", "gnorm", gnorm, 1, 4, true)
 	bc1 := 1 - math.Pow(hp.Beta1, float64(hp.Step))
@@ -95,10 +93,13 @@ func (s *Stream) AdamW(t *AdamTable, hp kernels.AdamParams, gradScale float32, g
 	b2 := float32(hp.Beta2)
 	w2 := float32(1 - hp.Beta2)
 	eps := float32(hp.Eps)
-	decay := float32(1 - hp.LR*hp.WeightDecay)
+	decay, l2 := float32(1-hp.LR*hp.WeightDecay), float32(0)
+	if !hp.Decoupled {
+		decay, l2 = 1, float32(hp.WeightDecay)
+	}
 	negStep := -float32(hp.LR / bc1)
 	bc2Sqrt := float32(math.Sqrt(bc2))
 	return s.launch("reduce", "mt_adamw_multi_f32", Dim3{t.adamGrid(), t.n, 1}, Dim3{256, 1, 1}, 0,
-		Ptr(t.buf), I32(t.n), F32(w1), F32(b2), F32(w2), F32(eps), F32(decay), F32(negStep), F32(bc2Sqrt),
+		Ptr(t.buf), I32(t.n), F32(w1), F32(b2), F32(w2), F32(eps), F32(decay), F32(l2), F32(negStep), F32(bc2Sqrt),
 		F32(gradScale), Ptr(gnorm), F32(maxNorm))
 }

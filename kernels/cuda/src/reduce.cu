@@ -57,8 +57,9 @@ extern "C" __global__ void mt_colsum_f32(float* out, const float* x, int rows, i
 MT_KERNEL(mt_colsum_f32)
 
 extern "C" __global__ void mt_adamw_multi_f32(const unsigned long long* table, int ntensors, float w1, float b2, float w2,
-                                               float eps, float decay, float neg_step, float bc2_sqrt, float grad_scale,
-                                               const float* gnorm, float max_norm) {
+                                               float eps, float decay, float l2, float neg_step, float bc2_sqrt,
+                                               float grad_scale, const float* gnorm, float max_norm) {
+#pragma clang fp contract(off)  // operation for operation as kernels.AdamStep: no fused multiply-adds
   const unsigned long long* row = table + (long long)blockIdx.y * 8;
   float* p = (float*)row[0];
   const float* g = (const float*)row[1];
@@ -75,7 +76,10 @@ extern "C" __global__ void mt_adamw_multi_f32(const unsigned long long* table, i
   for (long long i = mt_gtid(); i < n; i += mt_gstride()) {
     float gi = g[i] * gs;
     float pi = p[i];
-    if (wd) pi = pi * decay;
+    if (wd) {
+      pi = pi * decay;                      // AdamW: decay = 1-lr*wd (l2 = 0)
+      if (l2 != 0.0f) gi = gi + l2 * pi;    // Adam's L2 term: l2 = wd (decay = 1)
+    }
     float mi = m[i];
     if (w1 < 0.5f) mi = mi + w1 * (gi - mi);
     else mi = gi - (gi - mi) * (1.0f - w1);
