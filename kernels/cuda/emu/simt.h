@@ -92,6 +92,9 @@ static inline int atomicAdd(int* p, int v) { return __atomic_fetch_add(p, v, __A
 static inline unsigned atomicAdd(unsigned* p, unsigned v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
 
 static inline float mt_sqrtf(float x) { return std::sqrt(x); }
+// Built with -ffp-contract=off: plain operations round one by one, as mul.rn/add.rn do.
+static inline float mt_mul(float a, float b) { return a * b; }
+static inline float mt_add(float a, float b) { return a + b; }
 static inline float mt_fast_exp2(float x) { return std::exp2(x); }
 static inline float mt_fast_log2(float x) { return std::log2(x); }
 static inline float mt_fminf(float a, float b) { return std::fmin(a, b); }

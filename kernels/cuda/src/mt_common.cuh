@@ -38,6 +38,10 @@ static __device__ __forceinline__ unsigned __ballot_sync(unsigned mask, int pred
 static __device__ __forceinline__ float atomicAdd(float* p, float v) { return __nvvm_atom_add_gen_f(p, v); }
 static __device__ __forceinline__ int atomicAdd(int* p, int v) { return __nvvm_atom_add_gen_i(p, v); }
 static __device__ __forceinline__ float mt_sqrtf(float x) { return __nvvm_sqrt_rn_f(x); }
+// mt_mul and mt_add round each operation (mul.rn, add.rn): never fused into an fma, for kernels
+// that follow a CPU reference operation for operation.
+static __device__ __forceinline__ float mt_mul(float a, float b) { return __nvvm_mul_rn_f(a, b); }
+static __device__ __forceinline__ float mt_add(float a, float b) { return __nvvm_add_rn_f(a, b); }
 static __device__ __forceinline__ float mt_fast_exp2(float x) { return __nvvm_ex2_approx_f(x); }
 static __device__ __forceinline__ float mt_fast_log2(float x) { return __nvvm_lg2_approx_f(x); }
 static __device__ __forceinline__ float mt_fminf(float a, float b) { return __builtin_fminf(a, b); }

@@ -59,7 +59,6 @@ MT_KERNEL(mt_colsum_f32)
 extern "C" __global__ void mt_adamw_multi_f32(const unsigned long long* table, int ntensors, float w1, float b2, float w2,
                                                float eps, float decay, float l2, float neg_step, float bc2_sqrt,
                                                float grad_scale, const float* gnorm, float max_norm) {
-#pragma clang fp contract(off)  // operation for operation as kernels.AdamStep: no fused multiply-adds
   const unsigned long long* row = table + (long long)blockIdx.y * 8;
   float* p = (float*)row[0];
   const float* g = (const float*)row[1];
@@ -74,18 +73,19 @@ extern "C" __global__ void mt_adamw_multi_f32(const unsigned long long* table, i
     if (c < 1.0f) gs = gs * c;
   }
   for (long long i = mt_gtid(); i < n; i += mt_gstride()) {
-    float gi = g[i] * gs;
+    // mt_mul/mt_add: each operation rounded as kernels.AdamStep's, never fused.
+    float gi = mt_mul(g[i], gs);
     float pi = p[i];
     if (wd) {
-      pi = pi * decay;                      // AdamW: decay = 1-lr*wd (l2 = 0)
-      if (l2 != 0.0f) gi = gi + l2 * pi;    // Adam's L2 term: l2 = wd (decay = 1)
+      pi = mt_mul(pi, decay);                         // AdamW: decay = 1-lr*wd (l2 = 0)
+      if (l2 != 0.0f) gi = mt_add(gi, mt_mul(l2, pi));  // Adam's L2 term: l2 = wd (decay = 1)
     }
     float mi = m[i];
-    if (w1 < 0.5f) mi = mi + w1 * (gi - mi);
-    else mi = gi - (gi - mi) * (1.0f - w1);
-    float vi = v[i] * b2 + w2 * gi * gi;
-    float denom = mt_sqrtf(vi) / bc2_sqrt + eps;
-    pi = pi + (neg_step * mi) / denom;
+    if (w1 < 0.5f) mi = mt_add(mi, mt_mul(w1, gi - mi));
+    else mi = gi - mt_mul(gi - mi, 1.0f - w1);
+    float vi = mt_add(mt_mul(v[i], b2), mt_mul(mt_mul(w2, gi), gi));
+    float denom = mt_add(mt_sqrtf(vi) / bc2_sqrt, eps);
+    pi = mt_add(pi, mt_mul(neg_step, mi) / denom);
     p[i] = pi;
     m[i] = mi;
     v[i] = vi;
