@@ -2,6 +2,7 @@ package bert
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -128,6 +129,35 @@ func (m *Model) Save(dir string, vocab *Vocab) error {
 		}
 		return nil
 	})
+}
+
+// WriteFileAtomic writes path through write into a temporary file beside it, readable by all
+// (0644: os.CreateTemp makes 0600), synced, then renamed over path; on any error path is left
+// as it was and the temporary is removed.
+func WriteFileAtomic(path string, write func(w io.Writer) error) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if err = f.Chmod(0o644); err != nil {
+		return err
+	}
+	if err = write(f); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
 }
 
 // WriteDirAtomic fills a new temporary directory beside dir with fill, then moves it to dir,

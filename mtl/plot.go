@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/color"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
 
+	"github.com/mtbert/mtbert/bert"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
@@ -128,19 +130,5 @@ func savePlot(path, title, x, y string, series map[string]plotter.XYs, labels ma
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if _, err := w.WriteTo(f); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return os.Rename(tmp, path)
+	return bert.WriteFileAtomic(path, func(f io.Writer) error { _, err := w.WriteTo(f); return err })
 }

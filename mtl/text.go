@@ -319,9 +319,5 @@ func WriteTrainText(cfg *Config, path string) (TrainTextStats, error) {
 		}
 	}
 	st.Bytes = buf.Len()
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
-		return st, err
-	}
-	return st, os.Rename(tmp, path)
+	return st, bert.WriteFileAtomic(path, func(w io.Writer) error { _, err := w.Write(buf.Bytes()); return err })
 }

@@ -256,6 +256,9 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		if err := tmp.Chmod(0o644); err != nil { // CreateTemp makes 0600; the output is shared
+			return err
+		}
 		defer os.Remove(tmp.Name())
 		defer tmp.Close()
 		if len(old) > 0 {

@@ -17,6 +17,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/mtbert/mtbert/bert"
 	"github.com/mtbert/mtbert/mtl"
 )
 
@@ -168,23 +169,6 @@ func bratAnn(note string, ents map[string][]mtl.Entity, tasks []string, prefix b
 	return b.Bytes()
 }
 
-// writeAtomic writes data to path through a temporary file in its folder, renamed into place.
-func writeAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
-}
-
 // bratSink writes ID.txt and ID.ann per note into a folder: the .txt first, then the .ann,
 // each through a temporary file renamed into place, so an .ann that exists is complete (what
 // -resume checks).
@@ -212,10 +196,10 @@ func (s *bratSink) put(it *predictItem, o *predictOutput, _ []byte) (bool, error
 		return true, nil
 	}
 	s.names[name] = o.ID
-	if err := writeAtomic(filepath.Join(s.dir, name+".txt"), []byte(it.text)); err != nil {
+	if err := writeBytes(filepath.Join(s.dir, name+".txt"), []byte(it.text)); err != nil {
 		return false, err
 	}
-	return false, writeAtomic(filepath.Join(s.dir, name+".ann"), bratAnn(it.text, o.Entities, s.tasks, s.prefix))
+	return false, writeBytes(filepath.Join(s.dir, name+".ann"), bratAnn(it.text, o.Entities, s.tasks, s.prefix))
 }
 
 func (s *bratSink) finish() error { return nil }
@@ -480,4 +464,9 @@ func (p *progress) finish(complete bool) {
 		<-p.done
 		p.draw(true, complete)
 	})
+}
+
+// writeBytes writes data to path atomically (bert.WriteFileAtomic).
+func writeBytes(path string, data []byte) error {
+	return bert.WriteFileAtomic(path, func(w io.Writer) error { _, err := w.Write(data); return err })
 }
