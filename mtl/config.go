@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"sort"
 	"strings"
 
@@ -424,10 +423,6 @@ func nodeKind(n *yaml.Node) string {
 	return "nothing"
 }
 
-var reservedNames = map[string]bool{"embeddings": true, "encoder": true, "pooler": true, "cls": true}
-
-var taskNameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_\-]*$`)
-
 // resolve joins a relative path to base.
 func resolve(base, p string) string {
 	if p == "" || filepath.IsAbs(p) {
@@ -581,11 +576,8 @@ func (c *Config) finishTask(i int, path string, present map[string]bool, names m
 			return fail(key, "required")
 		}
 	}
-	switch {
-	case !taskNameRE.MatchString(t.Name):
-		return fail("name", "%q: want a letter then letters, digits, _ or -", t.Name)
-	case reservedNames[t.Name]:
-		return fail("name", "%q is reserved for BERT's own parameters", t.Name)
+	if err := checkTaskName(t.Name); err != nil {
+		return fail("name", "%v", err)
 	}
 	if j, dup := names[t.Name]; dup {
 		return fail("name", "duplicate task name %q (also tasks[%d])", t.Name, j)

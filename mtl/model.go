@@ -66,15 +66,30 @@ func (s TaskSpec) Outputs() int {
 	return len(s.Labels)
 }
 
-var taskName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_\-]*$`)
+var taskNameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_\-]*$`)
+
+// reservedNames are the first components of BERT's own parameter names, which a head's
+// parameters ("<task>.weight") must not collide with.
+var reservedNames = map[string]bool{"embeddings": true, "encoder": true, "pooler": true, "cls": true}
+
+// checkTaskName checks a task name: a letter then letters, digits, _ or -, and not one of
+// BERT's own parameter prefixes.
+func checkTaskName(name string) error {
+	switch {
+	case !taskNameRE.MatchString(name):
+		return fmt.Errorf("%q: want a letter then letters, digits, _ or -", name)
+	case reservedNames[name]:
+		return fmt.Errorf("%q is reserved for BERT's own parameters", name)
+	}
+	return nil
+}
 
 // Validate checks a spec.
 func (s TaskSpec) Validate() error {
+	if err := checkTaskName(s.Name); err != nil {
+		return fmt.Errorf("task name %w", err)
+	}
 	switch {
-	case !taskName.MatchString(s.Name):
-		return fmt.Errorf("task name %q: want a letter then letters, digits, _ or -", s.Name)
-	case s.Name == "embeddings" || s.Name == "encoder" || s.Name == "pooler" || s.Name == "cls":
-		return fmt.Errorf("task name %q is reserved for BERT's own parameters", s.Name)
 	case !s.Kind.Valid():
 		return fmt.Errorf("task %s: unknown kind %q", s.Name, s.Kind)
 	case s.Kind == MLM && len(s.Labels) > 0:
@@ -148,7 +163,7 @@ func NewModel(enc *bert.Model, specs []TaskSpec, seed uint64, dropout float64) (
 		}
 		if s.Kind == MLM {
 			if !enc.HasMLMHead() {
-				if _, err := enc.AddMLMHead(seed ^ 0x6d6c6d); err != nil {
+				if _, err := enc.AddMLMHead(seed ^ mlmHeadSeedOffset); err != nil {
 					return nil, err
 				}
 			}

@@ -25,6 +25,8 @@ const (
 	headSeedOffset    = 0x4ead
 	shuffleSeedOffset = 0x5ca11e
 	maskSeedOffset    = 0x6d61736b
+	// mlmHeadSeedOffset seeds a new MLM head (one a checkpoint lacks).
+	mlmHeadSeedOffset = 0x6d6c6d
 )
 
 // Files a training run writes into its output folder, beside the checkpoints.
@@ -215,7 +217,7 @@ func newEncoder(cfg *Config, tok *bert.Tokenizer, seed uint64) (*bert.Model, err
 		if mlm {
 			// Keep the checkpoint's MLM head, when it has one, to continue pretraining.
 			load = func(dir string) (*bert.Model, error) {
-				m, _, err := bert.LoadMaskedLM(dir, seed^0x6d6c6d)
+				m, _, err := bert.LoadMaskedLM(dir, seed^mlmHeadSeedOffset)
 				return m, err
 			}
 		}

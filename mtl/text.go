@@ -192,7 +192,7 @@ func scanText(path string, maxLine int, emit func(line int, text string)) (TextS
 // before max.
 func cutPoint(b []byte, max int) int {
 	for i := max; i > max/2; i-- {
-		if i < len(b) && (b[i-1] == ' ' || b[i-1] == '\t') {
+		if b[i-1] == ' ' || b[i-1] == '\t' {
 			return i
 		}
 	}
