@@ -391,7 +391,7 @@ func evalMLM(m *Model, h *Head, tok *bert.Tokenizer, lt *LoadedTask, sd *SplitDa
 			continue
 		}
 		tp := autograd.NoGrad()
-		out, err := m.Encoder.Forward(tp, b.Enc, false)
+		out, err := m.infer(tp, b.Enc)
 		if err != nil {
 			return err
 		}

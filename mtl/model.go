@@ -262,13 +262,7 @@ func (m *Model) Loss(tp *autograd.Tape, h *Head, b *Batch, train bool) (*autogra
 func (m *Model) Predict(enc bert.Batch, heads []*Head) (map[string][]float32, error) {
 	tp := autograd.NoGrad()
 	defer tp.Reset()
-	var out *bert.Output
-	var err error
-	if m.gpu != nil {
-		out, err = m.gpuForward(enc)
-	} else {
-		out, err = m.Encoder.Forward(tp, enc, false)
-	}
+	out, err := m.infer(tp, enc)
 	if err != nil {
 		return nil, err
 	}
@@ -277,6 +271,14 @@ func (m *Model) Predict(enc bert.Batch, heads []*Head) (map[string][]float32, er
 		res[h.Spec.Name] = m.logits(tp, h, out, false).Value.ToHost()
 	}
 	return res, nil
+}
+
+// infer runs the encoder in inference mode: on the GPU after UseCUDA, else on tp.
+func (m *Model) infer(tp *autograd.Tape, enc bert.Batch) (*bert.Output, error) {
+	if m.gpu != nil {
+		return m.gpuForward(enc)
+	}
+	return m.Encoder.Forward(tp, enc, false)
 }
 
 // gpuForward runs the encoder on the GPU and returns its last hidden state and pooled output
