@@ -89,14 +89,23 @@ func NewMaskingIDs(vocabSize int, maskID int32, specials []int32, continuation [
 // whose rows start with a special token such as [CLS] or end in [PAD], so no word spans two
 // rows). ids is not modified. An id outside the vocabulary is an error.
 func (mk *Masking) Mask(ids []int32, key uint64) (inputs, labels []int32, err error) {
+	inputs, labels = make([]int32, len(ids)), make([]int32, len(ids))
+	if err := mk.maskInto(inputs, labels, ids, key); err != nil {
+		return nil, nil, err
+	}
+	return inputs, labels, nil
+}
+
+// maskInto writes the masked ids into inputs and the labels into labels for ids (the three of
+// one length; inputs must not alias ids: word boundaries are read from the original ids).
+func (mk *Masking) maskInto(inputs, labels, ids []int32, key uint64) error {
 	for i, id := range ids {
 		if id < 0 || int(id) >= mk.vocabLen {
-			return nil, nil, fmt.Errorf("bert: masking: id %d at position %d outside vocabulary of %d", id, i, mk.vocabLen)
+			return fmt.Errorf("bert: masking: id %d at position %d outside vocabulary of %d", id, i, mk.vocabLen)
 		}
 	}
 	g := tensor.NewRNG(kernels.SplitMix64(mk.Seed ^ kernels.SplitMix64(key)))
-	inputs = append([]int32(nil), ids...)
-	labels = make([]int32, len(ids))
+	copy(inputs, ids)
 	for i := range labels {
 		labels[i] = autograd.IgnoreIndex
 	}
@@ -122,7 +131,7 @@ func (mk *Masking) Mask(ids []int32, key uint64) (inputs, labels []int32, err er
 			inputs[i] = mk.nonSpec[g.IntN(len(mk.nonSpec))]
 		}
 	}
-	return inputs, labels, nil
+	return nil
 }
 
 // MaskBatch masks a padded batch (each row with key·B + row, so a row's mask does not depend
@@ -130,15 +139,26 @@ func (mk *Masking) Mask(ids []int32, key uint64) (inputs, labels []int32, err er
 // attention mask shared with b) and the labels (B·T).
 func (mk *Masking) MaskBatch(b Batch, key uint64) (Batch, []int32, error) {
 	out := b
-	out.IDs = make([]int32, len(b.IDs))
+	out.IDs = append([]int32(nil), b.IDs...)
 	labels := make([]int32, len(b.IDs))
-	for r := 0; r < b.B; r++ {
-		in, lab, err := mk.Mask(b.IDs[r*b.T:(r+1)*b.T], key*uint64(b.B)+uint64(r))
-		if err != nil {
-			return Batch{}, nil, err
-		}
-		copy(out.IDs[r*b.T:], in)
-		copy(labels[r*b.T:], lab)
+	if err := mk.MaskRows(out.IDs, labels, b.B, b.T, func(r int) uint64 { return key*uint64(b.B) + uint64(r) }); err != nil {
+		return Batch{}, nil, err
 	}
 	return out, labels, nil
+}
+
+// MaskRows masks the B rows of T ids in place, row r with key(r) (see Mask), writing their
+// labels into labels (B·T).
+func (mk *Masking) MaskRows(ids, labels []int32, B, T int, key func(r int) uint64) error {
+	if len(ids) != B*T || len(labels) != B*T {
+		return fmt.Errorf("bert: masking: %d ids and %d labels for %d rows of %d", len(ids), len(labels), B, T)
+	}
+	row := make([]int32, T)
+	for r := 0; r < B; r++ {
+		copy(row, ids[r*T:(r+1)*T])
+		if err := mk.maskInto(ids[r*T:(r+1)*T], labels[r*T:(r+1)*T], row, key(r)); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -189,17 +189,11 @@ func (tr *Trainer) batch(i int) Batch {
 	return b
 }
 
-// maskRows masks each row r of an mlm batch with key(r), writing the masked ids into b.Enc.IDs
-// and the labels into b.Tags (padding stays unmasked: [PAD] is special).
+// maskRows masks each row r of an mlm batch with key(r), in place: the masked ids into
+// b.Enc.IDs and the labels into b.Tags (padding stays unmasked: [PAD] is special).
 func maskRows(mk *bert.Masking, b *Batch, key func(r int) uint64) {
-	T := b.Enc.T
-	for r := 0; r < b.Enc.B; r++ {
-		in, lab, err := mk.Mask(b.Enc.IDs[r*T:(r+1)*T], key(r))
-		if err != nil {
-			panic(err) // ids come from the tokenizer's own vocabulary
-		}
-		copy(b.Enc.IDs[r*T:], in)
-		copy(b.Tags[r*T:], lab)
+	if err := mk.MaskRows(b.Enc.IDs, b.Tags, b.Enc.B, b.Enc.T, key); err != nil {
+		panic(err) // ids come from the tokenizer's own vocabulary
 	}
 }
 
