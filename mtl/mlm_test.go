@@ -151,7 +151,8 @@ func FuzzReadText(f *testing.F) {
 			t.Fatal(err)
 		}
 		for _, d := range docs {
-			if d.Text == "" || !utf8Valid(d.Text) || len(d.Text) > max+2*len("\uFFFD")*max {
+			// A piece holds at most max bytes, each invalid byte of which becomes U+FFFD's 3.
+			if d.Text == "" || !utf8Valid(d.Text) || len(d.Text) > 3*max {
 				t.Fatalf("doc %q (limit %d)", d.Text, max)
 			}
 		}
@@ -364,5 +365,66 @@ func TestMLMInTheMix(t *testing.T) {
 	}
 	if _, _, err := ex.SplitTasks([]string{"lm"}); err == nil || !strings.Contains(err.Error(), "predicts nothing") {
 		t.Errorf("SplitTasks(lm): %v", err)
+	}
+}
+
+// TestWriteTrainText: the corpus holds the train split's texts (after holdout) once each, and
+// none of the held-out text (the ner task alone: the other tasks repeat its sentences).
+func TestWriteTrainText(t *testing.T) {
+	cfg, err := LoadConfig(trainConfig, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every task: their texts overlap, so some are repeats.
+	all, err := WriteTrainText(cfg, filepath.Join(t.TempDir(), "all.txt"))
+	if err != nil || all.Repeats == 0 {
+		t.Fatalf("all tasks: %+v, %v", all, err)
+	}
+	// The ner task alone, half its documents held out as dev.
+	cfg.Tasks = cfg.Tasks[:1]
+	cfg.Tasks[0].Dev = nil
+	cfg.Tasks[0].Holdout = &HoldoutConfig{Dev: 0.5, Seed: 1}
+	out := filepath.Join(t.TempDir(), "corpus.txt")
+	st, err := WriteTrainText(cfg, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(out)
+	lines := strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n")
+	seen := map[string]bool{}
+	for _, l := range lines {
+		if seen[l] {
+			t.Fatalf("%q written twice", l)
+		}
+		seen[l] = true
+	}
+	train, err := cfg.Tasks[0].ReadSplit(SplitTrain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := cfg.Tasks[0].ReadSplit(SplitDev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	for _, d := range train.Docs {
+		want[strings.Join(strings.Fields(d.Text), " ")] = true
+	}
+	held := 0
+	for _, d := range dev.Docs {
+		if s := strings.Join(strings.Fields(d.Text), " "); !want[s] {
+			held++
+			if seen[s] {
+				t.Errorf("held-out text %q is in the corpus", s)
+			}
+		}
+	}
+	for s := range want {
+		if !seen[s] {
+			t.Errorf("train text %q is missing", s)
+		}
+	}
+	if held == 0 || st.Documents != len(lines) || st.Bytes != len(raw) || st.Documents >= all.Documents {
+		t.Errorf("held-out texts %d, stats %+v for %d lines of %d bytes", held, st, len(lines), len(raw))
 	}
 }
