@@ -1,13 +1,11 @@
 package bert
 
 import (
-	"errors"
 	"fmt"
-	"math"
 
 	"github.com/mtbert/mtbert/autograd"
 	"github.com/mtbert/mtbert/kernels/cuda"
-	"github.com/mtbert/mtbert/nn"
+	"github.com/mtbert/mtbert/tensor"
 )
 
 // CUDAEncoder runs a model's encoder for inference on a CUDA device, with the kernels of
@@ -15,7 +13,7 @@ import (
 // V, fused FlashAttention-2 style attention (bf16 inputs, float32 softmax and output), LayerNorm
 // fused with the residual add, and bias+GELU. The weights stay in float32 on the device; only
 // the attention's inputs are rounded to bf16, so results agree with the CPU within bf16
-// tolerances. Training on the GPU is not wired yet. A CUDAEncoder is not safe for concurrent
+// tolerances (see UseBF16 for mixed precision, CUDATrainer for training). A CUDAEncoder is not safe for concurrent
 // use.
 type CUDAEncoder struct {
 	m *Model
@@ -117,117 +115,33 @@ func (e *CUDAEncoder) Close() {
 // mask must be right padding (each row's ones, then zeros): the GPU attention masks keys by
 // length.
 func (e *CUDAEncoder) Forward(b Batch) ([]float32, error) {
-	if err := e.m.validate(b); err != nil {
-		return nil, err
-	}
-	cfg := e.m.Cfg
-	B, T, H, I, nh := b.B, b.T, cfg.HiddenSize, cfg.IntermediateSize, cfg.NumAttentionHeads
-	N, D := B*T, cfg.HiddenSize/cfg.NumAttentionHeads
-	valid, err := rightPadding(b)
+	p, err := e.newPass(b, false)
 	if err != nil {
 		return nil, err
 	}
-	pos, types := positions(b)
-
-	var bufs []cuda.Buffer
-	var firstErr error
-	alloc := func(bytes int) cuda.Buffer {
-		buf, err := e.c.Alloc(bytes)
-		if err != nil && firstErr == nil {
-			firstErr = err
-		}
-		bufs = append(bufs, buf)
-		return buf
-	}
-	defer func() {
-		for _, buf := range bufs {
-			buf.Free()
-		}
-	}()
-	// act allocates a float32 activation and, in bf16 mode, its bf16 copy.
-	act := func(n int) pair {
-		p := pair{f: alloc(4 * n)}
-		if e.wb != nil {
-			p.b = alloc(2 * n)
-		}
-		return p
-	}
-	ids, posIDs, typeIDs, vl := alloc(4*N), alloc(4*N), alloc(4*N), alloc(4*B)
-	x, x1, ctx := act(N*H), act(N*H), act(N*H)
-	a := alloc(4 * N * H)
-	q, k, v := alloc(4*N*H), alloc(4*N*H), alloc(4*N*H)
-	qb, kb, vb := alloc(2*N*H), alloc(2*N*H), alloc(2*N*H)
-	h := act(N * I)
-	mean, rstd, lse := alloc(4*N), alloc(4*N), alloc(4*B*nh*T)
-	if firstErr != nil {
-		return nil, firstErr
-	}
-	s := e.s
-	w := func(p *autograd.Var) cuda.Buffer { return e.w[p] }
-	var none cuda.Buffer
-	err = errors.Join(cuda.Upload(s, ids, b.IDs), cuda.Upload(s, posIDs, pos), cuda.Upload(s, typeIDs, types), cuda.Upload(s, vl, valid))
-	// linear computes out = in·Wᵀ + bias (rows N, in cols → out cols), with a bf16 copy when
-	// outBF16 is set.
-	linear := func(out, outBF16 cuda.Buffer, in pair, l *nn.Linear, inCols, outCols int) error {
-		if err := e.mm(cuda.Gemm{M: N, N: outCols, K: inCols, TransB: true}, in, e.weight(l.W), out); err != nil {
-			return err
-		}
-		return s.BiasAdd(out, outBF16, out, w(l.B), N, outCols)
-	}
-	if err == nil {
-		err = errors.Join(
-			s.EmbeddingForward(a, w(e.m.Word.W), ids, N, H, false),
-			s.EmbeddingForward(a, w(e.m.Position.W), posIDs, N, H, true),
-			s.EmbeddingForward(a, w(e.m.TokenType.W), typeIDs, N, H, true),
-			s.LayerNormForward(x.f, x.b, none, mean, rstd, a, none, w(e.m.EmbLN.Gamma), w(e.m.EmbLN.Beta), N, H, float32(cfg.LayerNormEps)))
-	}
-	att := cuda.FlashAttention{B: B, H: nh, T: T, D: D, Scale: float32(1 / math.Sqrt(float64(D))), ValidLen: vl,
-		QSB: T * H, QSH: D, QST: H, OSB: T * H, OSH: D, OST: H}
-	for _, l := range e.m.Layers {
-		if err != nil {
-			break
-		}
-		eps := float32(cfg.LayerNormEps)
-		err = errors.Join(
-			linear(q, qb, x, l.Query, H, H), linear(k, kb, x, l.Key, H, H), linear(v, vb, x, l.Value, H, H),
-			s.FlashAttentionForward(att, qb, kb, vb, ctx.b, ctx.f, lse),
-			linear(a, none, ctx, l.AttnOut, H, H),
-			s.LayerNormForward(x1.f, x1.b, none, mean, rstd, a, x.f, w(l.AttnLN.Gamma), w(l.AttnLN.Beta), N, H, eps),
-			e.mm(cuda.Gemm{M: N, N: I, K: H, TransB: true}, x1, e.weight(l.Intermediate.W), h.f),
-			s.BiasGeluForward(none, h.f, h.b, h.f, w(l.Intermediate.B), N, I),
-			linear(a, none, h, l.Output, I, H),
-			s.LayerNormForward(x.f, x.b, none, mean, rstd, a, x1.f, w(l.OutLN.Gamma), w(l.OutLN.Beta), N, H, eps))
-	}
-	if err != nil {
+	defer p.free()
+	if err := p.forward(); err != nil {
 		return nil, fmt.Errorf("bert: GPU encoder: %w", err)
 	}
-	last := make([]float32, N*H)
-	if err := cuda.Download(s, last, x.f); err != nil {
+	last := make([]float32, p.N*p.H)
+	if err := cuda.Download(p.s, last, p.x.f); err != nil {
 		return nil, fmt.Errorf("bert: GPU encoder: %w", err)
 	}
 	return last, nil
 }
 
 // Embed is Model.Embed on the GPU: the last hidden state (B, T, H) from Forward and, when the
-// model has a pooler, the pooled output (B, H), computed on the host from the [CLS] rows.
+// model has a pooler, the pooled output (B, H), computed on the CPU by the model's own pooler.
 func (e *CUDAEncoder) Embed(b Batch) (last, pooled []float32, err error) {
 	last, err = e.Forward(b)
 	if err != nil || e.m.Pooler == nil {
 		return last, nil, err
 	}
-	H := e.m.Cfg.HiddenSize
-	W, bias := e.m.Pooler.W.Value.Contiguous().Data(), e.m.Pooler.B.Value.Contiguous().Data()
-	pooled = make([]float32, b.B*H)
-	for r := 0; r < b.B; r++ {
-		cls := last[r*b.T*H : r*b.T*H+H]
-		for j := 0; j < H; j++ {
-			s := float64(bias[j])
-			for i, x := range cls {
-				s += float64(W[j*H+i]) * float64(x)
-			}
-			pooled[r*H+j] = float32(math.Tanh(s))
-		}
-	}
+	// The CPU model's pooler (dense + tanh on [CLS]) over the GPU's last hidden state.
+	tp := autograd.NoGrad()
+	defer tp.Reset()
+	x := autograd.Constant(tensor.FromSlice(last, b.B, b.T, e.m.Cfg.HiddenSize))
+	pooled = tp.Tanh(e.m.Pooler.Forward(tp, tp.Select(x, 1, 0))).Value.ToHost()
 	return last, pooled, nil
 }
 

@@ -1,0 +1,216 @@
+package bert
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/mtbert/mtbert/autograd"
+	"github.com/mtbert/mtbert/kernels/cuda"
+	"github.com/mtbert/mtbert/nn"
+)
+
+// cudaLayerSaved is what the backward pass of one layer needs from its forward pass. In
+// inference every layer shares one set, overwritten layer by layer.
+type cudaLayerSaved struct {
+	xin, ctx, x1, hg                                          pair
+	qb, kb, vb, lse, s1, mean1, rstd1, hPre, s2, mean2, rstd2 cuda.Buffer
+	// Seeds of the attention-probability dropout and of the dropout after the attention
+	// output and the feed-forward output, drawn as the CPU's Forward draws them.
+	attSeed, aSeed, oSeed uint64
+}
+
+// cudaPass is one batch's encoder pass on the GPU: its inputs, activations and, in training,
+// what the backward needs. Forward and the training step both run it.
+type cudaPass struct {
+	e                 *CUDAEncoder
+	s                 *cuda.Stream
+	b                 Batch
+	train, bf16       bool
+	N, H, I           int
+	pos, types        []int32
+	bufs              []cuda.Buffer
+	allocErr          error
+	ids, posIDs, tIDs cuda.Buffer
+	emb, s0, tmp      cuda.Buffer
+	mean0, rstd0      cuda.Buffer
+	x                 pair
+	saved             []cudaLayerSaved
+	att               cuda.FlashAttention
+	// pH and pA are the hidden and attention dropout (training only); embSeed the seed of the
+	// dropout after the embeddings.
+	pH, pA  float32
+	embSeed uint64
+}
+
+// newPass checks b, allocates the pass's buffers (zeroed), uploads the inputs and, in training,
+// draws the dropout seeds from the model's stream in the order of the CPU's Forward.
+func (e *CUDAEncoder) newPass(b Batch, train bool) (*cudaPass, error) {
+	if err := e.m.validate(b); err != nil {
+		return nil, err
+	}
+	valid, err := rightPadding(b)
+	if err != nil {
+		return nil, err
+	}
+	cfg := e.m.Cfg
+	p := &cudaPass{e: e, s: e.s, b: b, train: train, bf16: e.wb != nil, N: b.B * b.T, H: cfg.HiddenSize, I: cfg.IntermediateSize}
+	p.pos, p.types = positions(b)
+	N, H, I, B, T, nh := p.N, p.H, p.I, b.B, b.T, cfg.NumAttentionHeads
+	D := H / nh
+	p.ids, p.posIDs, p.tIDs = p.f32(N), p.f32(N), p.f32(N)
+	vl := p.f32(B)
+	p.emb, p.s0, p.tmp, p.mean0, p.rstd0 = p.f32(N*H), p.f32(N*H), p.f32(N*H), p.f32(N), p.f32(N)
+	p.x = p.act(N * H)
+	slot := func() cudaLayerSaved {
+		return cudaLayerSaved{xin: p.act(N * H), qb: p.alloc(2 * N * H), kb: p.alloc(2 * N * H), vb: p.alloc(2 * N * H),
+			ctx: p.act(N * H), lse: p.f32(B * nh * T), s1: p.f32(N * H), mean1: p.f32(N), rstd1: p.f32(N), x1: p.act(N * H),
+			hPre: p.f32(N * I), hg: p.act(N * I), s2: p.f32(N * H), mean2: p.f32(N), rstd2: p.f32(N)}
+	}
+	p.saved = make([]cudaLayerSaved, len(e.m.Layers))
+	var shared cudaLayerSaved
+	if !train {
+		shared = slot()
+	}
+	for i := range p.saved {
+		if train {
+			p.saved[i] = slot()
+		} else {
+			p.saved[i] = shared
+		}
+	}
+	if p.allocErr != nil {
+		p.free()
+		return nil, p.allocErr
+	}
+	p.att = cuda.FlashAttention{B: B, H: nh, T: T, D: D, Scale: float32(1 / math.Sqrt(float64(D))), ValidLen: vl,
+		QSB: T * H, QSH: D, QST: H, OSB: T * H, OSH: D, OST: H, GSB: T * H, GSH: D, GST: H}
+	if train {
+		p.pH, p.pA = e.m.Dropout.P, float32(cfg.AttentionProbsDropoutProb)
+		if p.pA > 0 && D != 32 && D != 64 {
+			p.free()
+			return nil, fmt.Errorf("bert: GPU encoder: attention dropout needs heads of 32 or 64 dimensions, not %d", D)
+		}
+		if p.pH > 0 {
+			p.embSeed = e.m.Dropout.NextSeed()
+		}
+		for i := range p.saved {
+			p.saved[i].attSeed = e.m.Dropout.NextSeed()
+			if p.pH > 0 {
+				p.saved[i].aSeed, p.saved[i].oSeed = e.m.Dropout.NextSeed(), e.m.Dropout.NextSeed()
+			}
+		}
+	}
+	if err := errors.Join(cuda.Upload(p.s, p.ids, b.IDs), cuda.Upload(p.s, p.posIDs, p.pos),
+		cuda.Upload(p.s, p.tIDs, p.types), cuda.Upload(p.s, vl, valid)); err != nil {
+		p.free()
+		return nil, err
+	}
+	return p, nil
+}
+
+// alloc returns a zeroed device buffer freed with the pass (the first error is kept).
+func (p *cudaPass) alloc(bytes int) cuda.Buffer {
+	buf, err := p.e.c.Alloc(bytes)
+	if err == nil {
+		err = p.s.MemsetD8(buf.Ptr, 0, bytes)
+	}
+	if err != nil && p.allocErr == nil {
+		p.allocErr = err
+	}
+	p.bufs = append(p.bufs, buf)
+	return buf
+}
+
+func (p *cudaPass) f32(n int) cuda.Buffer { return p.alloc(4 * n) }
+
+// act allocates a float32 activation and, in bf16 mode, its bf16 copy.
+func (p *cudaPass) act(n int) pair {
+	a := pair{f: p.f32(n)}
+	if p.bf16 {
+		a.b = p.alloc(2 * n)
+	}
+	return a
+}
+
+func (p *cudaPass) free() {
+	for _, b := range p.bufs {
+		b.Free()
+	}
+	p.bufs = nil
+}
+
+// linear computes out = in·Wᵀ + bias over the pass's N rows, with a bf16 copy when outBF16 is
+// set.
+func (p *cudaPass) linear(out, outBF16 cuda.Buffer, in, w pair, bias cuda.Buffer, inC, outC int) error {
+	return errors.Join(p.e.mm(cuda.Gemm{M: p.N, N: outC, K: inC, TransB: true}, in, w, out), p.s.BiasAdd(out, outBF16, out, bias, p.N, outC))
+}
+
+// lin is linear for one of the model's layers.
+func (p *cudaPass) lin(out, outBF16 cuda.Buffer, in pair, l *nn.Linear, inC, outC int) error {
+	return p.linear(out, outBF16, in, p.e.weight(l.W), p.e.w[l.B], inC, outC)
+}
+
+// drop applies the hidden dropout with seed to buf in place (training only).
+func (p *cudaPass) drop(buf cuda.Buffer, seed uint64) error {
+	if p.pH == 0 {
+		return nil
+	}
+	return p.s.DropoutForwardSplitMix(buf, cuda.Buffer{}, buf, p.N*p.H, p.pH, seed, 0)
+}
+
+// toBF16 refreshes a's bf16 copy of n values (bf16 mode only).
+func (p *cudaPass) toBF16(a pair, n int) error {
+	if !p.bf16 {
+		return nil
+	}
+	return p.s.F32ToBF16(a.b, a.f, n)
+}
+
+// copyPair copies n values of src into dst, with the bf16 copy in bf16 mode.
+func (p *cudaPass) copyPair(dst, src pair, n int) error {
+	if err := p.s.CopyDtoDAsync(dst.f.Ptr, src.f.Ptr, 4*n); err != nil || !p.bf16 {
+		return err
+	}
+	return p.s.CopyDtoDAsync(dst.b.Ptr, src.b.Ptr, 2*n)
+}
+
+// forward runs the embeddings and every layer; p.x holds the last hidden state after it. In
+// training it keeps each layer's input and intermediates and applies dropout.
+func (p *cudaPass) forward() error {
+	m, s, N, H, I := p.e.m, p.s, p.N, p.H, p.I
+	w := func(v *autograd.Var) cuda.Buffer { return p.e.w[v] }
+	var none cuda.Buffer
+	eps := float32(m.Cfg.LayerNormEps)
+	err := errors.Join(
+		s.EmbeddingForward(p.emb, w(m.Word.W), p.ids, N, H, false),
+		s.EmbeddingForward(p.emb, w(m.Position.W), p.posIDs, N, H, true),
+		s.EmbeddingForward(p.emb, w(m.TokenType.W), p.tIDs, N, H, true),
+		s.LayerNormForward(p.x.f, p.x.b, p.s0, p.mean0, p.rstd0, p.emb, none, w(m.EmbLN.Gamma), w(m.EmbLN.Beta), N, H, eps))
+	if err == nil && p.pH > 0 {
+		err = errors.Join(p.drop(p.x.f, p.embSeed), p.toBF16(p.x, N*H))
+	}
+	for li, l := range m.Layers {
+		if err != nil {
+			return err
+		}
+		sv := p.saved[li]
+		att := p.att
+		att.DropP, att.Seed = p.pA, sv.attSeed
+		if p.train {
+			err = p.copyPair(sv.xin, p.x, N*H)
+		}
+		err = errors.Join(err,
+			p.lin(p.tmp, sv.qb, p.x, l.Query, H, H), p.lin(p.tmp, sv.kb, p.x, l.Key, H, H), p.lin(p.tmp, sv.vb, p.x, l.Value, H, H),
+			s.FlashAttentionForward(att, sv.qb, sv.kb, sv.vb, sv.ctx.b, sv.ctx.f, sv.lse),
+			p.lin(p.tmp, none, sv.ctx, l.AttnOut, H, H),
+			p.drop(p.tmp, sv.aSeed),
+			s.LayerNormForward(sv.x1.f, sv.x1.b, sv.s1, sv.mean1, sv.rstd1, p.tmp, p.x.f, w(l.AttnLN.Gamma), w(l.AttnLN.Beta), N, H, eps),
+			p.e.mm(cuda.Gemm{M: N, N: I, K: H, TransB: true}, sv.x1, p.e.weight(l.Intermediate.W), sv.hPre),
+			s.BiasGeluForward(sv.hPre, sv.hg.f, sv.hg.b, sv.hPre, w(l.Intermediate.B), N, I),
+			p.lin(p.tmp, none, sv.hg, l.Output, I, H),
+			p.drop(p.tmp, sv.oSeed),
+			s.LayerNormForward(p.x.f, p.x.b, sv.s2, sv.mean2, sv.rstd2, p.tmp, sv.x1.f, w(l.OutLN.Gamma), w(l.OutLN.Beta), N, H, eps))
+	}
+	return err
+}
