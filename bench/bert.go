@@ -2,10 +2,7 @@ package bench
 
 import (
 	"fmt"
-	"os"
 	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/mtbert/mtbert/autograd"
@@ -187,16 +184,4 @@ func timeSteps(reps int, step func() error) (med, best float64, err error) {
 }
 
 // PeakRSSMB returns the process's peak resident set (VmHWM) in MiB, or 0 where /proc is absent.
-func PeakRSSMB() float64 {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			return kb / 1024
-		}
-	}
-	return 0
-}
+func PeakRSSMB() float64 { return procStatusMB("VmHWM:") }

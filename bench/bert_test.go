@@ -32,7 +32,7 @@ func TestMTRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.K != 4 || !(r.MultiMs > 0) || !(r.SingleMs > 0) || r.Speedup != r.SingleMs/r.MultiMs {
+	if r.K != 4 || !(r.MultiMs > 0) || !(r.SingleMs > 0) {
 		t.Fatalf("%+v", r)
 	}
 	if _, err := MT(MTOptions{K: 0, Labels: 9, Layers: 1, Hidden: 64, Batch: 1, Seq: 8, Reps: 1}); err == nil {

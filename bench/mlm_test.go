@@ -2,8 +2,8 @@ package bench
 
 import "testing"
 
-// TestMLMRuns checks the bench's accounting on a tiny encoder: 15% of the tokens masked,
-// positive rates and a ratio that is their quotient.
+// TestMLMRuns checks the bench's accounting on a tiny encoder: 15% of the tokens masked and
+// positive rates for both steps.
 func TestMLMRuns(t *testing.T) {
 	r, err := MLM(MLMOptions{Layers: 1, Hidden: 64, Batch: 2, Seq: 64, Reps: 1})
 	if err != nil {
@@ -14,9 +14,6 @@ func TestMLMRuns(t *testing.T) {
 	}
 	if r.MLMTokensPerS <= 0 || r.FinetuneTokensPerS <= 0 {
 		t.Errorf("rates %+v", r)
-	}
-	if d := r.Ratio - r.MLMTokensPerS/r.FinetuneTokensPerS; d > 1e-9 || d < -1e-9 {
-		t.Errorf("ratio %g, rates %g / %g", r.Ratio, r.MLMTokensPerS, r.FinetuneTokensPerS)
 	}
 	if _, err := MLM(MLMOptions{Layers: 1, Hidden: 60, Batch: 1, Seq: 8, Reps: 1}); err == nil {
 		t.Error("hidden 60 accepted")

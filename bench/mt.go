@@ -2,8 +2,6 @@ package bench
 
 import (
 	"fmt"
-	"sort"
-	"time"
 
 	"github.com/mtbert/mtbert/bert"
 	"github.com/mtbert/mtbert/kernels"
@@ -78,20 +76,13 @@ func MT(o MTOptions) (MTResult, error) {
 		}
 		return nil
 	}
+	// median warms f up once, then returns its median time over o.Reps in milliseconds.
 	median := func(f func() error) (float64, error) {
 		if err := f(); err != nil {
 			return 0, err
 		}
-		ts := make([]float64, o.Reps)
-		for i := range ts {
-			t0 := time.Now()
-			if err := f(); err != nil {
-				return 0, err
-			}
-			ts[i] = time.Since(t0).Seconds() * 1e3
-		}
-		sort.Float64s(ts)
-		return ts[len(ts)/2], nil
+		med, _, err := timeSteps(o.Reps, f)
+		return med * 1e3, err
 	}
 	mm, err := median(multi)
 	if err != nil {
