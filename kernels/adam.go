@@ -15,6 +15,12 @@ type AdamParams struct {
 	Step      int
 }
 
+// adamConsts are the per-step scalars of adamAVX2, in the order the assembly reads them.
+type adamConsts struct {
+	decay, wd, w1, b2, w2, bc2sqrt, eps, negStep float32
+	mode                                         int32
+}
+
 // AdamStep updates p in place from its gradient g and moments m, v, following PyTorch's
 // single-tensor implementation (torch/optim/adam.py, _single_tensor_adam) operation for
 // operation in float32:

@@ -435,12 +435,6 @@ func packB(kern *gemmKernel, transB bool, kb, nb int, b []float32, ldb, pc, jc, 
 				kern.packB16(kb, b[base:], ldb, d)
 				continue
 			}
-			if cols == 16 && nr == 16 {
-				for p := range kb {
-					*(*[16]float32)(d[p*16:]) = *(*[16]float32)(b[base+p*ldb:])
-				}
-				continue
-			}
 			for p := range kb {
 				dp := d[p*nr : p*nr+nr]
 				copy(dp, b[base+p*ldb:base+p*ldb+cols])

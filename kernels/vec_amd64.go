@@ -26,11 +26,5 @@ func geluBwdAVX2(dx, dy, x *float32, n int)
 //go:noescape
 func expShiftSumAVX2(y, x *float32, n int, shift float32) float32
 
-// adamConsts are the per-step scalars of adamAVX2, in the order the assembly reads them.
-type adamConsts struct {
-	decay, wd, w1, b2, w2, bc2sqrt, eps, negStep float32
-	mode                                         int32
-}
-
 //go:noescape
 func adamAVX2(pp, gg, mm, vv *float32, n int, cc *adamConsts)

@@ -90,7 +90,7 @@ func (p *Params) SetFrom(tensors map[string]SafeTensor, source string) error {
 func (p *Params) StateDict() map[string]SafeTensor {
 	out := make(map[string]SafeTensor, len(p.list))
 	for _, v := range p.list {
-		out[v.Name] = F32Tensor(append([]int(nil), v.Shape()...), append([]float32(nil), v.Value.Data()...))
+		out[v.Name] = F32Tensor(v.Shape(), v.Value.Data()) // F32Tensor copies both
 	}
 	return out
 }
