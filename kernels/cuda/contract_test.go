@@ -118,6 +118,8 @@ func TestKernelSignatures(t *testing.T) {
 			}
 			lit, ok := call.Args[1].(*ast.BasicLit)
 			if !ok {
+				// A computed kernel name would escape this check: launches name their kernel.
+				t.Errorf("%s: launch with a kernel name that is not a string literal", fset.Position(call.Pos()))
 				return true
 			}
 			name := strings.Trim(lit.Value, `"`)

@@ -130,9 +130,6 @@ func TestGemmF32(t *testing.T) {
 
 func TestGemmBF16(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, c *Context) {
-		if _, err := PTX("gemm_bf16"); err != nil {
-			t.Skipf("mt_gemm_bf16 has not landed: %v", err)
-		}
 		s := c.Stream()
 		for ci, g := range gemmCases {
 			l := layoutOf(g)

@@ -65,14 +65,6 @@ func (c *Context) LoadPTX(name string, ptx []byte) (*Module, error) {
 	return &Module{c: c, h: uintptr(d.c.out[0]), name: name, InfoLog: logOf(infoLog, vals[3])}, nil
 }
 
-// Unload releases the module; its Functions must not be launched afterwards.
-func (m *Module) Unload() error {
-	d := m.c.d
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.do(m.c.h, "cuModuleUnload", d.sym.cuModuleUnload, m.h)
-}
-
 // Function is a kernel of a loaded module.
 type Function struct {
 	m    *Module

@@ -1,6 +1,9 @@
 package cuda
 
-import "sort"
+import (
+	"cmp"
+	"slices"
+)
 
 // This file launches the kernels of src/nn.cu as KERNELS.md specifies them. Optional outputs
 // are the zero Buffer.
@@ -164,7 +167,7 @@ func (s *Stream) EmbeddingBackward(dtable, dy, ids Buffer, hostIDs []int32, dim 
 	for i := range order {
 		order[i] = int32(i)
 	}
-	sort.SliceStable(order, func(a, b int) bool { return hostIDs[order[a]] < hostIDs[order[b]] })
+	slices.SortStableFunc(order, func(a, b int32) int { return cmp.Compare(hostIDs[a], hostIDs[b]) })
 	ob, err := s.c.alloc.Alloc(4*n, s)
 	if err != nil {
 		return err
