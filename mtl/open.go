@@ -1,7 +1,6 @@
 package mtl
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -9,9 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 )
 
 // Magic numbers of the compressed formats Open recognises.
@@ -29,25 +25,12 @@ func Open(path string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	br := bufio.NewReader(f)
-	head, _ := br.Peek(4)
-	switch {
-	case bytes.HasPrefix(head, gzipMagic):
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("%s: gzip: %w", path, err)
-		}
-		return &stackCloser{Reader: zr, closers: []io.Closer{zr, f}}, nil
-	case bytes.HasPrefix(head, zstdMagic):
-		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
-		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("%s: zstd: %w", path, err)
-		}
-		return &stackCloser{Reader: zr, closers: []io.Closer{zstdCloser{zr}, f}}, nil
+	rc, err := NewReader(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return &stackCloser{Reader: br, closers: []io.Closer{f}}, nil
+	return &stackCloser{Reader: rc, closers: []io.Closer{rc, f}}, nil
 }
 
 type stackCloser struct {
@@ -66,11 +49,6 @@ func (s *stackCloser) Close() error {
 	return first
 }
 
-type zstdCloser struct{ d *zstd.Decoder }
-
-// Close releases the zstd decoder.
-func (z zstdCloser) Close() error { z.d.Close(); return nil }
-
 // readText reads a whole file through Open and checks that it is valid
 // UTF-8, naming the first bad line otherwise. A leading UTF-8 byte order
 // mark is kept (offsets in the corpora count it, if present).
@@ -85,14 +63,7 @@ func readText(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if !utf8.Valid(data) {
-		off := 0
-		for off < len(data) {
-			r, n := utf8.DecodeRune(data[off:])
-			if r == utf8.RuneError && n <= 1 {
-				break
-			}
-			off += n
-		}
+		off := firstInvalid(string(data))
 		return nil, fmt.Errorf("%s:%d: invalid UTF-8 at byte %d", path, lineOf(data, off), off)
 	}
 	return data, nil
