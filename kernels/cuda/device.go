@@ -172,7 +172,7 @@ type Context struct {
 
 	modMu sync.Mutex
 	mods  map[string]*Module
-	funcs map[string]*Function
+	funcs map[kernelKey]*Function
 }
 
 var (
@@ -218,7 +218,7 @@ func openWith(path string, index int) (*Context, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Context{d: d, index: index, dev: dev, info: info, mods: map[string]*Module{}, funcs: map[string]*Function{}}
+	c := &Context{d: d, index: index, dev: dev, info: info, mods: map[string]*Module{}, funcs: map[kernelKey]*Function{}}
 	d.mu.Lock()
 	d.c.out[0] = 0
 	err = d.do(0, "cuDevicePrimaryCtxRetain", d.sym.cuDevicePrimaryCtxRetain, d.outp(0), uintptr(dev))

@@ -55,7 +55,8 @@ func (c *Context) moduleLocked(name string) (*Module, error) {
 func (c *Context) Kernel(module, name string) (*Function, error) {
 	c.modMu.Lock()
 	defer c.modMu.Unlock()
-	if f, ok := c.funcs[name]; ok {
+	key := kernelKey{module, name}
+	if f, ok := c.funcs[key]; ok {
 		return f, nil
 	}
 	m, err := c.moduleLocked(module)
@@ -66,9 +67,12 @@ func (c *Context) Kernel(module, name string) (*Function, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.funcs[name] = f
+	c.funcs[key] = f
 	return f, nil
 }
+
+// kernelKey names a kernel by module and entry: two modules may hold entries of one name.
+type kernelKey struct{ module, name string }
 
 // launch queues kernel name of module on s.
 func (s *Stream) launch(module, name string, grid, block Dim3, smem int, args ...uint64) error {
