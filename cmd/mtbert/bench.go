@@ -13,6 +13,7 @@ import (
 
 	"github.com/mtbert/mtbert/bench"
 	"github.com/mtbert/mtbert/kernels"
+	"github.com/mtbert/mtbert/kernels/cuda"
 )
 
 func init() {
@@ -42,17 +43,13 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 
 func benchGemm(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench gemm", "bench gemm -m M -k K -n N [-threads T] [-runs R] [-path P]", stderr)
-	dev := addDeviceFlag(fs)
+	c := addBenchFlags(fs)
 	m := fs.Int("m", 1024, "rows of A and C")
 	k := fs.Int("k", 768, "columns of A, rows of B")
 	n := fs.Int("n", 3072, "columns of B and C")
-	threads := fs.Int("threads", 0, "threads (0: all cores)")
 	runs := fs.Int("runs", 7, "timed runs; the median is reported")
 	path := fs.String("path", "", "force a kernel path (generic, avx2-fma); default: the best this CPU runs")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := useDevice(*dev, stderr); err != nil {
+	if _, err := c.start(fs, args, false, stderr); err != nil {
 		return err
 	}
 	if *path != "" {
@@ -60,7 +57,7 @@ func benchGemm(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	r, err := bench.Gemm(*m, *k, *n, *threads, *runs)
+	r, err := bench.Gemm(*m, *k, *n, *c.threads, *runs)
 	if err != nil {
 		return err
 	}
@@ -69,24 +66,19 @@ func benchGemm(args []string, stdout, stderr io.Writer) error {
 
 func benchBert(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench bert", "bench bert [-layers 12 -hidden 768 -batch 8 -seq 128 -mode infer|train]", stderr)
-	dev := addDeviceFlag(fs)
+	c := addBenchFlags(fs)
 	o := bench.BertOptions{}
 	encoderFlags(fs, &o.Layers, &o.Hidden, &o.Batch, &o.Seq, "sequences")
 	fs.StringVar(&o.Mode, "mode", "train", "infer (forward only) or train (forward, backward, AdamW step)")
 	fs.IntVar(&o.Reps, "reps", 5, "timed repetitions after one warm-up; the median is reported")
 	fs.Float64Var(&o.Dropout, "dropout", 0, "dropout in train mode (0 matches the PyTorch anchor, BERT trains with 0.1)")
 	fs.BoolVar(&o.Float32, "float32", false, "with -device cuda: float32 GEMMs instead of mixed precision (bf16 inputs on tensor cores)")
-	threads := fs.Int("threads", 0, "threads (0: all cores)")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	gpu, err := openDevice(*dev, true, stderr)
+	gpu, err := c.start(fs, args, true, stderr)
 	if err != nil {
 		return err
 	}
 	o.CUDA = gpu
-	kernels.SetThreads(*threads)
 	if *profile != "" {
 		f, err := os.Create(*profile)
 		if err != nil {
@@ -114,28 +106,40 @@ func encoderFlags(fs *flag.FlagSet, layers, hidden, batch, seq *int, what string
 	fs.IntVar(seq, "seq", 128, "sub-words per item of the batch")
 }
 
-// startBench parses a bench's flags, resolves -device and sets the thread count.
-func startBench(fs *flag.FlagSet, args []string, device string, threads *int, stderr io.Writer) error {
+// benchFlags are the flags every bench takes: -device and -threads.
+type benchFlags struct {
+	device  *string
+	threads *int
+}
+
+// addBenchFlags registers -device and -threads on fs.
+func addBenchFlags(fs *flag.FlagSet) benchFlags {
+	return benchFlags{device: addDeviceFlag(fs), threads: fs.Int("threads", 0, "threads (0: all cores)")}
+}
+
+// start parses the bench's flags, resolves -device (gpu: the bench runs on a CUDA device,
+// returned; else cuda is refused) and sets the thread count.
+func (c benchFlags) start(fs *flag.FlagSet, args []string, gpu bool, stderr io.Writer) (*cuda.Context, error) {
 	if err := parse(fs, args); err != nil {
-		return err
+		return nil, err
 	}
-	if err := useDevice(device, stderr); err != nil {
-		return err
+	ctx, err := openDevice(*c.device, gpu, stderr)
+	if err != nil {
+		return nil, err
 	}
-	kernels.SetThreads(*threads)
-	return nil
+	kernels.SetThreads(*c.threads)
+	return ctx, nil
 }
 
 func benchMT(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench mt", "bench mt [-k 8 -labels 9 -layers 12 -hidden 768 -batch 8 -seq 128]", stderr)
-	dev := addDeviceFlag(fs)
+	c := addBenchFlags(fs)
 	o := bench.MTOptions{}
 	fs.IntVar(&o.K, "k", 8, "number of tasks (token-tagging heads)")
 	fs.IntVar(&o.Labels, "labels", 9, "labels per head")
 	encoderFlags(fs, &o.Layers, &o.Hidden, &o.Batch, &o.Seq, "notes")
 	fs.IntVar(&o.Reps, "reps", 3, "timed repetitions; the median is reported")
-	threads := fs.Int("threads", 0, "threads (0: all cores)")
-	if err := startBench(fs, args, *dev, threads, stderr); err != nil {
+	if _, err := c.start(fs, args, false, stderr); err != nil {
 		return err
 	}
 	r, err := bench.MT(o)
@@ -147,13 +151,12 @@ func benchMT(args []string, stdout, stderr io.Writer) error {
 
 func benchMLM(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench mlm", "bench mlm [-layers 12 -hidden 768 -batch 8 -seq 128]", stderr)
-	dev := addDeviceFlag(fs)
+	c := addBenchFlags(fs)
 	o := bench.MLMOptions{}
 	encoderFlags(fs, &o.Layers, &o.Hidden, &o.Batch, &o.Seq, "sequences (full: no padding in either step)")
 	fs.IntVar(&o.Reps, "reps", 5, "timed repetitions of each step, alternating, after one warm-up each; medians are reported")
 	fs.Float64Var(&o.Dropout, "dropout", 0.1, "hidden and attention dropout in both steps")
-	threads := fs.Int("threads", 0, "threads (0: all cores)")
-	if err := startBench(fs, args, *dev, threads, stderr); err != nil {
+	if _, err := c.start(fs, args, false, stderr); err != nil {
 		return err
 	}
 	r, err := bench.MLM(o)
@@ -188,7 +191,7 @@ the notes are synthetic clinical notes of about -synth-words words.
 
 func benchServe(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench serve", "bench serve [-model DIR | -layers 12 -hidden 768 -k 8] [-notes PATH] [-concurrency 1,4,16,64] [-batching on,off] [-duration 10s | -requests N] [-overload 4] [-json FILE]", stderr)
-	dev := addDeviceFlag(fs)
+	c := addBenchFlags(fs)
 	o := bench.ServeOptions{}
 	fs.StringVar(&o.Model, "model", "", "checkpoint folder written by mtbert train (default: a random model, see -layers)")
 	fs.IntVar(&o.Layers, "layers", 12, "random model: encoder layers")
@@ -214,15 +217,11 @@ func benchServe(args []string, stdout, stderr io.Writer) error {
 	fs.Int64Var(&o.MaxBody, "max-body", 1<<20, "server: largest request body in bytes (413 beyond)")
 	fs.DurationVar(&o.Timeout, "timeout", 2*time.Minute, "server: deadline of each request")
 	fs.Uint64Var(&o.Seed, "seed", 1, "seed of the random model and the synthetic notes")
-	threads := fs.Int("threads", 0, "threads (0: all cores)")
 	jsonOut := fs.String("json", "", "also write the full report as JSON to this file")
 	quiet := fs.Bool("quiet", false, "no progress lines on standard error")
 	usage := fs.Usage
 	fs.Usage = func() { usage(); fmt.Fprint(stderr, "\n"+benchServeHelp) }
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := useDevice(*dev, stderr); err != nil {
+	if _, err := c.start(fs, args, false, stderr); err != nil {
 		return err
 	}
 	bad := func(format string, a ...any) error {
@@ -257,7 +256,6 @@ func benchServe(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	kernels.SetThreads(*threads)
 	if !*quiet {
 		o.Log = stderr
 	}

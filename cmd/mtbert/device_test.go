@@ -22,6 +22,12 @@ func TestDeviceFlag(t *testing.T) {
 		t.Errorf("-device auto: stdout %q, stderr %q", stdout, stderr)
 	}
 	runCmd(t, 0, append(args, "-device", "cpu")...)
+	// Every bench reads -device after parsing it (bench mt and mlm once read it before).
+	for _, b := range []string{"mt", "mlm"} {
+		if _, stderr := runCmd(t, 1, "bench", b, "-layers", "1", "-hidden", "64", "-batch", "1", "-seq", "8", "-reps", "1", "-device", "cuda"); !strings.Contains(stderr, "libcuda-absent.so") {
+			t.Errorf("bench %s -device cuda: %q", b, stderr)
+		}
+	}
 	t.Setenv("MTBERT_DEVICE", "tpu")
 	if _, stderr := runCmd(t, 1, args...); !strings.Contains(stderr, `unknown device "tpu"`) || !strings.Contains(stderr, "MTBERT_DEVICE") {
 		t.Errorf("MTBERT_DEVICE=tpu: %q", stderr)
