@@ -117,18 +117,23 @@ func (m *Model) StateDict() map[string]nn.SafeTensor { return m.Params.StateDict
 // The files are written into a fresh temporary directory beside dir which then replaces dir,
 // so an interrupted save never leaves a half-written checkpoint.
 func (m *Model) Save(dir string, vocab *Vocab) error {
-	return WriteDirAtomic(dir, func(tmp string) error {
-		if err := os.WriteFile(filepath.Join(tmp, ConfigFile), m.configJSON(), 0o644); err != nil {
-			return err
-		}
-		if err := nn.SaveSafetensors(filepath.Join(tmp, SafetensorsFile), m.saveStateDict(), map[string]string{"format": "pt"}); err != nil {
-			return err
-		}
-		if vocab != nil {
-			return vocab.Save(filepath.Join(tmp, VocabFile))
-		}
-		return nil
-	})
+	return WriteDirAtomic(dir, func(tmp string) error { return m.WriteFiles(tmp, vocab) })
+}
+
+// WriteFiles writes the files of Save (config.json, model.safetensors and, when vocab is not
+// nil, vocab.txt) into the existing folder dir, directly: callers that add files of their own
+// write the whole folder through WriteDirAtomic, as Save does.
+func (m *Model) WriteFiles(dir string, vocab *Vocab) error {
+	if err := os.WriteFile(filepath.Join(dir, ConfigFile), m.configJSON(), 0o644); err != nil {
+		return err
+	}
+	if err := nn.SaveSafetensors(filepath.Join(dir, SafetensorsFile), m.saveStateDict(), map[string]string{"format": "pt"}); err != nil {
+		return err
+	}
+	if vocab != nil {
+		return vocab.Save(filepath.Join(dir, VocabFile))
+	}
+	return nil
 }
 
 // WriteFileAtomic writes path through write into a temporary file beside it, readable by all

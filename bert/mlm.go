@@ -205,13 +205,6 @@ func LoadMaskedLM(dir string, seed uint64) (m *Model, fromCkpt bool, err error) 
 // not hold (the tied decoder weight, next-sentence head, ...).
 func CanonicalKey(k string) string { return mlmCanonicalName(k) }
 
-// HFStateDict returns the tensors of a Hugging Face checkpoint of m: BertModel names, or
-// BertForMaskedLM's layout when m has an MLM head (see Save).
-func (m *Model) HFStateDict() map[string]nn.SafeTensor { return m.saveStateDict() }
-
-// HFConfigJSON returns config.json for m (architectures BertForMaskedLM when m has an MLM head).
-func (m *Model) HFConfigJSON() []byte { return m.configJSON() }
-
 // saveStateDict returns the tensors Save writes: BertModel names for a model without an MLM
 // head; for one with it, BertForMaskedLM's layout ("bert." before the encoder's names, the
 // cls.predictions.* tensors as they are, the tied decoder weight left out as transformers

@@ -41,16 +41,14 @@ type trainerFile struct {
 // checksums.json. The directory is written beside dir and renamed into place.
 func SaveCheckpoint(dir string, m *Model, tok *bert.Tokenizer, tr *Trainer) error {
 	return bert.WriteDirAtomic(dir, func(tmp string) error {
-		if err := os.WriteFile(filepath.Join(tmp, bert.ConfigFile), m.Encoder.HFConfigJSON(), 0o644); err != nil {
-			return err
+		var vocab *bert.Vocab
+		if tok != nil {
+			vocab = tok.Vocab()
 		}
-		if err := nn.SaveSafetensors(filepath.Join(tmp, bert.SafetensorsFile), m.Encoder.HFStateDict(), map[string]string{"format": "pt"}); err != nil {
+		if err := m.Encoder.WriteFiles(tmp, vocab); err != nil {
 			return err
 		}
 		if tok != nil {
-			if err := tok.Vocab().Save(filepath.Join(tmp, bert.VocabFile)); err != nil {
-				return err
-			}
 			tc, _ := json.Marshal(map[string]any{"do_lower_case": tok.LowerCase(), "tokenizer_class": "BertTokenizer"})
 			if err := os.WriteFile(filepath.Join(tmp, TokenizerConfig), append(tc, '\n'), 0o644); err != nil {
 				return err
