@@ -176,16 +176,10 @@ func (tp *Tape) Mul(a, b *Var) *Var {
 func (tp *Tape) Scale(a *Var, s float32) *Var {
 	av := a.Value.Contiguous()
 	out := tp.Alloc(a.Shape()...)
-	od := out.Data()
-	for i, v := range av.Data() {
-		od[i] = s * v
-	}
+	kernels.Scale(out.Data(), s, av.Data())
 	return tp.Op(out, func(o *Var) {
 		if da := tp.GradOf(a); da != nil {
-			dd := da.Data()
-			for i, g := range o.Grad.Data() {
-				dd[i] += s * g
-			}
+			kernels.Axpy(s, o.Grad.Data(), da.Data())
 		}
 	}, a)
 }

@@ -2,6 +2,7 @@ package autograd
 
 import (
 	"fmt"
+	"github.com/mtbert/mtbert/kernels"
 	"slices"
 
 	"github.com/mtbert/mtbert/tensor"
@@ -123,10 +124,7 @@ func (tp *Tape) Embedding(weight *Var, ids []int32, shape ...int) *Var {
 		if dw := tp.GradOf(weight); dw != nil {
 			g, dd := o.Grad.Data(), dw.Data()
 			for i, id := range ids {
-				row, src := dd[int(id)*h:(int(id)+1)*h], g[i*h:(i+1)*h]
-				for j, x := range src {
-					row[j] += x
-				}
+				kernels.Axpy(1, g[i*h:(i+1)*h], dd[int(id)*h:(int(id)+1)*h])
 			}
 		}
 	}, weight)
