@@ -2,9 +2,9 @@ package autograd
 
 import (
 	"fmt"
-	"github.com/mtbert/mtbert/kernels"
 	"slices"
 
+	"github.com/mtbert/mtbert/kernels"
 	"github.com/mtbert/mtbert/tensor"
 )
 
