@@ -26,6 +26,8 @@ import (
 	"github.com/mtbert/mtbert/bert"
 	"github.com/mtbert/mtbert/kernels"
 	"github.com/mtbert/mtbert/mtl"
+	"github.com/mtbert/mtbert/mtl/corpus"
+	"github.com/mtbert/mtbert/mtl/synth"
 )
 
 // ServeOptions sets up `mtbert bench serve`: a load generator driving an in-process
@@ -211,7 +213,7 @@ func LoadNotes(path string) ([]string, error) {
 			}
 		}
 	} else {
-		f, err := mtl.Open(path)
+		f, err := corpus.Open(path)
 		if err != nil {
 			return nil, err
 		}
@@ -242,10 +244,10 @@ func LoadNotes(path string) ([]string, error) {
 	return notes, nil
 }
 
-// SynthNotes returns n synthetic clinical notes (mtl.GenerateSynth) of at least words words
+// SynthNotes returns n synthetic clinical notes (synth.GenerateSynth) of at least words words
 // each: several generated notes joined by a blank line.
 func SynthNotes(seed uint64, n, words int) ([]string, error) {
-	c, err := mtl.GenerateSynth(seed, 4*n+4, 0)
+	c, err := synth.GenerateSynth(seed, 4*n+4, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/mtbert/mtbert/bert"
+	"github.com/mtbert/mtbert/mtl/corpus"
 )
 
 // IgnoreLabel is the label of a sub-word that is not trained: [CLS], [SEP],
@@ -29,12 +30,12 @@ func DefaultStride(maxLen int) int {
 
 // ParseScheme parses "BIO" or "BILOU" (case-insensitive; "IOB2" is BIO and
 // "IOBES" is BILOU).
-func ParseScheme(s string) (Scheme, error) {
+func ParseScheme(s string) (corpus.Scheme, error) {
 	switch strings.ToUpper(s) {
 	case "BIO", "IOB2":
-		return BIO, nil
+		return corpus.BIO, nil
 	case "BILOU", "IOBES":
-		return BILOU, nil
+		return corpus.BILOU, nil
 	}
 	return 0, fmt.Errorf("mtl: unknown tagging scheme %q (want BIO or BILOU)", s)
 }
@@ -42,7 +43,7 @@ func ParseScheme(s string) (Scheme, error) {
 // AlignOptions control how entity spans become sub-word labels.
 type AlignOptions struct {
 	// Scheme is the tagging scheme (BIO or BILOU).
-	Scheme Scheme
+	Scheme corpus.Scheme
 	// LabelAllSubwords gives every sub-word of a word the word's tag, as
 	// the reference code does (a word tagged B-X has B-X on each of its
 	// sub-words: the tag is copied, not re-derived per sub-word, so that
@@ -60,7 +61,7 @@ type AlignOptions struct {
 	Stride int
 	// Overlap is the policy ResolveOverlaps applies before alignment, and
 	// again to spans that collide once widened to whole words.
-	Overlap OverlapPolicy
+	Overlap corpus.OverlapPolicy
 }
 
 // withDefaults fills zero fields and checks the others.
@@ -77,10 +78,10 @@ func (o AlignOptions) withDefaults() (AlignOptions, error) {
 	if o.Stride < 1 || o.Stride > o.MaxLen-2 {
 		return o, fmt.Errorf("mtl: stride %d out of range [1, %d] for max length %d", o.Stride, o.MaxLen-2, o.MaxLen)
 	}
-	if o.Scheme != BIO && o.Scheme != BILOU {
+	if o.Scheme != corpus.BIO && o.Scheme != corpus.BILOU {
 		return o, fmt.Errorf("mtl: unknown scheme %v", o.Scheme)
 	}
-	if o.Overlap < KeepLongest || o.Overlap > DropBoth {
+	if o.Overlap < corpus.KeepLongest || o.Overlap > corpus.DropBoth {
 		return o, fmt.Errorf("mtl: unknown overlap policy %v", o.Overlap)
 	}
 	return o, nil
@@ -112,12 +113,12 @@ func NewLabels(names []string) (*Labels, error) {
 // SchemeLabels returns the NER label set of a scheme over the given entity
 // types, deterministically: "O" first, then for each type in sorted order
 // B-T, I-T and, for BILOU, L-T, U-T. Repeated types count once.
-func SchemeLabels(scheme Scheme, types []string) *Labels {
+func SchemeLabels(scheme corpus.Scheme, types []string) *Labels {
 	ts := append([]string(nil), types...)
 	sort.Strings(ts)
 	names := []string{"O"}
 	prefixes := []string{"B-", "I-"}
-	if scheme == BILOU {
+	if scheme == corpus.BILOU {
 		prefixes = append(prefixes, "L-", "U-")
 	}
 	for i, t := range ts {
@@ -162,9 +163,9 @@ func (l *Labels) Name(id int) string {
 
 // checkType reports an error unless every tag the scheme needs for type t
 // is in the set.
-func (l *Labels) checkType(scheme Scheme, t string) error {
+func (l *Labels) checkType(scheme corpus.Scheme, t string) error {
 	prefixes := []string{"B-", "I-"}
-	if scheme == BILOU {
+	if scheme == corpus.BILOU {
 		prefixes = append(prefixes, "L-", "U-")
 	}
 	for _, p := range prefixes {
@@ -322,7 +323,7 @@ type AlignedDoc struct {
 	// Spans are the spans as tagged, sorted: exact spans unchanged,
 	// changed ones widened to whole words, fragmented ones split into one
 	// span per piece. Decode of Labels gives back exactly these.
-	Spans []Span
+	Spans []corpus.Span
 	// Windows are the document's model inputs.
 	Windows []Window
 	// Stats counts this document alone.
@@ -341,7 +342,7 @@ type Aligned struct {
 	Stats AlignStats
 	// Overlap is the report of the overlap policy over all documents
 	// (before words were considered).
-	Overlap OverlapReport
+	Overlap corpus.OverlapReport
 }
 
 // Windows returns the windows of every document, in document order.
@@ -377,7 +378,7 @@ func (a *Aligned) Windows() []Window {
 // labels nil means SchemeLabels over the types of docs. With a given label
 // set, a span type whose tags are not all in it is an error naming the
 // document and the type.
-func Align(tok *bert.Tokenizer, docs []Document, labels *Labels, opts AlignOptions) (*Aligned, error) {
+func Align(tok *bert.Tokenizer, docs []corpus.Document, labels *Labels, opts AlignOptions) (*Aligned, error) {
 	if tok == nil {
 		return nil, fmt.Errorf("mtl: Align: nil tokenizer")
 	}
@@ -387,7 +388,7 @@ func Align(tok *bert.Tokenizer, docs []Document, labels *Labels, opts AlignOptio
 	}
 	if labels == nil {
 		var types []string
-		for t := range CountTypes(docs) {
+		for t := range corpus.CountTypes(docs) {
 			types = append(types, t)
 		}
 		labels = SchemeLabels(opts.Scheme, types)
@@ -397,7 +398,7 @@ func Align(tok *bert.Tokenizer, docs []Document, labels *Labels, opts AlignOptio
 		Docs:    make([]AlignedDoc, len(docs)),
 		Labels:  labels,
 		Options: opts,
-		Overlap: OverlapReport{Policy: opts.Overlap, Input: map[string]int{}, Kept: map[string]int{}, Duplicates: map[string]int{}, Dropped: map[string]map[string]int{}},
+		Overlap: corpus.OverlapReport{Policy: opts.Overlap, Input: map[string]int{}, Kept: map[string]int{}, Duplicates: map[string]int{}, Dropped: map[string]map[string]int{}},
 	}
 	for i := range docs {
 		ad, rep, err := alignDoc(tok, docs[i], labels, opts)
@@ -418,7 +419,7 @@ func Align(tok *bert.Tokenizer, docs []Document, labels *Labels, opts AlignOptio
 }
 
 // mergeReport adds r into dst.
-func mergeReport(dst *OverlapReport, r OverlapReport) {
+func mergeReport(dst *corpus.OverlapReport, r corpus.OverlapReport) {
 	for t, n := range r.Input {
 		dst.Input[t] += n
 	}
@@ -496,11 +497,11 @@ type unit struct {
 	groups [][2]int
 }
 
-func alignDoc(tok *bert.Tokenizer, doc Document, labels *Labels, opts AlignOptions) (AlignedDoc, OverlapReport, error) {
+func alignDoc(tok *bert.Tokenizer, doc corpus.Document, labels *Labels, opts AlignOptions) (AlignedDoc, corpus.OverlapReport, error) {
 	ad := AlignedDoc{ID: doc.ID, Text: doc.Text}
 	for _, s := range doc.Spans {
 		if err := labels.checkType(opts.Scheme, s.Type); err != nil {
-			return ad, OverlapReport{}, fmt.Errorf("mtl: document %s: entity type %q: %v", doc.ID, s.Type, err)
+			return ad, corpus.OverlapReport{}, fmt.Errorf("mtl: document %s: entity type %q: %v", doc.ID, s.Type, err)
 		}
 	}
 	ad.Tokens = tok.Tokenize(doc.Text)
@@ -512,8 +513,8 @@ func alignDoc(tok *bert.Tokenizer, doc Document, labels *Labels, opts AlignOptio
 	st := &ad.Stats
 	st.Documents, st.SubWords, st.Words = 1, len(ad.Tokens), len(ad.Words)
 
-	one := []Document{doc} // a copy: ResolveOverlaps replaces one[0].Spans only
-	rep := ResolveOverlaps(one, opts.Overlap)
+	one := []corpus.Document{doc} // a copy: ResolveOverlaps replaces one[0].Spans only
+	rep := corpus.ResolveOverlaps(one, opts.Overlap)
 	for t, n := range rep.Input {
 		st.count(t, func(c *SpanCounts) { c.Input += n })
 	}
@@ -529,7 +530,7 @@ func alignDoc(tok *bert.Tokenizer, doc Document, labels *Labels, opts AlignOptio
 
 	// Map kept spans to word ranges.
 	var units []unit
-	var widened []Span
+	var widened []corpus.Span
 	for i, s := range kept {
 		var groups [][2]int
 		for _, p := range s.Pieces() {
@@ -548,7 +549,7 @@ func alignDoc(tok *bert.Tokenizer, doc Document, labels *Labels, opts AlignOptio
 			continue
 		}
 		u := unit{orig: i, groups: groups}
-		w := Span{Start: ad.Words[groups[0][0]].Start, End: ad.Words[groups[len(groups)-1][1]-1].End,
+		w := corpus.Span{Start: ad.Words[groups[0][0]].Start, End: ad.Words[groups[len(groups)-1][1]-1].End,
 			Type: fmt.Sprintf("%s\x00%08d", s.Type, len(units))}
 		if len(groups) > 1 {
 			for _, g := range groups {
@@ -560,15 +561,15 @@ func alignDoc(tok *bert.Tokenizer, doc Document, labels *Labels, opts AlignOptio
 	}
 	// Resolve collisions between widened spans with the same policy. The
 	// unit index in the type makes every widened span distinct.
-	wd := []Document{{ID: doc.ID, Spans: widened}}
-	ResolveOverlaps(wd, opts.Overlap)
+	wd := []corpus.Document{{ID: doc.ID, Spans: widened}}
+	corpus.ResolveOverlaps(wd, opts.Overlap)
 	keep := make([]bool, len(units))
 	for _, w := range wd[0].Spans {
 		var ui int
 		fmt.Sscanf(w.Type[strings.LastIndexByte(w.Type, 0)+1:], "%d", &ui)
 		keep[ui] = true
 	}
-	var tagSpans []TagSpan
+	var tagSpans []corpus.TagSpan
 	for ui, u := range units {
 		s := kept[u.orig]
 		if !keep[ui] {
@@ -584,14 +585,14 @@ func alignDoc(tok *bert.Tokenizer, doc Document, labels *Labels, opts AlignOptio
 			st.count(s.Type, func(c *SpanCounts) { c.Boundary++ })
 		}
 		for _, g := range u.groups {
-			tagSpans = append(tagSpans, TagSpan{Start: g[0], End: g[1], Type: s.Type})
+			tagSpans = append(tagSpans, corpus.TagSpan{Start: g[0], End: g[1], Type: s.Type})
 			a, b := ad.Words[g[0]].Start, ad.Words[g[1]-1].End
-			ad.Spans = append(ad.Spans, Span{Start: a, End: b, Type: s.Type, Text: doc.Text[a:b]})
+			ad.Spans = append(ad.Spans, corpus.Span{Start: a, End: b, Type: s.Type, Text: doc.Text[a:b]})
 		}
 	}
-	sortSpans(ad.Spans)
+	corpus.SortSpans(ad.Spans)
 	sort.Slice(tagSpans, func(i, j int) bool { return tagSpans[i].Start < tagSpans[j].Start })
-	tags, err := EncodeTags(len(ad.Words), tagSpans, opts.Scheme)
+	tags, err := corpus.EncodeTags(len(ad.Words), tagSpans, opts.Scheme)
 	if err != nil {
 		return ad, rep, fmt.Errorf("mtl: document %s: %v", doc.ID, err) // unreachable after collision resolution
 	}
@@ -719,7 +720,7 @@ func (a *AlignedDoc) WordTagsOf(sub []int32, labels *Labels) ([]string, error) {
 // An entity over words [i, j) becomes the span from Words[i].Start to
 // Words[j-1].End, with Text = Text[Start:End] exactly. Spans are sorted by
 // (Start, End, Type).
-func (a *AlignedDoc) Decode(sub []int32, labels *Labels) ([]Span, error) {
+func (a *AlignedDoc) Decode(sub []int32, labels *Labels) ([]corpus.Span, error) {
 	tags, err := a.WordTagsOf(sub, labels)
 	if err != nil {
 		return nil, err
@@ -728,15 +729,15 @@ func (a *AlignedDoc) Decode(sub []int32, labels *Labels) ([]Span, error) {
 }
 
 // SpansOfWordTags decodes one tag per word (see Decode).
-func (a *AlignedDoc) SpansOfWordTags(tags []string) []Span {
-	var out []Span
-	for _, e := range DecodeTags(tags, BILOU) {
+func (a *AlignedDoc) SpansOfWordTags(tags []string) []corpus.Span {
+	var out []corpus.Span
+	for _, e := range corpus.DecodeTags(tags, corpus.BILOU) {
 		if e.Type == "" {
 			continue // a bare "B" or "I" without type
 		}
 		s, t := a.Words[e.Start].Start, a.Words[e.End-1].End
-		out = append(out, Span{Start: s, End: t, Type: e.Type, Text: a.Text[s:t]})
+		out = append(out, corpus.Span{Start: s, End: t, Type: e.Type, Text: a.Text[s:t]})
 	}
-	sortSpans(out)
+	corpus.SortSpans(out)
 	return out
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/mtbert/mtbert/bert"
+	"github.com/mtbert/mtbert/mtl/corpus"
+	"github.com/mtbert/mtbert/mtl/internal/mtltest"
 )
 
 // tinyVocab: [PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4, then the words below.
@@ -27,12 +29,12 @@ func tinyTokenizer(t *testing.T) *bert.Tokenizer {
 // sub-words 0..9, words Patient took 5mg aspirins daily . (0..5).
 const doc1Text = "Patient took 5mg aspirins daily."
 
-func mkSpan(text string, a, b int, typ string) Span {
-	return Span{Start: a, End: b, Type: typ, Text: text[a:b]}
+func mkSpan(text string, a, b int, typ string) corpus.Span {
+	return corpus.Span{Start: a, End: b, Type: typ, Text: text[a:b]}
 }
 
-func doc1() Document {
-	return Document{ID: "d1", Text: doc1Text, Spans: []Span{
+func doc1() corpus.Document {
+	return corpus.Document{ID: "d1", Text: doc1Text, Spans: []corpus.Span{
 		mkSpan(doc1Text, 13, 14, "Dose"),  // "5" inside the word "5mg": boundary
 		mkSpan(doc1Text, 17, 25, "Drug"),  // "aspirins": exact
 		mkSpan(doc1Text, 26, 31, "Freq"),  // "daily": exact
@@ -49,24 +51,24 @@ func TestAlignTiny(t *testing.T) {
 	d := doc1()
 	// Without the overlapping long Drug, so that Drug and Freq are both kept.
 	d.Spans = append(d.Spans[:4:4], d.Spans[5:]...)
-	orig := append([]Span(nil), d.Spans...)
+	orig := append([]corpus.Span(nil), d.Spans...)
 	for _, tc := range []struct {
-		scheme Scheme
+		scheme corpus.Scheme
 		all    bool
 		labels []int32
 		names  []string
 	}{
-		{BIO, false, []int32{7, 0, 1, IgnoreLabel, 3, IgnoreLabel, IgnoreLabel, IgnoreLabel, 5, 0},
+		{corpus.BIO, false, []int32{7, 0, 1, IgnoreLabel, 3, IgnoreLabel, IgnoreLabel, IgnoreLabel, 5, 0},
 			[]string{"O", "B-Dose", "I-Dose", "B-Drug", "I-Drug", "B-Freq", "I-Freq", "B-Patient", "I-Patient", "B-Space", "I-Space", "B-Unit", "I-Unit"}},
-		{BIO, true, []int32{7, 0, 1, 1, 3, 3, 3, 3, 5, 0}, nil},
-		{BILOU, false, []int32{16, 0, 4, IgnoreLabel, 8, IgnoreLabel, IgnoreLabel, IgnoreLabel, 12, 0},
+		{corpus.BIO, true, []int32{7, 0, 1, 1, 3, 3, 3, 3, 5, 0}, nil},
+		{corpus.BILOU, false, []int32{16, 0, 4, IgnoreLabel, 8, IgnoreLabel, IgnoreLabel, IgnoreLabel, 12, 0},
 			[]string{"O", "B-Dose", "I-Dose", "L-Dose", "U-Dose", "B-Drug", "I-Drug", "L-Drug", "U-Drug",
 				"B-Freq", "I-Freq", "L-Freq", "U-Freq", "B-Patient", "I-Patient", "L-Patient", "U-Patient",
 				"B-Space", "I-Space", "L-Space", "U-Space", "B-Unit", "I-Unit", "L-Unit", "U-Unit"}},
-		{BILOU, true, []int32{16, 0, 4, 4, 8, 8, 8, 8, 12, 0}, nil},
+		{corpus.BILOU, true, []int32{16, 0, 4, 4, 8, 8, 8, 8, 12, 0}, nil},
 	} {
 		name := fmt.Sprintf("%v/all=%v", tc.scheme, tc.all)
-		a, err := Align(tok, []Document{d}, nil, AlignOptions{Scheme: tc.scheme, LabelAllSubwords: tc.all})
+		a, err := Align(tok, []corpus.Document{d}, nil, AlignOptions{Scheme: tc.scheme, LabelAllSubwords: tc.all})
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -97,7 +99,7 @@ func TestAlignTiny(t *testing.T) {
 		if w.Labels[0] != IgnoreLabel || w.Labels[11] != IgnoreLabel || !reflect.DeepEqual(w.Labels[1:11], tc.labels) {
 			t.Errorf("%s: window labels %v", name, w.Labels)
 		}
-		wantSpans := []Span{mkSpan(doc1Text, 0, 7, "Patient"), mkSpan(doc1Text, 13, 16, "Dose"),
+		wantSpans := []corpus.Span{mkSpan(doc1Text, 0, 7, "Patient"), mkSpan(doc1Text, 13, 16, "Dose"),
 			mkSpan(doc1Text, 17, 25, "Drug"), mkSpan(doc1Text, 26, 31, "Freq")}
 		if !reflect.DeepEqual(ad.Spans, wantSpans) {
 			t.Errorf("%s: spans %v", name, ad.Spans)
@@ -128,12 +130,12 @@ func TestAlignOverlapAndFragments(t *testing.T) {
 	tok := tinyTokenizer(t)
 	d := doc1()
 	// Drug "took ... aspirins" as two pieces, and the long Drug.
-	d.Spans = []Span{
+	d.Spans = []corpus.Span{
 		{Start: 8, End: 25, Type: "Drug", Text: doc1Text[8:25], Fragments: [][2]int{{8, 12}, {17, 25}}},
 		mkSpan(doc1Text, 26, 31, "Freq"),
 		mkSpan(doc1Text, 17, 31, "Drug"), // overlaps the fragment's second piece: shorter (8+4=12 < 14) so it wins
 	}
-	a, err := Align(tok, []Document{d}, nil, AlignOptions{Scheme: BIO})
+	a, err := Align(tok, []corpus.Document{d}, nil, AlignOptions{Scheme: corpus.BIO})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +148,7 @@ func TestAlignOverlapAndFragments(t *testing.T) {
 	}
 	// Without the long Drug: the fragment is tagged piece by piece.
 	d.Spans = d.Spans[:2]
-	a, err = Align(tok, []Document{d}, nil, AlignOptions{Scheme: BIO})
+	a, err = Align(tok, []corpus.Document{d}, nil, AlignOptions{Scheme: corpus.BIO})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +161,7 @@ func TestAlignOverlapAndFragments(t *testing.T) {
 		t.Errorf("stats %+v", ad.Stats.Types)
 	}
 	got, _ := ad.Decode(ad.Labels, a.Labels)
-	want := []Span{mkSpan(doc1Text, 8, 12, "Drug"), mkSpan(doc1Text, 17, 25, "Drug"), mkSpan(doc1Text, 26, 31, "Freq")}
+	want := []corpus.Span{mkSpan(doc1Text, 8, 12, "Drug"), mkSpan(doc1Text, 17, 25, "Drug"), mkSpan(doc1Text, 26, 31, "Freq")}
 	if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(ad.Spans, want) {
 		t.Errorf("decoded %v\nspans %v", got, ad.Spans)
 	}
@@ -168,8 +170,8 @@ func TestAlignOverlapAndFragments(t *testing.T) {
 func TestAlignMultiWordBILOU(t *testing.T) {
 	tok := tinyTokenizer(t)
 	text := "no chest pain. Patient took aspirins"
-	d := Document{ID: "d2", Text: text, Spans: []Span{mkSpan(text, 3, 13, "Problem"), mkSpan(text, 15, 36, "X")}}
-	a, err := Align(tok, []Document{d}, nil, AlignOptions{Scheme: BILOU, LabelAllSubwords: true})
+	d := corpus.Document{ID: "d2", Text: text, Spans: []corpus.Span{mkSpan(text, 3, 13, "Problem"), mkSpan(text, 15, 36, "X")}}
+	a, err := Align(tok, []corpus.Document{d}, nil, AlignOptions{Scheme: corpus.BILOU, LabelAllSubwords: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,13 +189,13 @@ func TestAlignMultiWordBILOU(t *testing.T) {
 func TestAlignFixedLabels(t *testing.T) {
 	tok := tinyTokenizer(t)
 	d := doc1()
-	_, err := Align(tok, []Document{d}, SchemeLabels(BIO, []string{"Drug", "Freq"}), AlignOptions{})
+	_, err := Align(tok, []corpus.Document{d}, SchemeLabels(corpus.BIO, []string{"Drug", "Freq"}), AlignOptions{})
 	if err == nil || !strings.Contains(err.Error(), "d1") || !strings.Contains(err.Error(), `"Dose"`) {
 		t.Errorf("unknown type: err = %v", err)
 	}
 	// A BIO label set cannot serve BILOU.
-	_, err = Align(tok, []Document{{ID: "x", Text: "daily", Spans: []Span{mkSpan("daily", 0, 5, "Freq")}}},
-		SchemeLabels(BIO, []string{"Freq"}), AlignOptions{Scheme: BILOU})
+	_, err = Align(tok, []corpus.Document{{ID: "x", Text: "daily", Spans: []corpus.Span{mkSpan("daily", 0, 5, "Freq")}}},
+		SchemeLabels(corpus.BIO, []string{"Freq"}), AlignOptions{Scheme: corpus.BILOU})
 	if err == nil || !strings.Contains(err.Error(), "L-Freq") {
 		t.Errorf("missing L- tag: err = %v", err)
 	}
@@ -201,7 +203,7 @@ func TestAlignFixedLabels(t *testing.T) {
 		t.Error("repeated label accepted")
 	}
 	for _, o := range []AlignOptions{{MaxLen: 2}, {MaxLen: 10, Stride: 9}, {Stride: -1}, {Scheme: 7}} {
-		if _, err := Align(tok, []Document{d}, nil, o); err == nil {
+		if _, err := Align(tok, []corpus.Document{d}, nil, o); err == nil {
 			t.Errorf("options %+v accepted", o)
 		}
 	}
@@ -209,7 +211,7 @@ func TestAlignFixedLabels(t *testing.T) {
 
 func TestWindowsAndMerge(t *testing.T) {
 	tok := tinyTokenizer(t)
-	a, err := Align(tok, []Document{doc1()}, nil, AlignOptions{Scheme: BIO, MaxLen: 6, Stride: 3})
+	a, err := Align(tok, []corpus.Document{doc1()}, nil, AlignOptions{Scheme: corpus.BIO, MaxLen: 6, Stride: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +266,7 @@ func TestWindowsAndMerge(t *testing.T) {
 
 func TestDecodeIllFormed(t *testing.T) {
 	tok := tinyTokenizer(t)
-	a, err := Align(tok, []Document{doc1()}, SchemeLabels(BIO, []string{"Dose", "Drug", "Freq", "Patient", "Space", "Unit"}), AlignOptions{Scheme: BIO})
+	a, err := Align(tok, []corpus.Document{doc1()}, SchemeLabels(corpus.BIO, []string{"Dose", "Drug", "Freq", "Patient", "Space", "Unit"}), AlignOptions{Scheme: corpus.BIO})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,14 +280,14 @@ func TestDecodeIllFormed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Span{mkSpan(doc1Text, 8, 16, "Drug"), mkSpan(doc1Text, 26, 32, "Freq")}
+	want := []corpus.Span{mkSpan(doc1Text, 8, 16, "Drug"), mkSpan(doc1Text, 26, 32, "Freq")}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("decoded %v, want %v", got, want)
 	}
 	// I-Dose then I-Drug: a change of type ends Dose and starts Drug.
 	sub = []int32{0, 0, id("I-Dose"), 0, id("I-Drug"), 0, 0, 0, 0, 0}
 	got, _ = ad.Decode(sub, a.Labels)
-	want = []Span{mkSpan(doc1Text, 13, 16, "Dose"), mkSpan(doc1Text, 17, 25, "Drug")}
+	want = []corpus.Span{mkSpan(doc1Text, 13, 16, "Dose"), mkSpan(doc1Text, 17, 25, "Drug")}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("decoded %v, want %v", got, want)
 	}
@@ -305,25 +307,28 @@ func TestDecodeIllFormed(t *testing.T) {
 // and the spans that do not come back must be exactly those the stats
 // count as changed or dropped.
 func TestAlignRoundTripCorpora(t *testing.T) {
-	v, err := bert.LoadVocab(dataPath(t, "vocab/bert-base-cased-vocab.txt"))
-	root := sharedData
+	v, err := bert.LoadVocab(mtltest.DataPath(t, "vocab/bert-base-cased-vocab.txt"))
+	root := mtltest.SharedData()
 	if err != nil {
 		t.Fatal(err)
 	}
 	tok := bert.NewTokenizer(v, bert.TokenizerOptions{LowerCase: false})
 	sp := v.Specials()
-	type corpus struct {
+	type source struct {
 		name string
-		read func() ([]Document, error)
+		read func() ([]corpus.Document, error)
 	}
-	conll := func(p string) func() ([]Document, error) {
-		return func() ([]Document, error) { d, _, err := ReadCoNLL(filepath.Join(root, p)); return d, err }
+	conll := func(p string) func() ([]corpus.Document, error) {
+		return func() ([]corpus.Document, error) {
+			d, _, err := corpus.ReadCoNLL(filepath.Join(root, p))
+			return d, err
+		}
 	}
-	brat := func(ps ...string) func() ([]Document, error) {
-		return func() ([]Document, error) {
-			var all []Document
+	brat := func(ps ...string) func() ([]corpus.Document, error) {
+		return func() ([]corpus.Document, error) {
+			var all []corpus.Document
 			for _, p := range ps {
-				d, _, err := ReadBrat(filepath.Join(root, p))
+				d, _, err := corpus.ReadBrat(filepath.Join(root, p))
 				if err != nil {
 					return nil, err
 				}
@@ -332,7 +337,7 @@ func TestAlignRoundTripCorpora(t *testing.T) {
 			return all, nil
 		}
 	}
-	for _, c := range []corpus{
+	for _, c := range []source{
 		{"ncbi-train", conll("ncbi-disease/train.tsv")},
 		{"bc5cdr-train", conll("bc5cdr/train.tsv")},
 		{"quaero-train", brat("quaero/train/EMEA", "quaero/train/MEDLINE")},
@@ -342,8 +347,8 @@ func TestAlignRoundTripCorpora(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		for _, scheme := range []Scheme{BILOU, BIO} {
-			opts := AlignOptions{Scheme: scheme, LabelAllSubwords: scheme == BIO, MaxLen: 128, Stride: 64}
+		for _, scheme := range []corpus.Scheme{corpus.BILOU, corpus.BIO} {
+			opts := AlignOptions{Scheme: scheme, LabelAllSubwords: scheme == corpus.BIO, MaxLen: 128, Stride: 64}
 			a, err := Align(tok, docs, nil, opts)
 			if err != nil {
 				t.Fatalf("%s: %v", c.name, err)
@@ -388,10 +393,10 @@ func TestAlignRoundTripCorpora(t *testing.T) {
 				}
 				set := map[string]bool{}
 				for _, s := range ad.Spans {
-					set[s.key()] = true
+					set[s.Key()] = true
 				}
 				for _, s := range kept[i] {
-					if set[s.key()] {
+					if set[s.Key()] {
 						exact++
 					} else {
 						lost++
@@ -423,10 +428,10 @@ func TestAlignRoundTripCorpora(t *testing.T) {
 
 // keptSpans returns the spans of each document that the overlap policy
 // keeps, without touching docs.
-func keptSpans(docs []Document, p OverlapPolicy) [][]Span {
-	cp := append([]Document(nil), docs...)
-	ResolveOverlaps(cp, p)
-	out := make([][]Span, len(cp))
+func keptSpans(docs []corpus.Document, p corpus.OverlapPolicy) [][]corpus.Span {
+	cp := append([]corpus.Document(nil), docs...)
+	corpus.ResolveOverlaps(cp, p)
+	out := make([][]corpus.Span, len(cp))
 	for i := range cp {
 		out[i] = cp[i].Spans
 	}

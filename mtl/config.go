@@ -5,17 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/mtbert/mtbert/bert"
+	"github.com/mtbert/mtbert/mtl/corpus"
 )
 
 // Config is the YAML (or JSON) configuration shared by `mtbert data` and
@@ -719,9 +722,9 @@ func (c *Config) finishTask(i int, path string, present map[string]bool, names m
 	}
 	t.Scheme = sch.String()
 	if !has("overlap") {
-		t.Overlap = KeepLongest.String()
+		t.Overlap = corpus.KeepLongest.String()
 	}
-	if _, err := ParseOverlapPolicy(t.Overlap); err != nil {
+	if _, err := corpus.ParseOverlapPolicy(t.Overlap); err != nil {
 		return fail("overlap", "unknown overlap policy %q (want keep-longest, keep-first or drop-both)", t.Overlap)
 	}
 	if has("labels") {
@@ -735,7 +738,7 @@ func (c *Config) finishTask(i int, path string, present map[string]bool, names m
 // checkNERLabels checks a fixed NER label list: distinct, "O" present,
 // every other label P-TYPE with P a prefix of the scheme, and every type
 // with all its prefixes.
-func checkNERLabels(names []string, sch Scheme) error {
+func checkNERLabels(names []string, sch corpus.Scheme) error {
 	l, err := NewLabels(names)
 	if err != nil {
 		return err
@@ -744,7 +747,7 @@ func checkNERLabels(names []string, sch Scheme) error {
 		return fmt.Errorf(`no "O" label`)
 	}
 	prefixes := "BI"
-	if sch == BILOU {
+	if sch == corpus.BILOU {
 		prefixes = "BILU"
 	}
 	types := map[string]bool{}
@@ -772,7 +775,7 @@ func (t *TaskConfig) AlignOptions() (AlignOptions, error) {
 	if err != nil {
 		return AlignOptions{}, fmt.Errorf("task %s: %w", t.Name, err)
 	}
-	pol, err := ParseOverlapPolicy(t.Overlap)
+	pol, err := corpus.ParseOverlapPolicy(t.Overlap)
 	if err != nil {
 		return AlignOptions{}, fmt.Errorf("task %s: %w", t.Name, err)
 	}
@@ -823,10 +826,10 @@ type SplitData struct {
 	// Paths are the resolved paths read.
 	Paths []string
 	// Docs are the documents (ner tasks); Pairs the pairs (others).
-	Docs  []Document
-	Pairs []Pair
+	Docs  []corpus.Document
+	Pairs []corpus.Pair
 	// Read sums the readers' stats (ner tasks).
-	Read ReadStats
+	Read corpus.ReadStats
 }
 
 // LoadedTask is a task with its splits read.
@@ -951,16 +954,16 @@ func (t *TaskConfig) readSplit(split string) (SplitData, error) {
 	sd := SplitData{Split: split, Paths: paths}
 	for _, p := range paths {
 		var (
-			docs  []Document
-			pairs []Pair
-			st    ReadStats
+			docs  []corpus.Document
+			pairs []corpus.Pair
+			st    corpus.ReadStats
 			err   error
 		)
 		switch t.Format {
 		case FormatCoNLL:
-			docs, st, err = ReadCoNLL(p)
+			docs, st, err = corpus.ReadCoNLL(p)
 		case FormatBrat:
-			docs, st, err = ReadBrat(p)
+			docs, st, err = corpus.ReadBrat(p)
 		case FormatI2B22010:
 			txt, con := p, p
 			if isDir(filepath.Join(p, "txt")) {
@@ -970,23 +973,23 @@ func (t *TaskConfig) readSplit(split string) (SplitData, error) {
 					con = filepath.Join(p, "concepts")
 				}
 			}
-			docs, st, err = ReadI2B2Con(txt, con)
+			docs, st, err = corpus.ReadI2B2Con(txt, con)
 		case FormatI2B22012:
-			docs, st, err = ReadI2B2XML(p, I2B2Events)
+			docs, st, err = corpus.ReadI2B2XML(p, corpus.I2B2Events)
 		case FormatI2B22014:
-			docs, st, err = ReadI2B2XML(p, I2B2PHI)
+			docs, st, err = corpus.ReadI2B2XML(p, corpus.I2B2PHI)
 		case FormatMedNLI:
-			pairs, err = ReadMedNLI(p)
+			pairs, err = corpus.ReadMedNLI(p)
 		case FormatMedRQE:
-			pairs, err = ReadMedRQE(p)
+			pairs, err = corpus.ReadMedRQE(p)
 		case FormatSTS:
-			pairs, err = ReadSTS(p, scores)
+			pairs, err = corpus.ReadSTS(p, scores)
 		case FormatBIOSSES:
-			pairs, err = ReadBIOSSES(p)
+			pairs, err = corpus.ReadBIOSSES(p)
 		case FormatText:
-			var ts TextStats
-			docs, ts, err = ReadText(p, 0)
-			st = ReadStats{Documents: len(docs), Text: ts}
+			var ts corpus.TextStats
+			docs, ts, err = corpus.ReadText(p, 0)
+			st = corpus.ReadStats{Documents: len(docs), Text: ts}
 		default:
 			err = fmt.Errorf("unknown format %q", t.Format)
 		}
@@ -995,7 +998,7 @@ func (t *TaskConfig) readSplit(split string) (SplitData, error) {
 		}
 		sd.Docs = append(sd.Docs, docs...)
 		sd.Pairs = append(sd.Pairs, pairs...)
-		sd.Read.add(st)
+		sd.Read.Add(st)
 	}
 	return sd, nil
 }
@@ -1050,7 +1053,7 @@ func (l *LoadedTask) LabelSet() (*Labels, error) {
 	if t.Kind == NER {
 		types := map[string]bool{}
 		for _, s := range l.Splits {
-			for ty := range CountTypes(s.Docs) {
+			for ty := range corpus.CountTypes(s.Docs) {
 				types[ty] = true
 			}
 		}
@@ -1058,7 +1061,7 @@ func (l *LoadedTask) LabelSet() (*Labels, error) {
 		if err != nil {
 			return nil, err
 		}
-		return SchemeLabels(sch, mapKeys(types)), nil
+		return SchemeLabels(sch, slices.Sorted(maps.Keys(types))), nil
 	}
 	classes := map[string]bool{}
 	for _, s := range l.Splits {
@@ -1066,15 +1069,5 @@ func (l *LoadedTask) LabelSet() (*Labels, error) {
 			classes[p.Label] = true
 		}
 	}
-	return NewLabels(mapKeys(classes))
-}
-
-// mapKeys returns the keys of m, sorted.
-func mapKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
+	return NewLabels(slices.Sorted(maps.Keys(classes)))
 }

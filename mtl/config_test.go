@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/mtbert/mtbert/bert"
+	"github.com/mtbert/mtbert/mtl/corpus"
 )
 
 const cfgDir = "testdata/config"
@@ -67,7 +68,7 @@ func TestLoadConfigGood(t *testing.T) {
 		t.Errorf("sts test %+v", sc)
 	}
 	opts, err := c.Tasks[0].AlignOptions()
-	if err != nil || opts != (AlignOptions{Scheme: BIO, MaxLen: 6, Stride: 2, Overlap: KeepLongest}) {
+	if err != nil || opts != (AlignOptions{Scheme: corpus.BIO, MaxLen: 6, Stride: 2, Overlap: corpus.KeepLongest}) {
 		t.Errorf("align options %+v %v", opts, err)
 	}
 	tok, err := c.Tokenizer()

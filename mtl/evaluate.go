@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 
 	"github.com/mtbert/mtbert/autograd"
 	"github.com/mtbert/mtbert/bert"
+	"github.com/mtbert/mtbert/mtl/corpus"
+	"github.com/mtbert/mtbert/mtl/score"
 )
 
 // TypeScore is precision, recall and F1 of one entity type, with its counts.
@@ -20,7 +24,7 @@ type TypeScore struct {
 	FN        int     `json:"fn"`
 }
 
-func typeScore(p PRF) TypeScore {
+func typeScore(p score.PRF) TypeScore {
 	return TypeScore{Precision: p.Precision, Recall: p.Recall, F1: p.F1, TP: p.TP, FP: p.FP, FN: p.FN}
 }
 
@@ -125,12 +129,12 @@ func evalNER(m *Model, h *Head, tok *bert.Tokenizer, lt *LoadedTask, sd *SplitDa
 		return fmt.Errorf("max_length %d exceeds the encoder's %d positions", opts.MaxLen, m.Encoder.Cfg.MaxPositionEmbeddings)
 	}
 	// Gold: the spans as read, after the overlap policy.
-	gold := make([]Document, len(sd.Docs))
+	gold := make([]corpus.Document, len(sd.Docs))
 	copy(gold, sd.Docs)
-	ResolveOverlaps(gold, opts.Overlap)
+	corpus.ResolveOverlaps(gold, opts.Overlap)
 	// Alignment needs every type in the label set; spans of unknown types stay in gold (as
 	// misses) but are left out of the aligned input.
-	docs := make([]Document, len(sd.Docs))
+	docs := make([]corpus.Document, len(sd.Docs))
 	unknown := map[string]int{}
 	for i, d := range sd.Docs {
 		docs[i] = d
@@ -143,7 +147,7 @@ func evalNER(m *Model, h *Head, tok *bert.Tokenizer, lt *LoadedTask, sd *SplitDa
 			docs[i].Spans = append(docs[i].Spans, s)
 		}
 	}
-	for _, ty := range mapKeys(unknown) {
+	for _, ty := range slices.Sorted(maps.Keys(unknown)) {
 		tm.Notes = append(tm.Notes, fmt.Sprintf("%d gold spans of type %s, which the model does not know", unknown[ty], ty))
 	}
 	al, err := Align(tok, docs, labels, opts)
@@ -168,8 +172,8 @@ func evalNER(m *Model, h *Head, tok *bert.Tokenizer, lt *LoadedTask, sd *SplitDa
 			preds[i][q], _ = argmax(logits[i][q*L : (q+1)*L])
 		}
 	}
-	predSpans := make([][]Span, len(al.Docs))
-	goldSpans := make([][]Span, len(al.Docs))
+	predSpans := make([][]corpus.Span, len(al.Docs))
+	goldSpans := make([][]corpus.Span, len(al.Docs))
 	var goldTags, predTags [][]string
 	k := 0
 	nGold, nPred := 0, 0
@@ -196,11 +200,11 @@ func evalNER(m *Model, h *Head, tok *bert.Tokenizer, lt *LoadedTask, sd *SplitDa
 		goldTags = append(goldTags, ad.WordTags)
 		predTags = append(predTags, tags)
 	}
-	spans, err := SpanF1(goldSpans, predSpans)
+	spans, err := score.SpanF1(goldSpans, predSpans)
 	if err != nil {
 		return err
 	}
-	toks, err := TokenF1(goldTags, predTags)
+	toks, err := score.TokenF1(goldTags, predTags)
 	if err != nil {
 		return err
 	}
@@ -246,7 +250,7 @@ func evalPairs(m *Model, h *Head, tok *bert.Tokenizer, lt *LoadedTask, sd *Split
 		for _, c := range []struct {
 			name string
 			f    func(x, y []float64) (float64, error)
-		}{{"pearson", Pearson}, {"spearman", Spearman}} {
+		}{{"pearson", score.Pearson}, {"spearman", score.Spearman}} {
 			v, err := c.f(gold, pred)
 			if err != nil {
 				tm.Notes = append(tm.Notes, fmt.Sprintf("%s undefined: %v", c.name, err))
@@ -262,11 +266,11 @@ func evalPairs(m *Model, h *Head, tok *bert.Tokenizer, lt *LoadedTask, sd *Split
 		c, _ := argmax(res[i])
 		pred[i] = h.Spec.Labels[c]
 	}
-	acc, err := Accuracy(gold, pred)
+	acc, err := score.Accuracy(gold, pred)
 	if err != nil {
 		return err
 	}
-	f1, err := MacroF1(gold, pred)
+	f1, err := score.MacroF1(gold, pred)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,9 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/mtbert/mtbert/mtl/corpus"
+	"github.com/mtbert/mtbert/mtl/internal/mtltest"
 )
 
 // constantHead makes a head ignore its input: zero weights, and a bias that picks label (or,
@@ -39,9 +42,9 @@ func TestEvaluateHandChecked(t *testing.T) {
 	// (fever), b gives TP 1 (aspirins, widened) and FP 1: P = 2/8, R = 2/3, F1 = 4/11.
 	a := "patient took aspirin for fever ."
 	b := "took aspirins"
-	docs := []Document{
-		{ID: "a", Text: a, Spans: []Span{{Start: 13, End: 20, Type: "Drug", Text: "aspirin"}, {Start: 25, End: 30, Type: "Problem", Text: "fever"}}},
-		{ID: "b", Text: b, Spans: []Span{{Start: 5, End: 12, Type: "Drug", Text: "aspirin"}}},
+	docs := []corpus.Document{
+		{ID: "a", Text: a, Spans: []corpus.Span{{Start: 13, End: 20, Type: "Drug", Text: "aspirin"}, {Start: 25, End: 30, Type: "Problem", Text: "fever"}}},
+		{ID: "b", Text: b, Spans: []corpus.Span{{Start: 5, End: 12, Type: "Drug", Text: "aspirin"}}},
 	}
 	nerTask := *r.Loaded[0].Task
 	lt := &LoadedTask{Task: &nerTask, Splits: []SplitData{{Split: SplitDev, Docs: docs}}}
@@ -52,15 +55,15 @@ func TestEvaluateHandChecked(t *testing.T) {
 	want := map[string]float64{"span_precision": 1.0 / 8, "span_recall": 1.0 / 3, "span_f1": 2.0 / 11,
 		"token_precision": 2.0 / 8, "token_recall": 2.0 / 3, "token_f1": 4.0 / 11, "gold_spans": 3, "predicted_spans": 8}
 	for k, v := range want {
-		if !near(tm.Metrics[k], v) {
+		if !mtltest.Near(tm.Metrics[k], v) {
 			t.Errorf("%s = %v, want %v", k, tm.Metrics[k], v)
 		}
 	}
-	if tm.Main != "span_f1" || !near(tm.Value, 2.0/11) || tm.Count != 2 {
+	if tm.Main != "span_f1" || !mtltest.Near(tm.Value, 2.0/11) || tm.Count != 2 {
 		t.Errorf("main %s %v, count %d", tm.Main, tm.Value, tm.Count)
 	}
 	// Drug: TP 1, FP 7, FN 1 -> P 1/8, R 1/2, F1 1/5; Problem: FN 1 only.
-	if d := tm.PerType["Drug"]; d.TP != 1 || d.FP != 7 || d.FN != 1 || !near(d.F1, 0.2) {
+	if d := tm.PerType["Drug"]; d.TP != 1 || d.FP != 7 || d.FN != 1 || !mtltest.Near(d.F1, 0.2) {
 		t.Errorf("Drug %+v", d)
 	}
 	if p := tm.PerType["Problem"]; p.TP != 0 || p.FN != 1 || p.F1 != 0 {
@@ -70,7 +73,7 @@ func TestEvaluateHandChecked(t *testing.T) {
 	// Pairs: always "entailment". Gold entailment x2, neutral, contradiction: accuracy 1/2;
 	// per class F1: entailment 2/3 (P 1/2, R 1), the others 0; macro 2/9.
 	nliTask := *r.Loaded[1].Task
-	pairs := []Pair{{ID: "1", TextA: "patient has fever .", TextB: "the patient has fever .", Label: "entailment"},
+	pairs := []corpus.Pair{{ID: "1", TextA: "patient has fever .", TextB: "the patient has fever .", Label: "entailment"},
 		{ID: "2", TextA: "patient has rash .", TextB: "the patient has rash .", Label: "entailment"},
 		{ID: "3", TextA: "patient has rash .", TextB: "patient took insulin .", Label: "neutral"},
 		{ID: "4", TextA: "patient has rash .", TextB: "patient has no rash .", Label: "contradiction"}}
@@ -78,13 +81,13 @@ func TestEvaluateHandChecked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !near(tm.Metrics["accuracy"], 0.5) || !near(tm.Metrics["macro_f1"], 2.0/9) || tm.Value != 0.5 {
+	if !mtltest.Near(tm.Metrics["accuracy"], 0.5) || !mtltest.Near(tm.Metrics["macro_f1"], 2.0/9) || tm.Value != 0.5 {
 		t.Errorf("nli %+v", tm)
 	}
 
 	// Regression: always 1 against 0, 2, 4: mse (1+1+9)/3; Pearson undefined (constant).
 	stsTask := *r.Loaded[2].Task
-	sp := []Pair{{ID: "1", TextA: "a", TextB: "b", Score: 0, HasScore: true}, {ID: "2", TextA: "fever", TextB: "rash", Score: 2, HasScore: true},
+	sp := []corpus.Pair{{ID: "1", TextA: "a", TextB: "b", Score: 0, HasScore: true}, {ID: "2", TextA: "fever", TextB: "rash", Score: 2, HasScore: true},
 		{ID: "3", TextA: "the", TextB: "cough", Score: 4, HasScore: true}}
 	tm, err = EvaluateTask(m, tok, &LoadedTask{Task: &stsTask, Splits: []SplitData{{Split: SplitTest, Pairs: sp}}}, SplitTest)
 	if err != nil {
@@ -110,7 +113,7 @@ func TestEvaluateHandChecked(t *testing.T) {
 
 func TestSelectValue(t *testing.T) {
 	ms := []TaskMetrics{{Task: "a", Value: 0.5}, {Task: "b", Value: 0.7}}
-	if v, ok := selectValue(ms, "mean"); !ok || !near(v, 0.6) {
+	if v, ok := selectValue(ms, "mean"); !ok || !mtltest.Near(v, 0.6) {
 		t.Errorf("mean %v", v)
 	}
 	if v, ok := selectValue(ms, "b"); !ok || v != 0.7 {

@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/mtbert/mtbert/mtl/corpus"
 )
 
 // holdoutConfig writes a BIOSSES-like TSV of n pairs to a temporary folder and
@@ -32,7 +34,7 @@ func holdoutConfig(t *testing.T, n int) (string, string) {
 	return body, filepath.Join(dir, "x.yaml")
 }
 
-func pairIDs(ps []Pair) []string {
+func pairIDs(ps []corpus.Pair) []string {
 	var out []string
 	for _, p := range ps {
 		out = append(out, p.ID)
@@ -126,7 +128,7 @@ func TestHoldout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	all, _, err := ReadCoNLL(filepath.Join(cfgDir, "ner.tsv"))
+	all, _, err := corpus.ReadCoNLL(filepath.Join(cfgDir, "ner.tsv"))
 	if err != nil {
 		t.Fatal(err)
 	}

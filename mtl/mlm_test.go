@@ -15,6 +15,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/mtbert/mtbert/bert"
+	"github.com/mtbert/mtbert/mtl/corpus"
 	"github.com/mtbert/mtbert/nn"
 )
 
@@ -70,7 +71,7 @@ func TestReadTextBadInput(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	docs, st, err := ReadText(filepath.Join(dir, "lines.txt"), 64)
+	docs, st, err := corpus.ReadText(filepath.Join(dir, "lines.txt"), 64)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,19 +99,19 @@ func TestReadTextBadInput(t *testing.T) {
 		t.Errorf("last doc %+v", d)
 	}
 	// A binary file is skipped and counted; a folder reads its .txt files as documents.
-	if docs, st, err := ReadText(filepath.Join(dir, "binary.txt"), 0); err != nil || len(docs) != 0 || st.BinaryFiles != 1 {
+	if docs, st, err := corpus.ReadText(filepath.Join(dir, "binary.txt"), 0); err != nil || len(docs) != 0 || st.BinaryFiles != 1 {
 		t.Errorf("binary: %d docs, %+v, %v", len(docs), st, err)
 	}
 	sub := filepath.Join(dir, "notes", "a")
 	os.MkdirAll(sub, 0o755)
 	os.WriteFile(filepath.Join(sub, "n1.txt"), []byte("line one\nline two\n"), 0o644)
 	os.WriteFile(filepath.Join(sub, "skip.ann"), []byte("T1\tX 0 1\tl\n"), 0o644)
-	docs, st, err = ReadText(filepath.Join(dir, "notes"), 0)
+	docs, st, err = corpus.ReadText(filepath.Join(dir, "notes"), 0)
 	if err != nil || len(docs) != 1 || docs[0].Text != "line one line two" || docs[0].ID != filepath.Join("a", "n1.txt") || st.Files != 1 {
 		t.Errorf("folder: %+v %+v %v", docs, st, err)
 	}
 	// gzip and zstd give the same documents as the plain file.
-	plain, _, _ := ReadText(filepath.Join(dir, "lines.txt"), 64)
+	plain, _, _ := corpus.ReadText(filepath.Join(dir, "lines.txt"), 64)
 	var gz, zs bytes.Buffer
 	zw := gzip.NewWriter(&gz)
 	zw.Write(files["lines.txt"])
@@ -121,7 +122,7 @@ func TestReadTextBadInput(t *testing.T) {
 	for n, b := range map[string][]byte{"lines.txt.gz": gz.Bytes(), "lines.zst": zs.Bytes()} {
 		p := filepath.Join(dir, n)
 		os.WriteFile(p, b, 0o644)
-		got, _, err := ReadText(p, 64)
+		got, _, err := corpus.ReadText(p, 64)
 		if err != nil || len(got) != len(plain) {
 			t.Fatalf("%s: %d docs, %v", n, len(got), err)
 		}
@@ -146,7 +147,7 @@ func FuzzReadText(f *testing.F) {
 		if err := os.WriteFile(p, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		docs, _, err := ReadText(p, max)
+		docs, _, err := corpus.ReadText(p, max)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -166,10 +167,10 @@ func TestPackText(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var docs []Document
+	var docs []corpus.Document
 	var want []int32
 	for i, s := range mlmText {
-		docs = append(docs, Document{Text: s}, Document{Text: " \u200b "}) // an empty document adds no [SEP]
+		docs = append(docs, corpus.Document{Text: s}, corpus.Document{Text: " \u200b "}) // an empty document adds no [SEP]
 		if i > 0 && len(want)%7 != 0 {
 			want = append(want, 3) // [SEP] between documents, unless a sequence just ended
 		}

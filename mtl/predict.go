@@ -1,19 +1,14 @@
 package mtl
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"strings"
 	"unicode/utf8"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
-
 	"github.com/mtbert/mtbert/bert"
 	"github.com/mtbert/mtbert/kernels/cuda"
+	"github.com/mtbert/mtbert/mtl/corpus"
 )
 
 // Entity is one extracted mention.
@@ -200,7 +195,7 @@ type notePlan struct {
 func (e *Extractor) planNote(text string, heads []*Head, maxLen int) (*notePlan, error) {
 	p := &notePlan{heads: heads, maxLen: maxLen, ad: AlignedDoc{Text: text}}
 	if !utf8.ValidString(text) {
-		return p, fmt.Errorf("mtl: note is not valid UTF-8 (first bad byte at offset %d)", firstInvalid(text))
+		return p, fmt.Errorf("mtl: note is not valid UTF-8 (first bad byte at offset %d)", corpus.FirstInvalid(text))
 	}
 	if len(heads) == 0 || text == "" {
 		return p, nil
@@ -302,7 +297,7 @@ func (p *notePlan) decode(out map[string][][]float32) (Result, error) {
 			probs[wi] = softmaxAt(row, int(k))
 		}
 		var ents []Entity
-		for _, ts := range DecodeTags(tags, BILOU) {
+		for _, ts := range corpus.DecodeTags(tags, corpus.BILOU) {
 			if ts.Type == "" {
 				continue
 			}
@@ -430,7 +425,7 @@ func (e *Extractor) Pair(ctx context.Context, a, b string, tasks []string) (map[
 	}
 	for _, s := range []struct{ name, v string }{{"text_a", a}, {"text_b", b}} {
 		if !utf8.ValidString(s.v) {
-			return nil, fmt.Errorf("mtl: %s is not valid UTF-8 (first bad byte at offset %d)", s.name, firstInvalid(s.v))
+			return nil, fmt.Errorf("mtl: %s is not valid UTF-8 (first bad byte at offset %d)", s.name, corpus.FirstInvalid(s.v))
 		}
 	}
 	res := map[string]PairResult{}
@@ -462,44 +457,3 @@ func (e *Extractor) Pair(ctx context.Context, a, b string, tasks []string) (map[
 	}
 	return res, nil
 }
-
-// firstInvalid returns the byte offset of the first invalid UTF-8 sequence of s.
-func firstInvalid(s string) int {
-	for i, r := range s {
-		if r == utf8.RuneError {
-			if _, n := utf8.DecodeRuneInString(s[i:]); n == 1 {
-				return i
-			}
-		}
-	}
-	return len(s)
-}
-
-// NewReader returns r decompressed when it starts with the gzip or zstd magic number (as
-// Open does for files), else r as it is. Closing the result releases the decompressor (not
-// r).
-func NewReader(r io.Reader) (io.ReadCloser, error) {
-	br := bufio.NewReader(r)
-	head, _ := br.Peek(4)
-	switch {
-	case bytes.HasPrefix(head, gzipMagic):
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return nil, fmt.Errorf("gzip: %w", err)
-		}
-		return zr, nil
-	case bytes.HasPrefix(head, zstdMagic):
-		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
-		if err != nil {
-			return nil, fmt.Errorf("zstd: %w", err)
-		}
-		return zstdReadCloser{zr}, nil
-	}
-	return io.NopCloser(br), nil
-}
-
-// zstdReadCloser is a zstd decoder as an io.ReadCloser.
-type zstdReadCloser struct{ *zstd.Decoder }
-
-// Close releases the decoder.
-func (z zstdReadCloser) Close() error { z.Decoder.Close(); return nil }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/mtbert/mtbert/mtl/corpus"
 )
 
 // trainedCheckpoint trains the fixture for 12 epochs (enough to tag it perfectly) and saves it.
@@ -205,7 +206,7 @@ func TestNewReader(t *testing.T) {
 	w.Write([]byte("note one\nnote two\n"))
 	w.Close()
 	for _, in := range [][]byte{gz.Bytes(), []byte("note one\nnote two\n")} {
-		rc, err := NewReader(bytes.NewReader(in))
+		rc, err := corpus.NewReader(bytes.NewReader(in))
 		if err != nil {
 			t.Fatal(err)
 		}

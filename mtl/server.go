@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"github.com/mtbert/mtbert/mtl/corpus"
 )
 
 // ServerConfig holds the Server's limits. Zero values take the defaults.
@@ -386,7 +388,7 @@ func (s *Server) post(h func(ctx context.Context, ex *Extractor, body []byte) (a
 			return
 		}
 		if !utf8.Valid(body) {
-			serveError(w, errorf(400, "request body is not valid UTF-8 (first bad byte at offset %d)", firstInvalid(string(body))))
+			serveError(w, errorf(400, "request body is not valid UTF-8 (first bad byte at offset %d)", corpus.FirstInvalid(string(body))))
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)

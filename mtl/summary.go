@@ -3,11 +3,14 @@ package mtl
 import (
 	"fmt"
 	"io"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/mtbert/mtbert/bert"
+	"github.com/mtbert/mtbert/mtl/corpus"
 )
 
 // Summary describes every task and split of a config as the model will see
@@ -77,7 +80,7 @@ type SplitSummary struct {
 	// mlm task.
 	Windows int `json:"windows,omitempty"`
 	// Text is what the raw-text reader skipped or changed (mlm tasks).
-	Text *TextStats `json:"text,omitempty"`
+	Text *corpus.TextStats `json:"text,omitempty"`
 	// Truncated counts, for ner, sub-words in no window (always 0: windows
 	// cover every document); for pairs, the pairs longer than max_length
 	// that training truncates (longest first).
@@ -190,7 +193,7 @@ func summarizeSplit(ss *SplitSummary, t *TaskConfig, sd *SplitData, tok *bert.To
 			}
 		}
 	}
-	ss.Entities = CountTypes(sd.Docs)
+	ss.Entities = corpus.CountTypes(sd.Docs)
 	ss.IllFormed, ss.MergedFragments, ss.Fragmented = sd.Read.IllFormed, sd.Read.MergedFragments, sd.Read.Fragmented
 	ss.SkippedTags = sd.Read.SkippedTags
 	if labels == nil {
@@ -289,7 +292,7 @@ func (s *Summary) WriteText(w io.Writer) error {
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 			fmt.Fprintln(tw, "  type\tsplit\tinput\texact\tboundary\tfragmented\tduplicates\toverlap\tcollision\tno-tokens\t")
 			for _, sp := range t.Splits {
-				for _, ty := range mapKeys(sp.Spans) {
+				for _, ty := range slices.Sorted(maps.Keys(sp.Spans)) {
 					c := sp.Spans[ty]
 					fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", ty, sp.Split, c.Input, c.Exact, c.Boundary, c.Fragmented, c.Duplicates, c.Overlap, c.Collision, c.NoTokens)
 				}
@@ -301,7 +304,7 @@ func (s *Summary) WriteText(w io.Writer) error {
 		for _, sp := range t.Splits {
 			if len(sp.Labels) > 0 {
 				var parts []string
-				for _, l := range mapKeys(sp.Labels) {
+				for _, l := range slices.Sorted(maps.Keys(sp.Labels)) {
 					parts = append(parts, fmt.Sprintf("%s %d", l, sp.Labels[l]))
 				}
 				fmt.Fprintf(w, "  %s labels: %s\n", sp.Split, strings.Join(parts, ", "))

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/mtbert/mtbert/mtl"
+	"github.com/mtbert/mtbert/mtl/synth"
 )
 
 func init() {
@@ -50,7 +51,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 		dir = tmp
 	}
 	fmt.Fprintln(stdout, demoDisclaimer)
-	cfgPath, err := mtl.WriteSynthCorpus(filepath.Join(dir, "data"), *seed, *notes, *pairs)
+	cfgPath, err := synth.WriteSynthCorpus(filepath.Join(dir, "data"), *seed, *notes, *pairs)
 	if err != nil {
 		return err
 	}

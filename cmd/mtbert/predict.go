@@ -22,6 +22,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/mtbert/mtbert/mtl"
+	"github.com/mtbert/mtbert/mtl/corpus"
 )
 
 func init() {
@@ -242,7 +243,7 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 	if prog != nil {
 		defer prog.finish(false)
 	}
-	rc, err := mtl.NewReader(src)
+	rc, err := corpus.NewReader(src)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
@@ -482,7 +483,7 @@ func predictedIDs(b []byte) (map[string]bool, error) {
 	if len(b) == 0 {
 		return done, nil
 	}
-	rc, err := mtl.NewReader(bytes.NewReader(b))
+	rc, err := corpus.NewReader(bytes.NewReader(b))
 	if err != nil {
 		return nil, err
 	}

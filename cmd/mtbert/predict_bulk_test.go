@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mtbert/mtbert/mtl"
+	"github.com/mtbert/mtbert/mtl/corpus"
 )
 
 // bulkInput writes an input of raw notes, JSONL notes and pairs.
@@ -44,7 +44,7 @@ func readOut(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	rc, err := mtl.NewReader(f)
+	rc, err := corpus.NewReader(f)
 	if err != nil {
 		t.Fatal(err)
 	}

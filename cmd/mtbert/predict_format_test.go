@@ -17,6 +17,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/mtbert/mtbert/mtl"
+	"github.com/mtbert/mtbert/mtl/corpus"
 )
 
 // formatNotes writes a JSONL input of notes only (no pairs): non-ASCII characters, line
@@ -85,14 +86,14 @@ func testPredictFormats(t *testing.T, dir, model, bulkIn, bulkFull string) {
 	t.Run("brat", func(t *testing.T) {
 		out := filepath.Join(dir, "brat")
 		runCmd(t, 0, "predict", "-model", model, "-in", in, "-format", "brat", "-out", out, "-workers", "2", "-batch", "2")
-		docs, _, err := mtl.ReadBrat(out)
+		docs, _, err := corpus.ReadBrat(out)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(docs) != len(ids) {
 			t.Fatalf("%d brat documents, want %d", len(docs), len(ids))
 		}
-		byName := map[string]mtl.Document{}
+		byName := map[string]corpus.Document{}
 		for _, d := range docs {
 			byName[d.ID] = d
 		}
@@ -433,7 +434,7 @@ func TestBratAnnRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	mustWrite(t, filepath.Join(dir, "d.txt"), note)
 	mustWrite(t, filepath.Join(dir, "d.ann"), string(ann))
-	docs, st, err := mtl.ReadBrat(dir)
+	docs, st, err := corpus.ReadBrat(dir)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, ann)
 	}

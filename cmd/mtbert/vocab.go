@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/mtbert/mtbert/bert"
-	"github.com/mtbert/mtbert/mtl"
+	"github.com/mtbert/mtbert/mtl/corpus"
 )
 
 func init() {
@@ -142,7 +142,7 @@ func vocabInputs(in []string) ([]string, error) {
 
 // addFile feeds a file to the trainer line by line and returns the bytes read.
 func addFile(tr *bert.WordPieceTrainer, path string) (int64, error) {
-	rc, err := mtl.Open(path)
+	rc, err := corpus.Open(path)
 	if err != nil {
 		return 0, err
 	}

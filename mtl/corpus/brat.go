@@ -1,4 +1,4 @@
-package mtl
+package corpus
 
 import (
 	"fmt"
@@ -57,7 +57,7 @@ func ReadBrat(path string) ([]Document, ReadStats, error) {
 			if err != nil {
 				return nil, stats, err
 			}
-			stats.add(st)
+			stats.Add(st)
 			docs = append(docs, d)
 		}
 		return docs, stats, nil
@@ -210,7 +210,7 @@ func parseAnn(name, text string, ann []byte) ([]Span, ReadStats, error) {
 		}
 		spans = append(spans, sp)
 	}
-	sortSpans(spans)
+	SortSpans(spans)
 	stats.Spans = len(spans)
 	return spans, stats, nil
 }

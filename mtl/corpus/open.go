@@ -1,13 +1,17 @@
-package mtl
+package corpus
 
 import (
+	"bufio"
 	"bytes"
+	"compress/gzip"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // Magic numbers of the compressed formats Open recognises.
@@ -63,7 +67,7 @@ func readText(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if !utf8.Valid(data) {
-		off := firstInvalid(string(data))
+		off := FirstInvalid(string(data))
 		return nil, fmt.Errorf("%s:%d: invalid UTF-8 at byte %d", path, lineOf(data, off), off)
 	}
 	return data, nil
@@ -127,3 +131,44 @@ func listByExt(dir, ext string) (map[string]string, error) {
 	}
 	return m, nil
 }
+
+// FirstInvalid returns the byte offset of the first invalid UTF-8 sequence of s.
+func FirstInvalid(s string) int {
+	for i, r := range s {
+		if r == utf8.RuneError {
+			if _, n := utf8.DecodeRuneInString(s[i:]); n == 1 {
+				return i
+			}
+		}
+	}
+	return len(s)
+}
+
+// NewReader returns r decompressed when it starts with the gzip or zstd magic number (as
+// Open does for files), else r as it is. Closing the result releases the decompressor (not
+// r).
+func NewReader(r io.Reader) (io.ReadCloser, error) {
+	br := bufio.NewReader(r)
+	head, _ := br.Peek(4)
+	switch {
+	case bytes.HasPrefix(head, gzipMagic):
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("gzip: %w", err)
+		}
+		return zr, nil
+	case bytes.HasPrefix(head, zstdMagic):
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, fmt.Errorf("zstd: %w", err)
+		}
+		return zstdReadCloser{zr}, nil
+	}
+	return io.NopCloser(br), nil
+}
+
+// zstdReadCloser is a zstd decoder as an io.ReadCloser.
+type zstdReadCloser struct{ *zstd.Decoder }
+
+// Close releases the decoder.
+func (z zstdReadCloser) Close() error { z.Decoder.Close(); return nil }

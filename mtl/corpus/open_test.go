@@ -1,4 +1,4 @@
-package mtl
+package corpus
 
 import (
 	"bytes"
@@ -7,43 +7,16 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
+	"github.com/mtbert/mtbert/mtl/internal/mtltest"
 )
-
-// compress writes data to dir/name as gzip ("gz") or zstd ("zst").
-func compressTo(t testing.TB, path, kind string, data []byte) {
-	t.Helper()
-	var buf bytes.Buffer
-	switch kind {
-	case "gz":
-		w := gzip.NewWriter(&buf)
-		w.Write(data)
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
-	case "zst":
-		w, err := zstd.NewWriter(&buf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Write(data)
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
 
 func TestOpenDetectsByMagic(t *testing.T) {
 	dir := t.TempDir()
 	want := []byte("plain text\nwith é\n")
 	// Names deliberately lie: detection is by content.
-	compressTo(t, filepath.Join(dir, "a.txt"), "gz", want)
-	compressTo(t, filepath.Join(dir, "b.gz"), "zst", want)
-	plain := writeFile(t, dir, "c.zst", string(want))
+	mtltest.Compress(t, filepath.Join(dir, "a.txt"), "gz", want)
+	mtltest.Compress(t, filepath.Join(dir, "b.gz"), "zst", want)
+	plain := mtltest.WriteFile(t, dir, "c.zst", string(want))
 	for _, p := range []string{filepath.Join(dir, "a.txt"), filepath.Join(dir, "b.gz"), plain} {
 		rc, err := Open(p)
 		if err != nil {
@@ -56,13 +29,13 @@ func TestOpenDetectsByMagic(t *testing.T) {
 		}
 	}
 	// A corrupt gzip stream is an error naming the file.
-	bad := writeFile(t, dir, "bad", "\x1f\x8b\x08garbage")
+	bad := mtltest.WriteFile(t, dir, "bad", "\x1f\x8b\x08garbage")
 	if rc, err := Open(bad); err == nil {
 		_, err = io.ReadAll(rc)
 		rc.Close()
-		wantErr(t, err, "bad")
+		mtltest.WantErr(t, err, "bad")
 	} else {
-		wantErr(t, err, "bad")
+		mtltest.WantErr(t, err, "bad")
 	}
 	if _, err := Open(filepath.Join(dir, "missing")); err == nil {
 		t.Error("Open of a missing file gave no error")
@@ -72,12 +45,12 @@ func TestOpenDetectsByMagic(t *testing.T) {
 func TestReadersReadCompressed(t *testing.T) {
 	dir := t.TempDir()
 	for _, kind := range []string{"gz", "zst"} {
-		data, err := os.ReadFile("testdata/conll/small.tsv")
+		data, err := os.ReadFile("../testdata/conll/small.tsv")
 		if err != nil {
 			t.Fatal(err)
 		}
 		p := filepath.Join(dir, "small.tsv."+kind)
-		compressTo(t, p, kind, data)
+		mtltest.Compress(t, p, kind, data)
 		docs, _, err := ReadCoNLL(p)
 		if err != nil || len(docs) != 3 {
 			t.Fatalf("%s: %d docs, %v; want 3", kind, len(docs), err)
@@ -86,22 +59,22 @@ func TestReadersReadCompressed(t *testing.T) {
 		bd := filepath.Join(dir, "brat-"+kind)
 		os.Mkdir(bd, 0o755)
 		for _, ext := range []string{".txt", ".ann"} {
-			data, err := os.ReadFile("testdata/brat/doc1" + ext)
+			data, err := os.ReadFile("../testdata/brat/doc1" + ext)
 			if err != nil {
 				t.Fatal(err)
 			}
-			compressTo(t, filepath.Join(bd, "doc1"+ext+"."+kind), kind, data)
+			mtltest.Compress(t, filepath.Join(bd, "doc1"+ext+"."+kind), kind, data)
 		}
 		bdocs, _, err := ReadBrat(bd)
 		if err != nil || len(bdocs) != 1 || len(bdocs[0].Spans) != 6 || bdocs[0].ID != "doc1" {
 			t.Fatalf("%s brat: %+v, %v", kind, bdocs, err)
 		}
-		data, err = os.ReadFile("testdata/pairs/medrqe.xml")
+		data, err = os.ReadFile("../testdata/pairs/medrqe.xml")
 		if err != nil {
 			t.Fatal(err)
 		}
 		p = filepath.Join(dir, "rqe.xml."+kind)
-		compressTo(t, p, kind, data)
+		mtltest.Compress(t, p, kind, data)
 		pairs, err := ReadMedRQE(p)
 		if err != nil || len(pairs) != 3 {
 			t.Fatalf("%s medrqe: %d pairs, %v", kind, len(pairs), err)
@@ -111,10 +84,10 @@ func TestReadersReadCompressed(t *testing.T) {
 
 func TestInvalidUTF8(t *testing.T) {
 	dir := t.TempDir()
-	p := writeFile(t, dir, "bad.tsv", "ok\tO\n\nbad\xff\tO\n")
+	p := mtltest.WriteFile(t, dir, "bad.tsv", "ok\tO\n\nbad\xff\tO\n")
 	_, _, err := ReadCoNLL(p)
-	wantErr(t, err, "bad.tsv:3:", "invalid UTF-8")
-	p = writeFile(t, dir, "bad.jsonl", "{}\n\xc3\n")
+	mtltest.WantErr(t, err, "bad.tsv:3:", "invalid UTF-8")
+	p = mtltest.WriteFile(t, dir, "bad.jsonl", "{}\n\xc3\n")
 	_, err = ReadMedNLI(p)
-	wantErr(t, err, "bad.jsonl:2:", "invalid UTF-8")
+	mtltest.WantErr(t, err, "bad.jsonl:2:", "invalid UTF-8")
 }

@@ -1,4 +1,4 @@
-package mtl
+package corpus
 
 import (
 	"os"
@@ -6,12 +6,14 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/mtbert/mtbert/mtl/internal/mtltest"
 )
 
 func TestReadI2B2ConFixture(t *testing.T) {
 	for _, args := range [][2]string{
-		{"testdata/i2b2-2010/record-1.txt", "testdata/i2b2-2010/record-1.con"},
-		{"testdata/i2b2-2010", "testdata/i2b2-2010"},
+		{"../testdata/i2b2-2010/record-1.txt", "../testdata/i2b2-2010/record-1.con"},
+		{"../testdata/i2b2-2010", "../testdata/i2b2-2010"},
 	} {
 		docs, st, err := ReadI2B2Con(args[0], args[1])
 		if err != nil {
@@ -36,7 +38,7 @@ func TestReadI2B2ConFixture(t *testing.T) {
 
 func TestReadI2B2ConErrors(t *testing.T) {
 	dir := t.TempDir()
-	txt := writeFile(t, dir, "r.txt", "Pain in chest .\nNo fever .\n")
+	txt := mtltest.WriteFile(t, dir, "r.txt", "Pain in chest .\nNo fever .\n")
 	cases := []struct {
 		con   string
 		parts []string
@@ -48,12 +50,12 @@ func TestReadI2B2ConErrors(t *testing.T) {
 		{"c=\"in chest\" 1:2 1:1||t=\"problem\"\n", []string{"r.con:1:", "before start"}},
 	}
 	for _, c := range cases {
-		con := writeFile(t, dir, "r.con", c.con)
+		con := mtltest.WriteFile(t, dir, "r.con", c.con)
 		_, _, err := ReadI2B2Con(txt, con)
-		wantErr(t, err, c.parts...)
+		mtltest.WantErr(t, err, c.parts...)
 	}
 	// Case-insensitive match, concept over two lines.
-	con := writeFile(t, dir, "r.con", "c=\"pain in chest . no\" 1:0 2:0||t=\"problem\"\n")
+	con := mtltest.WriteFile(t, dir, "r.con", "c=\"pain in chest . no\" 1:0 2:0||t=\"problem\"\n")
 	docs, _, err := ReadI2B2Con(txt, con)
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +66,7 @@ func TestReadI2B2ConErrors(t *testing.T) {
 }
 
 func TestReadI2B2XML2012(t *testing.T) {
-	docs, st, err := ReadI2B2XML("testdata/i2b2-2012/record-2.xml", I2B2Events)
+	docs, st, err := ReadI2B2XML("../testdata/i2b2-2012/record-2.xml", I2B2Events)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,14 +87,14 @@ func TestReadI2B2XML2012(t *testing.T) {
 		t.Errorf("skipped %v, want %v", st.SkippedTags, want)
 	}
 	// Keeping TIMEX3 too.
-	docs, _, err = ReadI2B2XML("testdata/i2b2-2012/record-2.xml", XMLOptions{Keep: []string{"EVENT", "TIMEX3"}})
+	docs, _, err = ReadI2B2XML("../testdata/i2b2-2012/record-2.xml", XMLOptions{Keep: []string{"EVENT", "TIMEX3"}})
 	if err != nil || len(docs[0].Spans) != 5 || docs[0].Spans[1].Type != "DATE" {
 		t.Errorf("EVENT+TIMEX3: %+v, %v", docs, err)
 	}
 }
 
 func TestReadI2B2XML2014(t *testing.T) {
-	docs, st, err := ReadI2B2XML("testdata/i2b2-2014", I2B2PHI)
+	docs, st, err := ReadI2B2XML("../testdata/i2b2-2014", I2B2PHI)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +114,7 @@ func TestReadI2B2XML2014(t *testing.T) {
 }
 
 func TestReadI2B2XMLErrors(t *testing.T) {
-	good, err := os.ReadFile("testdata/i2b2-2014/110-01.xml")
+	good, err := os.ReadFile("../testdata/i2b2-2014/110-01.xml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,8 +134,8 @@ func TestReadI2B2XMLErrors(t *testing.T) {
 		{"noint.xml", strings.Replace(g, `start="46"`, `start="x"`, 1), []string{"noint.xml:9:", "not integers"}},
 	}
 	for _, c := range cases {
-		_, _, err := ReadI2B2XML(writeFile(t, dir, c.name, c.content), I2B2PHI)
-		wantErr(t, err, c.parts...)
+		_, _, err := ReadI2B2XML(mtltest.WriteFile(t, dir, c.name, c.content), I2B2PHI)
+		mtltest.WantErr(t, err, c.parts...)
 	}
 }
 
@@ -145,7 +147,7 @@ func TestMeddocanXMLMatchesBrat(t *testing.T) {
 		split       string
 		docs, spans int
 	}{{"train", 500, 11333}, {"dev", 250, 5801}, {"test", 250, 5661}} {
-		dir := dataPath(t, filepath.Join("meddocan", c.split))
+		dir := mtltest.DataPath(t, filepath.Join("meddocan", c.split))
 		xdocs, xst, err := ReadI2B2XML(filepath.Join(dir, "xml"), I2B2PHI)
 		if err != nil {
 			t.Fatal(err)

@@ -1,14 +1,16 @@
-package mtl
+package corpus
 
 import (
 	"os"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/mtbert/mtbert/mtl/internal/mtltest"
 )
 
 func TestReadMedNLI(t *testing.T) {
-	p := "testdata/pairs/mednli.jsonl"
+	p := "../testdata/pairs/mednli.jsonl"
 	got, err := ReadMedNLI(p)
 	if err != nil {
 		t.Fatal(err)
@@ -28,13 +30,13 @@ func TestReadMedNLI(t *testing.T) {
 		{"c.jsonl", `["a","b"]`, "c.jsonl:1:"},
 		{"d.jsonl", `{"sentence1":"a","sentence2":"b","gold_label":""}`, `d.jsonl:1: field "gold_label"`},
 	} {
-		_, err := ReadMedNLI(writeFile(t, dir, c.name, c.content))
-		wantErr(t, err, c.part)
+		_, err := ReadMedNLI(mtltest.WriteFile(t, dir, c.name, c.content))
+		mtltest.WantErr(t, err, c.part)
 	}
 }
 
 func TestReadMedRQE(t *testing.T) {
-	p := "testdata/pairs/medrqe.xml"
+	p := "../testdata/pairs/medrqe.xml"
 	got, err := ReadMedRQE(p)
 	if err != nil {
 		t.Fatal(err)
@@ -59,8 +61,8 @@ func TestReadMedRQE(t *testing.T) {
 		{"nofaq.xml", strings.Replace(g, "<faq>What are café au lait spots?</faq>", "", 1), []string{"nofaq.xml:15:", "pair 3"}},
 		{"nopid.xml", strings.Replace(g, `pid="2" `, "", 1), []string{"nopid.xml:11:", "without pid"}},
 	} {
-		_, err := ReadMedRQE(writeFile(t, dir, c.name, c.content))
-		wantErr(t, err, c.parts...)
+		_, err := ReadMedRQE(mtltest.WriteFile(t, dir, c.name, c.content))
+		mtltest.WantErr(t, err, c.parts...)
 	}
 }
 
@@ -75,7 +77,7 @@ func TestReadMedRQEReal(t *testing.T) {
 		{"medrqe/RQE_Train_8588_AMIA2016.xml", 8588, 4655, 3933, 1},
 		{"medrqe/RQE_Test_302_pairs_AMIA2016.xml", 302, 129, 173, 0},
 	} {
-		pairs, err := ReadMedRQE(dataPath(t, c.file))
+		pairs, err := ReadMedRQE(mtltest.DataPath(t, c.file))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,15 +102,15 @@ func TestReadMedRQEReal(t *testing.T) {
 }
 
 func TestReadSTS(t *testing.T) {
-	train, err := ReadSTS("testdata/pairs/sts-train.tsv", "")
+	train, err := ReadSTS("../testdata/pairs/sts-train.tsv", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(train) != 3 || train[0].Score != 4.5 || train[1].Score != 0 || train[2].Score != 3.25 ||
-		train[2].TextB != "Return in two weeks." || !train[1].HasScore || train[1].ID != "testdata/pairs/sts-train.tsv:2" {
+		train[2].TextB != "Return in two weeks." || !train[1].HasScore || train[1].ID != "../testdata/pairs/sts-train.tsv:2" {
 		t.Errorf("train %+v", train)
 	}
-	test, err := ReadSTS("testdata/pairs/sts-test.tsv", "testdata/pairs/sts-test-labels.txt")
+	test, err := ReadSTS("../testdata/pairs/sts-test.tsv", "../testdata/pairs/sts-test-labels.txt")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,20 +118,20 @@ func TestReadSTS(t *testing.T) {
 		t.Errorf("test %+v", test)
 	}
 	dir := t.TempDir()
-	_, err = ReadSTS(writeFile(t, dir, "a.tsv", "x\ty\t1\nx\ty\n"), "")
-	wantErr(t, err, "a.tsv:2:", "want 3", "got 2")
-	_, err = ReadSTS(writeFile(t, dir, "b.tsv", "x\ty\tfive\n"), "")
-	wantErr(t, err, "b.tsv:1:", `"five"`)
-	_, err = ReadSTS("testdata/pairs/sts-test.tsv", writeFile(t, dir, "l.txt", "1\n"))
-	wantErr(t, err, "sts-test.tsv:2:", "no score")
-	_, err = ReadSTS("testdata/pairs/sts-test.tsv", writeFile(t, dir, "l.txt", "1\n2\n3\n"))
-	wantErr(t, err, "l.txt:3:", "3 scores for 2 pairs")
-	_, err = ReadSTS("testdata/pairs/sts-test.tsv", writeFile(t, dir, "l.txt", "1\nNaN\n"))
-	wantErr(t, err, "l.txt:2:", "not finite")
+	_, err = ReadSTS(mtltest.WriteFile(t, dir, "a.tsv", "x\ty\t1\nx\ty\n"), "")
+	mtltest.WantErr(t, err, "a.tsv:2:", "want 3", "got 2")
+	_, err = ReadSTS(mtltest.WriteFile(t, dir, "b.tsv", "x\ty\tfive\n"), "")
+	mtltest.WantErr(t, err, "b.tsv:1:", `"five"`)
+	_, err = ReadSTS("../testdata/pairs/sts-test.tsv", mtltest.WriteFile(t, dir, "l.txt", "1\n"))
+	mtltest.WantErr(t, err, "sts-test.tsv:2:", "no score")
+	_, err = ReadSTS("../testdata/pairs/sts-test.tsv", mtltest.WriteFile(t, dir, "l.txt", "1\n2\n3\n"))
+	mtltest.WantErr(t, err, "l.txt:3:", "3 scores for 2 pairs")
+	_, err = ReadSTS("../testdata/pairs/sts-test.tsv", mtltest.WriteFile(t, dir, "l.txt", "1\nNaN\n"))
+	mtltest.WantErr(t, err, "l.txt:2:", "not finite")
 }
 
 func TestReadBIOSSES(t *testing.T) {
-	got, err := ReadBIOSSES("testdata/pairs/biosses.tsv")
+	got, err := ReadBIOSSES("../testdata/pairs/biosses.tsv")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,16 +139,16 @@ func TestReadBIOSSES(t *testing.T) {
 		t.Errorf("got %+v", got)
 	}
 	dir := t.TempDir()
-	_, err = ReadBIOSSES(writeFile(t, dir, "a.tsv", "id\tsentence1\tsentence2\tscore\n1\ta\tb\t2\n2\ta\tb\n"))
-	wantErr(t, err, "a.tsv:3:", "want 4")
-	_, err = ReadBIOSSES(writeFile(t, dir, "b.tsv", "id\tsentence1\tsentence2\n"))
-	wantErr(t, err, "b.tsv:1:", `"score"`)
+	_, err = ReadBIOSSES(mtltest.WriteFile(t, dir, "a.tsv", "id\tsentence1\tsentence2\tscore\n1\ta\tb\t2\n2\ta\tb\n"))
+	mtltest.WantErr(t, err, "a.tsv:3:", "want 4")
+	_, err = ReadBIOSSES(mtltest.WriteFile(t, dir, "b.tsv", "id\tsentence1\tsentence2\n"))
+	mtltest.WantErr(t, err, "b.tsv:1:", `"score"`)
 }
 
 // TestReadBIOSSESReal: 100 pairs; the score column sums to 219.8 and the
 // last pair (id 100) scores 1.80 (awk over biosses_all.tsv).
 func TestReadBIOSSESReal(t *testing.T) {
-	pairs, err := ReadBIOSSES(dataPath(t, "biosses/biosses_all.tsv"))
+	pairs, err := ReadBIOSSES(mtltest.DataPath(t, "biosses/biosses_all.tsv"))
 	if err != nil {
 		t.Fatal(err)
 	}

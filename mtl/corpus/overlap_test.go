@@ -1,8 +1,10 @@
-package mtl
+package corpus
 
 import (
 	"reflect"
 	"testing"
+
+	"github.com/mtbert/mtbert/mtl/internal/mtltest"
 )
 
 // overlapDoc is "aaaa bbbb cccc dddd" with nested, crossing, duplicate
@@ -135,7 +137,7 @@ func TestParseOverlapPolicy(t *testing.T) {
 // TestOverlapQuaero records what each policy does to QUAERO EMEA train,
 // the paper's French training set, whose annotations nest heavily.
 func TestOverlapQuaero(t *testing.T) {
-	base, _, err := ReadBrat(dataPath(t, "quaero/train/EMEA"))
+	base, _, err := ReadBrat(mtltest.DataPath(t, "quaero/train/EMEA"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package mtl
+package corpus
 
 import (
 	"fmt"
@@ -147,7 +147,7 @@ func ResolveOverlaps(docs []Document, policy OverlapPolicy) OverlapReport {
 		var uniq []Span
 		for _, s := range d.Spans {
 			rep.Input[s.Type]++
-			k := s.key()
+			k := s.Key()
 			if seen[k] {
 				rep.Duplicates[s.Type]++
 				continue
@@ -187,7 +187,7 @@ func ResolveOverlaps(docs []Document, policy OverlapPolicy) OverlapReport {
 				if a.Type != b.Type {
 					return a.Type < b.Type
 				}
-				return a.key() < b.key()
+				return a.Key() < b.Key()
 			}
 			sort.SliceStable(order, func(i, j int) bool { return less(order[i], order[j]) })
 			reason := ReasonShorter
@@ -209,7 +209,7 @@ func ResolveOverlaps(docs []Document, policy OverlapPolicy) OverlapReport {
 				}
 			}
 		}
-		sortSpans(kept)
+		SortSpans(kept)
 		for _, s := range kept {
 			rep.Kept[s.Type]++
 		}

@@ -1,4 +1,4 @@
-package mtl
+package corpus
 
 import (
 	"bytes"
@@ -166,7 +166,7 @@ func readConPair(txtPath, conPath string) (Document, error) {
 		}
 		doc.Spans = append(doc.Spans, sp)
 	}
-	sortSpans(doc.Spans)
+	SortSpans(doc.Spans)
 	return doc, nil
 }
 
@@ -228,7 +228,7 @@ func ReadI2B2XML(path string, opts XMLOptions) ([]Document, ReadStats, error) {
 		if err != nil {
 			return nil, stats, err
 		}
-		stats.add(st)
+		stats.Add(st)
 		docs = append(docs, d)
 	}
 	return docs, stats, nil
@@ -361,7 +361,7 @@ func readI2B2XMLFile(path string, opts XMLOptions) (Document, ReadStats, error) 
 			}
 		}
 	}
-	sortSpans(doc.Spans)
+	SortSpans(doc.Spans)
 	stats.Documents, stats.Spans = 1, len(doc.Spans)
 	return doc, stats, nil
 }

@@ -1,12 +1,14 @@
-package mtl
+package corpus
 
 import (
 	"reflect"
 	"testing"
+
+	"github.com/mtbert/mtbert/mtl/internal/mtltest"
 )
 
 func TestReadCoNLLFixture(t *testing.T) {
-	docs, st, err := ReadCoNLL("testdata/conll/small.tsv")
+	docs, st, err := ReadCoNLL("../testdata/conll/small.tsv")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -15,9 +17,9 @@ func TestReadCoNLLFixture(t *testing.T) {
 		t.Fatalf("%d documents, want 3 (DOCSTART skipped, double blank line, no final newline)", len(docs))
 	}
 	want := []Document{
-		{ID: "testdata/conll/small.tsv:3", Text: "Familial adenomatous polyposis is rare .",
+		{ID: "../testdata/conll/small.tsv:3", Text: "Familial adenomatous polyposis is rare .",
 			Spans: []Span{{0, 30, "Disease", "Familial adenomatous polyposis", nil}}},
-		{ID: "testdata/conll/small.tsv:10", Text: "Aspirin causes ulcers and bleeding of the colon",
+		{ID: "../testdata/conll/small.tsv:10", Text: "Aspirin causes ulcers and bleeding of the colon",
 			Spans: []Span{
 				{0, 7, "Chemical", "Aspirin", nil},
 				{15, 21, "Disease", "ulcers", nil},      // I- after O: new entity
@@ -25,10 +27,10 @@ func TestReadCoNLLFixture(t *testing.T) {
 				{38, 41, "Chemical", "the", nil},        // I- of another type: new entity
 				{42, 47, "Disease", "colon", nil},
 			}},
-		{ID: "testdata/conll/small.tsv:20", Text: "Café", Spans: []Span{{0, 5, "Chemical", "Café", nil}}},
+		{ID: "../testdata/conll/small.tsv:20", Text: "Café", Spans: []Span{{0, 5, "Chemical", "Café", nil}}},
 	}
 	for i := range want {
-		want[i].Source = "testdata/conll/small.tsv"
+		want[i].Source = "../testdata/conll/small.tsv"
 		if !reflect.DeepEqual(docs[i], want[i]) {
 			t.Errorf("doc %d:\n got %+v\nwant %+v", i, docs[i], want[i])
 		}
@@ -52,8 +54,8 @@ func TestReadCoNLLErrors(t *testing.T) {
 		{"space.tsv", "a b\tO\n", []string{"space.tsv:1:", "space"}},
 	}
 	for _, c := range cases {
-		_, _, err := ReadCoNLL(writeFile(t, dir, c.name, c.content))
-		wantErr(t, err, c.parts...)
+		_, _, err := ReadCoNLL(mtltest.WriteFile(t, dir, c.name, c.content))
+		mtltest.WantErr(t, err, c.parts...)
 	}
 }
 
@@ -74,7 +76,7 @@ func TestReadCoNLLReal(t *testing.T) {
 		{"bc5cdr/test.tsv", 4797, map[string]int{"Chemical": 5385, "Disease": 4424}},
 	}
 	for _, c := range cases {
-		docs, st, err := ReadCoNLL(dataPath(t, c.file))
+		docs, st, err := ReadCoNLL(mtltest.DataPath(t, c.file))
 		if err != nil {
 			t.Fatal(err)
 		}

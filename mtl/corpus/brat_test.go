@@ -1,13 +1,15 @@
-package mtl
+package corpus
 
 import (
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/mtbert/mtbert/mtl/internal/mtltest"
 )
 
 func TestReadBratFixture(t *testing.T) {
-	docs, st, err := ReadBrat("testdata/brat")
+	docs, st, err := ReadBrat("../testdata/brat")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +37,7 @@ func TestReadBratFixture(t *testing.T) {
 		t.Errorf("stats %+v, want 1 merged, 1 fragmented, 7 spans, 2 documents", st)
 	}
 	// One pair, named by either file or the stem.
-	for _, p := range []string{"testdata/brat/doc2.ann", "testdata/brat/doc2.txt", "testdata/brat/doc2"} {
+	for _, p := range []string{"../testdata/brat/doc2.ann", "../testdata/brat/doc2.txt", "../testdata/brat/doc2"} {
 		d, _, err := ReadBrat(p)
 		if err != nil || len(d) != 1 || d[0].ID != "doc2" || len(d[0].Spans) != 1 {
 			t.Errorf("ReadBrat(%s) = %+v, %v", p, d, err)
@@ -61,13 +63,13 @@ func TestReadBratErrors(t *testing.T) {
 		{"T1\tANAT 0 2;8 11\tLe  bat\n", []string{"x.ann:1:", "does not match"}},
 	}
 	for _, c := range cases {
-		writeFile(t, dir, "x.txt", text)
-		writeFile(t, dir, "x.ann", c.ann)
+		mtltest.WriteFile(t, dir, "x.txt", text)
+		mtltest.WriteFile(t, dir, "x.ann", c.ann)
 		_, _, err := ReadBrat(filepath.Join(dir, "x.ann"))
-		wantErr(t, err, c.parts...)
+		mtltest.WantErr(t, err, c.parts...)
 	}
 	// The good version of the first case, to show the fixture is right.
-	writeFile(t, dir, "x.ann", "T1\tANAT 3 7\tcœur\nT2\tANAT 0 2;8 11\tLe bat\n")
+	mtltest.WriteFile(t, dir, "x.ann", "T1\tANAT 3 7\tcœur\nT2\tANAT 0 2;8 11\tLe bat\n")
 	docs, _, err := ReadBrat(filepath.Join(dir, "x.ann"))
 	if err != nil {
 		t.Fatal(err)
@@ -77,9 +79,9 @@ func TestReadBratErrors(t *testing.T) {
 	}
 	// A folder with a .txt and no .ann.
 	d2 := t.TempDir()
-	writeFile(t, d2, "a.txt", "x")
+	mtltest.WriteFile(t, d2, "a.txt", "x")
 	_, _, err = ReadBrat(d2)
-	wantErr(t, err, "no .ann file for a.txt")
+	mtltest.WantErr(t, err, "no .ann file for a.txt")
 }
 
 // TestReadBratQuaero reads the QUAERO French medical corpus (CLEF eHealth
@@ -101,7 +103,7 @@ func TestReadBratQuaero(t *testing.T) {
 	}
 	types := map[string]bool{}
 	for _, c := range cases {
-		docs, st, err := ReadBrat(dataPath(t, c.dir))
+		docs, st, err := ReadBrat(mtltest.DataPath(t, c.dir))
 		if err != nil {
 			t.Fatal(err)
 		}

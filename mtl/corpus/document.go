@@ -1,4 +1,4 @@
-package mtl
+package corpus
 
 import (
 	"fmt"
@@ -44,9 +44,9 @@ func (s Span) Len() int {
 	return n
 }
 
-// key identifies a span by its pieces and type; two spans with equal keys
+// Key identifies a span by its pieces and type; two spans with equal keys
 // are the same annotation.
-func (s Span) key() string {
+func (s Span) Key() string {
 	var b strings.Builder
 	for _, p := range s.Pieces() {
 		fmt.Fprintf(&b, "%d-%d,", p[0], p[1])
@@ -112,8 +112,8 @@ func (d *Document) Check() error {
 	return nil
 }
 
-// sortSpans sorts spans by (Start, End, Type, pieces).
-func sortSpans(spans []Span) {
+// SortSpans sorts spans by (Start, End, Type, pieces).
+func SortSpans(spans []Span) {
 	sort.SliceStable(spans, func(i, j int) bool {
 		a, b := spans[i], spans[j]
 		if a.Start != b.Start {
@@ -125,7 +125,7 @@ func sortSpans(spans []Span) {
 		if a.Type != b.Type {
 			return a.Type < b.Type
 		}
-		return a.key() < b.key()
+		return a.Key() < b.Key()
 	})
 }
 
@@ -168,7 +168,7 @@ type ReadStats struct {
 	Text TextStats
 }
 
-func (s *ReadStats) add(o ReadStats) {
+func (s *ReadStats) Add(o ReadStats) {
 	s.Text.add(o.Text)
 	s.Documents += o.Documents
 	s.Spans += o.Spans

@@ -1,4 +1,4 @@
-package mtl
+package synth
 
 import (
 	"encoding/json"
@@ -9,6 +9,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/mtbert/mtbert/bert"
+	"github.com/mtbert/mtbert/mtl"
+	"github.com/mtbert/mtbert/mtl/corpus"
 )
 
 // This file generates a synthetic clinical corpus for `mtbert demo`: notes annotated for three
@@ -37,9 +39,9 @@ var SynthNLILabels = []string{"entailment", "neutral", "contradiction"}
 // SynthCorpus is a generated corpus. Medication, Clinical and PHI hold the same notes (same
 // IDs and texts, in the same order), each with the spans of one task.
 type SynthCorpus struct {
-	Medication, Clinical, PHI []Document
+	Medication, Clinical, PHI []corpus.Document
 	// NLI pairs carry Label; STS pairs carry Score (HasScore), one of 0, 1, 2, 3, 4, 5.
-	NLI, STS []Pair
+	NLI, STS []corpus.Pair
 }
 
 // synthRNG is SplitMix64: tiny, fast and fixed forever, so that a seed gives the same corpus
@@ -328,7 +330,7 @@ var (
 // synthBuilder writes text and records the spans of each task.
 type synthBuilder struct {
 	b     strings.Builder
-	spans [3][]Span
+	spans [3][]corpus.Span
 }
 
 // render fills tpl into the builder. vals gives fixed slot values (may be nil); other slots
@@ -352,7 +354,7 @@ func (sb *synthBuilder) render(r *synthRNG, tpl string, vals map[string]string) 
 		sb.b.WriteString(v)
 		end := sb.b.Len()
 		for _, t := range synthSlots[strings.TrimRight(slot, "0123456789")] {
-			sb.spans[t.task] = append(sb.spans[t.task], Span{Start: start, End: end, Type: t.typ, Text: v})
+			sb.spans[t.task] = append(sb.spans[t.task], corpus.Span{Start: start, End: end, Type: t.typ, Text: v})
 		}
 	}
 }
@@ -361,7 +363,7 @@ func (sb *synthBuilder) render(r *synthRNG, tpl string, vals map[string]string) 
 // to three medication sentences, maybe a procedure and some filler in random order, and one
 // or two follow-up lines with PHI. It returns the note once per NER task, with that task's
 // spans.
-func synthNote(r *synthRNG, id string) [3]Document {
+func synthNote(r *synthRNG, id string) [3]corpus.Document {
 	var sb synthBuilder
 	sb.render(r, r.pick(synthHeaders), nil)
 	var body []string
@@ -409,13 +411,13 @@ func synthNote(r *synthRNG, id string) [3]Document {
 		}
 	}
 	text := string(buf)
-	var out [3]Document
+	var out [3]corpus.Document
 	for t := range out {
 		for k := range sb.spans[t] {
 			sb.spans[t][k].Text = text[sb.spans[t][k].Start:sb.spans[t][k].End]
 		}
-		sortSpans(sb.spans[t])
-		out[t] = Document{ID: id, Text: text, Spans: sb.spans[t]}
+		corpus.SortSpans(sb.spans[t])
+		out[t] = corpus.Document{ID: id, Text: text, Spans: sb.spans[t]}
 	}
 	return out
 }
@@ -612,14 +614,14 @@ func GenerateSynth(seed uint64, nNotes, nPairs int) (*SynthCorpus, error) {
 	for i := range nPairs {
 		lab := i % len(SynthNLILabels)
 		a, b := synthNLIPair(r, lab)
-		c.NLI = append(c.NLI, Pair{ID: fmt.Sprintf("nli-%05d", i+1), TextA: a, TextB: b, Label: SynthNLILabels[lab]})
+		c.NLI = append(c.NLI, corpus.Pair{ID: fmt.Sprintf("nli-%05d", i+1), TextA: a, TextB: b, Label: SynthNLILabels[lab]})
 	}
 	for i := range nPairs {
 		lvl := i % 6
 		a, b := synthSTSPair(r, lvl)
-		c.STS = append(c.STS, Pair{ID: fmt.Sprintf("sts-%05d", i+1), TextA: a, TextB: b, Score: float64(lvl), HasScore: true})
+		c.STS = append(c.STS, corpus.Pair{ID: fmt.Sprintf("sts-%05d", i+1), TextA: a, TextB: b, Score: float64(lvl), HasScore: true})
 	}
-	shuffle := func(p []Pair) {
+	shuffle := func(p []corpus.Pair) {
 		for i := len(p) - 1; i > 0; i-- {
 			j := r.intn(i + 1)
 			p[i], p[j] = p[j], p[i]
@@ -671,7 +673,7 @@ func WriteSynthCorpus(dir string, seed uint64, nNotes, nPairs int) (configPath s
 	if err != nil {
 		return "", err
 	}
-	splits := []string{SplitTrain, SplitDev, SplitTest}
+	splits := []string{mtl.SplitTrain, mtl.SplitDev, mtl.SplitTest}
 	write := func(path string, data []byte) error {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return fmt.Errorf("mtl: synth: %w", err)
@@ -683,7 +685,7 @@ func WriteSynthCorpus(dir string, seed uint64, nNotes, nPairs int) (configPath s
 	}
 	var vocabTexts []string
 	noteSplit := synthSplit(nNotes)
-	for task, docs := range map[string][]Document{SynthMedication: c.Medication, SynthClinical: c.Clinical, SynthPHI: c.PHI} {
+	for task, docs := range map[string][]corpus.Document{SynthMedication: c.Medication, SynthClinical: c.Clinical, SynthPHI: c.PHI} {
 		for si, sp := range splits {
 			for _, d := range docs[noteSplit[si][0]:noteSplit[si][1]] {
 				base := filepath.Join(dir, task, sp, d.ID)
@@ -748,14 +750,14 @@ func WriteSynthCorpus(dir string, seed uint64, nNotes, nPairs int) (configPath s
 	if err := write(configPath, []byte(synthConfig(seed))); err != nil {
 		return "", err
 	}
-	if _, err := LoadConfig(configPath, ""); err != nil {
+	if _, err := mtl.LoadConfig(configPath, ""); err != nil {
 		return "", fmt.Errorf("mtl: synth: the written config does not load: %w", err)
 	}
 	return configPath, nil
 }
 
 // bratAnn renders a document's spans as brat T lines, offsets in code points.
-func bratAnn(d Document) []byte {
+func bratAnn(d corpus.Document) []byte {
 	var b strings.Builder
 	for i, s := range d.Spans {
 		start := utf8.RuneCountInString(d.Text[:s.Start])

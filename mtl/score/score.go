@@ -1,4 +1,4 @@
-package mtl
+package score
 
 import (
 	"errors"
@@ -7,161 +7,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/mtbert/mtbert/mtl/corpus"
 	"gonum.org/v1/gonum/stat"
 )
-
-// Scheme is a tagging scheme for token-level entity labels.
-type Scheme int
-
-const (
-	// BIO is IOB2: B-X begins an entity of type X, I-X continues it, O is
-	// outside.
-	BIO Scheme = iota
-	// BILOU is BIO plus L-X (last token) and U-X (single-token entity);
-	// the same as IOBES with E=L and S=U. The reference code tags with it.
-	BILOU
-)
-
-// String returns "BIO" or "BILOU".
-func (s Scheme) String() string {
-	switch s {
-	case BIO:
-		return "BIO"
-	case BILOU:
-		return "BILOU"
-	}
-	return fmt.Sprintf("Scheme(%d)", int(s))
-}
-
-// TagSpan is an entity found in a tag sequence: tokens [Start,End) of
-// type Type.
-type TagSpan struct {
-	Start, End int
-	Type       string
-}
-
-// splitTag splits a tag into its prefix letter, normalised to seqeval's
-// B I E S O (L -> E, U -> S), and its type. "O" and tags that are not of
-// the form P-TYPE or a bare prefix letter are outside ('O').
-func splitTag(tag string) (byte, string) {
-	if tag == "" || tag == "O" {
-		return 'O', ""
-	}
-	p := tag[0]
-	switch p {
-	case 'L':
-		p = 'E'
-	case 'U':
-		p = 'S'
-	case 'B', 'I', 'E', 'S':
-	default:
-		return 'O', ""
-	}
-	if len(tag) == 1 {
-		return p, ""
-	}
-	if tag[1] != '-' {
-		return 'O', ""
-	}
-	return p, tag[2:]
-}
-
-// endOfChunk and startOfChunk are seqeval's rules (sequence_labeling.py,
-// default mode), over prefixes B I E S O.
-func endOfChunk(prevTag, tag byte, prevType, typ string) bool {
-	switch {
-	case prevTag == 'E', prevTag == 'S':
-		return true
-	case (prevTag == 'B' || prevTag == 'I') && (tag == 'B' || tag == 'S' || tag == 'O'):
-		return true
-	}
-	return prevTag != 'O' && prevType != typ
-}
-
-func startOfChunk(prevTag, tag byte, prevType, typ string) bool {
-	switch {
-	case tag == 'B', tag == 'S':
-		return true
-	case (prevTag == 'E' || prevTag == 'S' || prevTag == 'O') && (tag == 'E' || tag == 'I'):
-		return true
-	}
-	return tag != 'O' && prevType != typ
-}
-
-// DecodeTags returns the entities of a tag sequence, in order, following
-// seqeval's default (non-strict) get_entities, which is the same for BIO
-// and BILOU/IOBES tags (the scheme only names what the caller expects):
-//
-//   - B-X and U-X (S-X) always start an entity; U-X (S-X) and L-X (E-X)
-//     end it after the token;
-//   - I-X or L-X after O, after an entity that has ended, or after a
-//     different type starts a new entity (an ill-formed start);
-//   - a change of type always ends the running entity.
-//
-// Tags that are neither O nor P-TYPE with P in B I L U E S are outside.
-// Examples from seqeval's documentation and tests:
-// [B-PER I-PER O B-LOC] gives PER 0-2, LOC 3-4; [O O O B-MISC I-MISC
-// I-MISC O B-PER I-PER] gives MISC 3-6 and PER 7-9.
-func DecodeTags(tags []string, scheme Scheme) []TagSpan {
-	spans, _ := decodeTags(tags)
-	return spans
-}
-
-// decodeTags is DecodeTags that also counts ill-formed starts: entities
-// begun by an I- or E- (L-) tag.
-func decodeTags(tags []string) ([]TagSpan, int) {
-	var out []TagSpan
-	ill := 0
-	prevTag, prevType := byte('O'), ""
-	begin := 0
-	for i := 0; i <= len(tags); i++ {
-		tag, typ := byte('O'), ""
-		if i < len(tags) {
-			tag, typ = splitTag(tags[i])
-		}
-		if endOfChunk(prevTag, tag, prevType, typ) {
-			out = append(out, TagSpan{Start: begin, End: i, Type: prevType})
-		}
-		if startOfChunk(prevTag, tag, prevType, typ) {
-			begin = i
-			if tag == 'I' || tag == 'E' {
-				ill++
-			}
-		}
-		prevTag, prevType = tag, typ
-	}
-	return out, ill
-}
-
-// EncodeTags writes spans over n tokens as tags of the given scheme. Spans
-// must be in range, non-empty and non-overlapping (resolve overlaps first).
-func EncodeTags(n int, spans []TagSpan, scheme Scheme) ([]string, error) {
-	tags := make([]string, n)
-	for i := range tags {
-		tags[i] = "O"
-	}
-	for _, s := range spans {
-		if s.Start < 0 || s.End > n || s.Start >= s.End {
-			return nil, fmt.Errorf("mtl: EncodeTags: span [%d,%d) out of range for %d tokens", s.Start, s.End, n)
-		}
-		for i := s.Start; i < s.End; i++ {
-			if tags[i] != "O" {
-				return nil, fmt.Errorf("mtl: EncodeTags: span [%d,%d) %s overlaps another at token %d", s.Start, s.End, s.Type, i)
-			}
-			p := "I-"
-			switch {
-			case scheme == BILOU && s.End-s.Start == 1:
-				p = "U-"
-			case i == s.Start:
-				p = "B-"
-			case scheme == BILOU && i == s.End-1:
-				p = "L-"
-			}
-			tags[i] = p + s.Type
-		}
-	}
-	return tags, nil
-}
 
 // PRF holds counts and precision, recall and F1 (0 where undefined, as
 // seqeval and scikit-learn's zero_division=0).
@@ -207,7 +55,7 @@ func (s Scores) Types() []string {
 // and fragments for discontinuous spans). Spans are compared as sets per
 // document, so duplicates count once. gold[i] and pred[i] are the spans of
 // document i.
-func SpanF1(gold, pred [][]Span) (Scores, error) {
+func SpanF1(gold, pred [][]corpus.Span) (Scores, error) {
 	if len(gold) != len(pred) {
 		return Scores{}, fmt.Errorf("mtl: SpanF1: %d gold documents, %d predicted", len(gold), len(pred))
 	}
@@ -216,11 +64,11 @@ func SpanF1(gold, pred [][]Span) (Scores, error) {
 	for i := range gold {
 		g := map[string]string{}
 		for _, s := range gold[i] {
-			g[s.key()] = s.Type
+			g[s.Key()] = s.Type
 		}
 		p := map[string]string{}
 		for _, s := range pred[i] {
-			p[s.key()] = s.Type
+			p[s.Key()] = s.Type
 		}
 		for k, t := range p {
 			if _, ok := g[k]; ok {
@@ -266,16 +114,6 @@ func collect(per counter) Scores {
 	return s
 }
 
-// TagType strips a B-, I-, L-, U-, E- or S- prefix from a tag: the entity
-// type the reference code scores tokens by. "O" stays "O".
-func TagType(tag string) string {
-	p, t := splitTag(tag)
-	if p == 'O' {
-		return tag
-	}
-	return t
-}
-
 // TokenF1 is the NER "micro-F1" of the paper's reference code
 // (multitasking_transformers/evaluation/evaluate.py, evaluate_ner with
 // evaluate_bilou=False): every word-level tag is mapped to its entity type
@@ -309,7 +147,7 @@ func TokenF1(gold, pred [][]string, ignore ...string) (Scores, error) {
 			return Scores{}, fmt.Errorf("mtl: TokenF1: sequence %d: %d gold tags, %d predicted", i, len(gold[i]), len(pred[i]))
 		}
 		for j := range gold[i] {
-			g, p := TagType(gold[i][j]), TagType(pred[i][j])
+			g, p := corpus.TagType(gold[i][j]), corpus.TagType(pred[i][j])
 			if g == p {
 				if !skip[g] {
 					get(g).tp++

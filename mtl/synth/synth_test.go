@@ -1,13 +1,17 @@
-package mtl
+package synth
 
 import (
 	"bytes"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/mtbert/mtbert/mtl"
+	"github.com/mtbert/mtbert/mtl/corpus"
 )
 
 // TestWriteSynthCorpus writes a corpus and reads it back through the config: five tasks, the
@@ -21,7 +25,7 @@ func TestWriteSynthCorpus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := LoadConfig(cfgPath, "")
+	cfg, err := mtl.LoadConfig(cfgPath, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,8 +57,8 @@ func TestWriteSynthCorpus(t *testing.T) {
 		}
 		return n
 	}
-	wantNotes := map[string]int{SplitTrain: 48, SplitDev: 6, SplitTest: 6}
-	wantPairs := map[string]int{SplitTrain: 72, SplitDev: 9, SplitTest: 9}
+	wantNotes := map[string]int{mtl.SplitTrain: 48, mtl.SplitDev: 6, mtl.SplitTest: 6}
+	wantPairs := map[string]int{mtl.SplitTrain: 72, mtl.SplitDev: 9, mtl.SplitTest: 9}
 	var trainTexts []string
 	for _, lt := range tasks[:3] {
 		types := map[string]bool{}
@@ -81,16 +85,16 @@ func TestWriteSynthCorpus(t *testing.T) {
 				if n := countUnk(d.Text); n > 0 {
 					t.Errorf("%s: %d [UNK] in %q", d.ID, n, d.Text)
 				}
-				if lt.Task.Name == SynthMedication && sd.Split == SplitTrain {
+				if lt.Task.Name == SynthMedication && sd.Split == mtl.SplitTrain {
 					trainTexts = append(trainTexts, d.Text)
 				}
-				if lt.Task.Name == SynthMedication && sd.Split == SplitTest && slices.Contains(trainTexts, d.Text) {
+				if lt.Task.Name == SynthMedication && sd.Split == mtl.SplitTest && slices.Contains(trainTexts, d.Text) {
 					t.Errorf("test note %s is a copy of a training note", d.ID)
 				}
 			}
 		}
 		want := SynthTypes[lt.Task.Name]
-		got := mapKeys(types)
+		got := slices.Sorted(maps.Keys(types))
 		if !slices.Equal(got, sortedCopy(want)) {
 			t.Errorf("%s: types %q, want %q", lt.Task.Name, got, want)
 		}
@@ -137,7 +141,7 @@ func TestWriteSynthCorpus(t *testing.T) {
 			break
 		}
 	}
-	sum := Summarize(cfg, tok)
+	sum := mtl.Summarize(cfg, tok)
 	if n := sum.Errors(); n != 0 {
 		var b bytes.Buffer
 		sum.WriteText(&b)
@@ -234,7 +238,7 @@ func TestGenerateSynthVariety(t *testing.T) {
 		t.Fatal(err)
 	}
 	distinct := map[string]map[string]bool{}
-	for _, docs := range [][]Document{c.Medication, c.Clinical, c.PHI} {
+	for _, docs := range [][]corpus.Document{c.Medication, c.Clinical, c.PHI} {
 		for _, d := range docs {
 			for _, s := range d.Spans {
 				if distinct[s.Type] == nil {
