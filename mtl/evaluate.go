@@ -2,7 +2,6 @@ package mtl
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -154,23 +153,19 @@ func evalNER(m *Model, h *Head, tok *bert.Tokenizer, lt *LoadedTask, sd *SplitDa
 	if err != nil {
 		return err
 	}
-	wins := al.Windows()
-	ids := make([][]int32, len(wins))
-	for i, w := range wins {
-		ids[i] = w.IDs
+	// Predictions: the path of Extract, with the head's saved window geometry.
+	ex := NewExtractor(m, tok)
+	plans := make([]*NotePlan, len(sd.Docs))
+	var seqs []Sequence
+	for i, d := range sd.Docs {
+		if plans[i], err = ex.planNote(d.Text, []*Head{h}); err != nil {
+			return fmt.Errorf("document %s: %w", d.ID, err)
+		}
+		seqs = append(seqs, plans[i].Sequences()...)
 	}
-	out, err := runSequences(context.Background(), m, []*Head{h}, ids, nil, lt.Task.BatchSize, padID(tok))
+	out, err := ex.Run(context.Background(), seqs, PassLimits{MaxSeqs: lt.Task.BatchSize}, nil)
 	if err != nil {
 		return err
-	}
-	logits := out[h.Spec.Name]
-	L := labels.Len()
-	preds := make([][]int32, len(wins))
-	for i := range wins {
-		preds[i] = make([]int32, len(wins[i].IDs))
-		for q := range preds[i] {
-			preds[i][q], _ = argmax(logits[i][q*L : (q+1)*L])
-		}
 	}
 	predSpans := make([][]corpus.Span, len(al.Docs))
 	goldSpans := make([][]corpus.Span, len(al.Docs))
@@ -181,24 +176,29 @@ func evalNER(m *Model, h *Head, tok *bert.Tokenizer, lt *LoadedTask, sd *SplitDa
 		ad := &al.Docs[i]
 		goldSpans[i] = gold[i].Spans
 		nGold += len(gold[i].Spans)
-		nw := len(ad.Windows)
-		if nw == 0 {
-			k += nw
+		n := len(plans[i].Sequences())
+		o := out[k : k+n]
+		k += n
+		res, err := plans[i].Decode(o)
+		if err != nil {
+			return err
+		}
+		for _, e := range res.Entities[h.Spec.Name] {
+			predSpans[i] = append(predSpans[i], corpus.Span{Start: e.ByteStart, End: e.ByteEnd, Type: e.Type, Text: e.Text})
+		}
+		nPred += len(predSpans[i])
+		if n == 0 {
 			continue
 		}
-		merged, err := MergeWindows(len(ad.Tokens), ad.Windows, preds[k:k+nw])
+		tags, _, err := plans[i].WordTags(o)
 		if err != nil {
 			return err
 		}
-		k += nw
-		tags, err := ad.WordTagsOf(merged, labels)
-		if err != nil {
-			return err
+		if len(tags[h.Spec.Name]) != len(ad.WordTags) {
+			return fmt.Errorf("document %s: %d predicted word tags for %d words", ad.ID, len(tags[h.Spec.Name]), len(ad.WordTags))
 		}
-		predSpans[i] = ad.SpansOfWordTags(tags)
-		nPred += len(predSpans[i])
 		goldTags = append(goldTags, ad.WordTags)
-		predTags = append(predTags, tags)
+		predTags = append(predTags, tags[h.Spec.Name])
 	}
 	spans, err := score.SpanF1(goldSpans, predSpans)
 	if err != nil {
@@ -224,17 +224,31 @@ func evalPairs(m *Model, h *Head, tok *bert.Tokenizer, lt *LoadedTask, sd *Split
 		tm.Notes = append(tm.Notes, "no pairs")
 		return nil
 	}
-	maxLen := min(lt.Task.MaxLength, m.Encoder.Cfg.MaxPositionEmbeddings)
-	ids := make([][]int32, len(sd.Pairs))
-	types := make([][]int32, len(sd.Pairs))
+	ex := NewExtractor(m, tok)
+	plans := make([]*PairPlan, len(sd.Pairs))
+	var seqs []Sequence
 	for i, p := range sd.Pairs {
-		ids[i], types[i] = EncodeText(tok, p.TextA, p.TextB, maxLen)
+		var err error
+		if plans[i], err = ex.planPair(p.TextA, p.TextB, []*Head{h}); err != nil {
+			return fmt.Errorf("pair %s: %w", p.ID, err)
+		}
+		seqs = append(seqs, plans[i].Sequences()...)
 	}
-	out, err := runSequences(context.Background(), m, []*Head{h}, ids, types, lt.Task.BatchSize, padID(tok))
+	out, err := ex.Run(context.Background(), seqs, PassLimits{MaxSeqs: lt.Task.BatchSize}, nil)
 	if err != nil {
 		return err
 	}
-	res := out[h.Spec.Name]
+	res := make([]PairResult, len(sd.Pairs))
+	k := 0
+	for i, p := range plans {
+		n := len(p.Sequences())
+		r, err := p.Decode(out[k : k+n])
+		if err != nil {
+			return err
+		}
+		k += n
+		res[i] = r[h.Spec.Name]
+	}
 	tm.Count = len(sd.Pairs)
 	if h.Spec.Kind == Regression {
 		gold, pred := make([]float64, len(sd.Pairs)), make([]float64, len(sd.Pairs))
@@ -243,7 +257,10 @@ func evalPairs(m *Model, h *Head, tok *bert.Tokenizer, lt *LoadedTask, sd *Split
 			if !p.HasScore {
 				return fmt.Errorf("pair %s has no score", p.ID)
 			}
-			gold[i], pred[i] = p.Score, float64(res[i][0])
+			if res[i].Score == nil {
+				return fmt.Errorf("pair %s: no prediction (both texts empty)", p.ID)
+			}
+			gold[i], pred[i] = p.Score, *res[i].Score
 			mse += (gold[i] - pred[i]) * (gold[i] - pred[i])
 		}
 		tm.Metrics["mse"] = mse / float64(len(gold))
@@ -263,8 +280,7 @@ func evalPairs(m *Model, h *Head, tok *bert.Tokenizer, lt *LoadedTask, sd *Split
 	gold, pred := make([]string, len(sd.Pairs)), make([]string, len(sd.Pairs))
 	for i, p := range sd.Pairs {
 		gold[i] = p.Label
-		c, _ := argmax(res[i])
-		pred[i] = h.Spec.Labels[c]
+		pred[i] = res[i].Label
 	}
 	acc, err := score.Accuracy(gold, pred)
 	if err != nil {
@@ -276,94 +292,6 @@ func evalPairs(m *Model, h *Head, tok *bert.Tokenizer, lt *LoadedTask, sd *Split
 	}
 	tm.Metrics["accuracy"], tm.Metrics["macro_f1"] = acc, f1
 	return nil
-}
-
-// argmax returns the index of the largest value (the first on ties) and that value.
-func argmax(x []float32) (int32, float32) {
-	best, bv := 0, float32(math.Inf(-1))
-	for i, v := range x {
-		if v > bv {
-			best, bv = i, v
-		}
-	}
-	return int32(best), bv
-}
-
-// softmaxAt returns the softmax probability of x[k], computed in float64.
-func softmaxAt(x []float32, k int) float64 { return math.Exp(logSoftmaxAt(x, k)) }
-
-// logSoftmaxAt returns log softmax(x)[k] in float64, without underflow.
-func logSoftmaxAt(x []float32, k int) float64 {
-	mx := math.Inf(-1)
-	for _, v := range x {
-		mx = math.Max(mx, float64(v))
-	}
-	s := 0.0
-	for _, v := range x {
-		s += math.Exp(float64(v) - mx)
-	}
-	return float64(x[k]) - mx - math.Log(s)
-}
-
-// runSequences runs the encoder once per batch of sequences (padded to the batch's longest)
-// and every head on its output, returning per head and per sequence the head's outputs
-// unpadded: len(ids[i]) × labels logits (row-major) for ner heads, the label logits for
-// classification heads, one score for regression. types may be nil (all 0). ctx is checked
-// between batches.
-func runSequences(ctx context.Context, m *Model, heads []*Head, ids, types [][]int32, batch, pad int) (map[string][][]float32, error) {
-	if batch < 1 {
-		batch = 1
-	}
-	out := make(map[string][][]float32, len(heads))
-	for _, h := range heads {
-		out[h.Spec.Name] = make([][]float32, len(ids))
-	}
-	for lo := 0; lo < len(ids); lo += batch {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		hi := min(len(ids), lo+batch)
-		T := 0
-		for _, s := range ids[lo:hi] {
-			T = max(T, len(s))
-		}
-		if T == 0 {
-			return nil, errors.New("mtl: empty input sequence")
-		}
-		n := hi - lo
-		b := bert.Batch{B: n, T: T, IDs: make([]int32, n*T), TypeIDs: make([]int32, n*T), Mask: make([]float32, n*T)}
-		for i := 0; i < n; i++ {
-			s := ids[lo+i]
-			for j := 0; j < T; j++ {
-				k := i*T + j
-				if j >= len(s) {
-					b.IDs[k] = int32(pad)
-					continue
-				}
-				b.IDs[k], b.Mask[k] = s[j], 1
-				if types != nil {
-					b.TypeIDs[k] = types[lo+i][j]
-				}
-			}
-		}
-		res, err := m.Predict(b, heads)
-		if err != nil {
-			return nil, err
-		}
-		for _, h := range heads {
-			r := res[h.Spec.Name]
-			w := h.Spec.Outputs()
-			for i := 0; i < n; i++ {
-				if h.Spec.Kind == NER {
-					l := len(ids[lo+i])
-					out[h.Spec.Name][lo+i] = append([]float32(nil), r[i*T*w:(i*T+l)*w]...)
-				} else {
-					out[h.Spec.Name][lo+i] = append([]float32(nil), r[i*w:(i+1)*w]...)
-				}
-			}
-		}
-	}
-	return out, nil
 }
 
 // EvalMaskSeed seeds the masks of mlm evaluation: fixed, so every evaluation of a run (and of

@@ -51,6 +51,10 @@ type TaskSpec struct {
 	Scheme           string `json:"scheme,omitempty"`
 	LabelAllSubwords bool   `json:"label_all_subwords,omitempty"`
 	MaxLength        int    `json:"max_length"`
+	// Stride (ner) is the number of sub-words between the starts of consecutive windows of a
+	// long note, as trained; 0 (checkpoints written before it was saved) means
+	// DefaultStride(MaxLength). Evaluation, prediction and serving window notes with it.
+	Stride int `json:"stride,omitempty"`
 	// UsePooler feeds the pooler output instead of the raw [CLS] vector to a sentence head.
 	UsePooler bool `json:"use_pooler,omitempty"`
 }

@@ -124,7 +124,7 @@ func Prepare(cfg *Config) (*Run, error) {
 			specs[i].Labels = labels.Names
 		}
 		if t.Kind == NER {
-			specs[i].Scheme, specs[i].LabelAllSubwords = t.Scheme, t.LabelAllSubwords
+			specs[i].Scheme, specs[i].LabelAllSubwords, specs[i].Stride = t.Scheme, t.LabelAllSubwords, t.Stride
 		}
 		specs[i].UsePooler = t.UsePooler
 	}

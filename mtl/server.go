@@ -73,7 +73,7 @@ func (c *ServerConfig) defaults() {
 // Server is the HTTP front of an Extractor (mtbert serve). Its heart is dynamic batching:
 //
 //   - A request handler checks the body (size limit, valid UTF-8, strict JSON), tokenises its
-//     notes and cuts them into windows (the Extractor's planNote, the same code Extract runs),
+//     notes and cuts them into windows (Extractor.PlanNote, the same code Extract runs),
 //     refuses a request of more sub-words than ServerConfig.MaxTokens (413), and puts a job
 //     on the batcher's queue. At most MaxQueue requests are admitted at once; more are
 //     answered at once, before their body is read, with 503 and Retry-After.
@@ -83,12 +83,12 @@ func (c *ServerConfig) defaults() {
 //     the jobs selected: one forward pass per padded window length (PadLength), split further
 //     only when a length's windows exceed MaxBatchTokens. A job whose deadline passed while
 //     queued is dropped before its pass.
-//   - Each handler decodes its own notes' logits (notePlan.decode, as Extract does). Since a
-//     window's padded length depends on the window alone, the answers are bit-identical to
-//     Extractor.Extract on the same notes, whatever the batch.
+//   - Each handler decodes its own plans' outputs (NotePlan.Decode, as Extract does). Since a
+//     sequence's padded length depends on the sequence alone, the answers are bit-identical
+//     to Extractor.Extract on the same notes, whatever the batch.
 //
-// Pair requests go through the same queue (so the same bound) but the batcher runs each on
-// its own with Extractor.Pair. Request bodies are never logged (notes are PHI): the access log
+// Pair requests are planned (PlanPair) and batched the same way, in the same passes as
+// notes, and decoded as Extractor.Pair does. Request bodies are never logged (notes are PHI): the access log
 // has the method, path, status, body size and duration only.
 //
 // Create it with NewServer, give it its model with SetExtractor (readyz answers 503 until
@@ -107,20 +107,17 @@ type Server struct {
 	passHook func(seqs, T int)
 }
 
-// job is one queued request: notes to extract from, or one pair.
+// job is one queued request: the sequences of its notes' or its pair's plans.
 type job struct {
-	ctx   context.Context
-	plans []*notePlan
-	heads []*Head
-	pair  *PairRequest
-	// out receives the windows' logits per plan (extract) or the pair's result.
+	ctx  context.Context
+	seqs []Sequence
+	// out receives the sequences' outputs.
 	out chan jobResult
 }
 
 type jobResult struct {
-	logits []map[string][][]float32
-	pairs  map[string]PairResult
-	err    error
+	out []Outputs
+	err error
 }
 
 // NewServer returns a server with cfg's limits and no model yet.
@@ -180,48 +177,6 @@ type PairResponse struct {
 type ModelInfo struct {
 	Tasks   []TaskSpec `json:"tasks"`
 	Encoder any        `json:"encoder"`
-}
-
-// ExtractMany runs Extract on several notes at once, sharing forward passes between them:
-// the windows of all the notes go through the encoder together, at most Batch windows of one
-// padded length (PadLength) a pass. Each result equals Extract's on its note, bit for bit. An
-// invalid note is an error that names its index; ctx is checked between passes.
-func (e *Extractor) ExtractMany(ctx context.Context, texts []string, tasks []string) ([]Result, error) {
-	heads, maxLen, err := e.nerHeads(tasks)
-	if err != nil {
-		return nil, err
-	}
-	plans := make([]*notePlan, len(texts))
-	var ids [][]int32
-	var ts []int
-	for i, t := range texts {
-		if plans[i], err = e.planNote(t, heads, maxLen); err != nil {
-			return nil, fmt.Errorf("note %d: %w", i, err)
-		}
-		ids = append(ids, plans[i].ids()...)
-		ts = append(ts, plans[i].padLens()...)
-	}
-	var out map[string][][]float32
-	if len(ids) > 0 {
-		if out, err = runPadded(ctx, e.model, heads, ids, ts, e.Batch, 0, padID(e.tok), nil); err != nil {
-			return nil, err
-		}
-	}
-	res := make([]Result, len(texts))
-	k := 0
-	for i, p := range plans {
-		m := make(map[string][][]float32, len(heads))
-		for _, h := range heads {
-			if out != nil {
-				m[h.Spec.Name] = out[h.Spec.Name][k : k+len(p.wins)]
-			}
-		}
-		k += len(p.wins)
-		if res[i], err = p.decode(m); err != nil {
-			return nil, err
-		}
-	}
-	return res, nil
 }
 
 // httpError is an error with its HTTP status.
@@ -434,14 +389,11 @@ func (s *Server) extract(ctx context.Context, ex *Extractor, body []byte) (any, 
 	default:
 		return nil, errorf(400, `want "text" or "texts"`)
 	}
-	heads, maxLen, err := ex.nerHeads(req.Tasks)
-	if err != nil {
-		return nil, errorf(400, "%v", err)
-	}
-	plans := make([]*notePlan, len(texts))
+	plans := make([]*NotePlan, len(texts))
+	var seqs []Sequence
 	tokens := 0
 	for i, t := range texts {
-		p, err := ex.planNote(t, heads, maxLen)
+		p, err := ex.PlanNote(t, req.Tasks)
 		if err != nil {
 			if len(texts) > 1 {
 				return nil, errorf(400, "texts[%d]: %v", i, err)
@@ -449,19 +401,23 @@ func (s *Server) extract(ctx context.Context, ex *Extractor, body []byte) (any, 
 			return nil, errorf(400, "%v", err)
 		}
 		plans[i] = p
-		if tokens += p.tokens(); tokens > s.cfg.MaxTokens {
+		if tokens += p.Tokens(); tokens > s.cfg.MaxTokens {
 			return nil, errorf(413, "the request needs more than %d sub-words (padded windows)", s.cfg.MaxTokens)
 		}
+		seqs = append(seqs, p.Sequences()...)
 	}
-	res, err := s.submit(ctx, &job{ctx: ctx, plans: plans, heads: heads})
+	res, err := s.submit(ctx, &job{ctx: ctx, seqs: seqs})
 	if err != nil {
 		return nil, err
 	}
 	results := make([]Result, len(plans))
+	k := 0
 	for i, p := range plans {
-		if results[i], err = p.decode(res.logits[i]); err != nil {
+		n := len(p.Sequences())
+		if results[i], err = p.Decode(res.out[k : k+n]); err != nil {
 			return nil, err
 		}
+		k += n
 	}
 	if req.Text != nil {
 		return results[0], nil
@@ -474,14 +430,19 @@ func (s *Server) pairs(ctx context.Context, ex *Extractor, body []byte) (any, er
 	if err := decodeStrict(body, &req); err != nil {
 		return nil, err
 	}
-	if _, err := ex.heads(req.Tasks, isSentence, "a sentence-level task"); err != nil {
+	p, err := ex.PlanPair(req.TextA, req.TextB, req.Tasks)
+	if err != nil {
 		return nil, errorf(400, "%v", err)
 	}
-	res, err := s.submit(ctx, &job{ctx: ctx, pair: &req})
+	res, err := s.submit(ctx, &job{ctx: ctx, seqs: p.Sequences()})
 	if err != nil {
 		return nil, err
 	}
-	return PairResponse{Pairs: res.pairs}, nil
+	pairs, err := p.Decode(res.out)
+	if err != nil {
+		return nil, err
+	}
+	return PairResponse{Pairs: pairs}, nil
 }
 
 // submit queues j (503 when the queue is full) and waits for its result or the deadline.
@@ -526,8 +487,8 @@ func (s *Server) submit(ctx context.Context, j *job) (jobResult, error) {
 // tokens returns the padded sub-words of j.
 func (j *job) tokens() int {
 	n := 0
-	for _, p := range j.plans {
-		n += p.tokens()
+	for _, q := range j.seqs {
+		n += q.Pad
 	}
 	return n
 }
@@ -584,48 +545,25 @@ func (s *Server) drain() {
 	}
 }
 
-// run runs one batch: the pairs one by one, the notes' windows together.
+// run runs one batch: the sequences of every live job together (notes and pairs alike),
+// passes bounded by MaxBatchTokens.
 func (s *Server) run(batch []*job) {
 	ex := s.ex.Load()
 	var live []*job
+	var seqs []Sequence
 	for _, j := range batch {
 		if err := j.ctx.Err(); err != nil {
 			j.out <- jobResult{err: err}
 			continue
 		}
-		if j.pair != nil {
-			pr, err := ex.Pair(j.ctx, j.pair.TextA, j.pair.TextB, j.pair.Tasks)
-			s.met.pass(1, 0)
-			if err != nil && j.ctx.Err() == nil {
-				err = errorf(400, "%v", err)
-			}
-			j.out <- jobResult{pairs: pr, err: err}
-			continue
-		}
 		live = append(live, j)
+		seqs = append(seqs, j.seqs...)
 	}
-	// Every window of every note, with the union of the jobs' heads.
-	var ids [][]int32
-	var ts []int
-	var heads []*Head
-	seen := map[string]bool{}
-	for _, j := range live {
-		for _, h := range j.heads {
-			if !seen[h.Spec.Name] {
-				seen[h.Spec.Name] = true
-				heads = append(heads, h)
-			}
-		}
-		for _, p := range j.plans {
-			ids = append(ids, p.ids()...)
-			ts = append(ts, p.padLens()...)
-		}
-	}
-	var out map[string][][]float32
+	var out []Outputs
 	var err error
-	if len(ids) > 0 {
+	if len(seqs) > 0 {
 		t0 := time.Now()
-		out, err = runPadded(context.Background(), ex.model, heads, ids, ts, 0, s.cfg.MaxBatchTokens, padID(ex.tok), func(n, T int) {
+		out, err = ex.Run(context.Background(), seqs, PassLimits{MaxTokens: s.cfg.MaxBatchTokens}, func(n, T int) {
 			s.met.pass(n, n*T)
 			if s.passHook != nil {
 				s.passHook(n, T)
@@ -633,25 +571,19 @@ func (s *Server) run(batch []*job) {
 		})
 		if err == nil {
 			tok := 0
-			for _, t := range ts {
-				tok += t
+			for _, j := range live {
+				tok += j.tokens()
 			}
 			s.met.batch(len(live), tok, time.Since(t0))
 		}
 	}
 	k := 0
 	for _, j := range live {
-		r := jobResult{err: err, logits: make([]map[string][][]float32, len(j.plans))}
-		for pi, p := range j.plans {
-			m := make(map[string][][]float32, len(p.heads))
-			for _, h := range p.heads {
-				if out != nil {
-					m[h.Spec.Name] = out[h.Spec.Name][k : k+len(p.wins)]
-				}
-			}
-			r.logits[pi] = m
-			k += len(p.wins)
+		r := jobResult{err: err}
+		if err == nil {
+			r.out = out[k : k+len(j.seqs)]
 		}
+		k += len(j.seqs)
 		j.out <- r
 	}
 }
