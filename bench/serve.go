@@ -27,11 +27,12 @@ import (
 	"github.com/mtbert/mtbert/kernels"
 	"github.com/mtbert/mtbert/mtl"
 	"github.com/mtbert/mtbert/mtl/corpus"
+	"github.com/mtbert/mtbert/mtl/serve"
 	"github.com/mtbert/mtbert/mtl/synth"
 )
 
 // ServeOptions sets up `mtbert bench serve`: a load generator driving an in-process
-// mtl.Server over real HTTP on 127.0.0.1.
+// serve.Server over real HTTP on 127.0.0.1.
 type ServeOptions struct {
 	// Model is a checkpoint folder (mtl.LoadExtractor). Empty: a randomly initialised model of
 	// Layers layers, Hidden units and K token-tagging heads of Labels labels (BIO tags over
@@ -341,19 +342,19 @@ func randomModel(o ServeOptions, notes []string) (*mtl.Model, *bert.Tokenizer, e
 	return m, bert.NewTokenizer(v, bert.TokenizerOptions{}), nil
 }
 
-// localServer is an mtl.Server listening on 127.0.0.1.
+// localServer is an serve.Server listening on 127.0.0.1.
 type localServer struct {
-	s    *mtl.Server
+	s    *serve.Server
 	hs   *http.Server
 	base string
 }
 
-func startServer(ex *mtl.Extractor, cfg mtl.ServerConfig) (*localServer, error) {
+func startServer(ex *mtl.Extractor, cfg serve.Config) (*localServer, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	s := mtl.NewServer(cfg)
+	s := serve.New(cfg)
 	s.SetExtractor(ex)
 	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go hs.Serve(ln)
@@ -533,14 +534,14 @@ func Serve(o ServeOptions) (*ServeResult, error) {
 	res.MeanChars, res.MeanSubwords = float64(chars)/float64(len(notes)), float64(subs)/float64(len(notes))
 	// The closed-loop phases admit every client (a queue of at least the concurrency), so that
 	// they measure throughput and latency, not refusals; the overload phase has MaxQueue.
-	cfgQ := func(batching bool, queue int) mtl.ServerConfig {
-		c := mtl.ServerConfig{MaxBatchTokens: o.MaxBatchTokens, MaxWait: o.MaxWait, MaxQueue: queue, MaxBody: o.MaxBody, Timeout: o.Timeout}
+	cfgQ := func(batching bool, queue int) serve.Config {
+		c := serve.Config{MaxBatchTokens: o.MaxBatchTokens, MaxWait: o.MaxWait, MaxQueue: queue, MaxBody: o.MaxBody, Timeout: o.Timeout}
 		if !batching {
 			c.MaxBatchRequests = 1
 		}
 		return c
 	}
-	cfg := func(batching bool) mtl.ServerConfig { return cfgQ(batching, o.MaxQueue) }
+	cfg := func(batching bool) serve.Config { return cfgQ(batching, o.MaxQueue) }
 	client := newClient(o.Timeout + 30*time.Second)
 	defer client.CloseIdleConnections()
 	// Warm-up: one request through a server, so the first phase does not pay first-use costs.
@@ -721,7 +722,7 @@ func procStatusMB(field string) float64 {
 
 // overload offers requests at factor × capacity per second, open loop, for o.OverloadDuration,
 // every request with a unique id, and accounts for every answer.
-func overload(ex *mtl.Extractor, cfg mtl.ServerConfig, o ServeOptions, capacity float64, notes []string, bodies [][]byte) (*ServeOverload, error) {
+func overload(ex *mtl.Extractor, cfg serve.Config, o ServeOptions, capacity float64, notes []string, bodies [][]byte) (*ServeOverload, error) {
 	ov := &ServeOverload{Factor: o.Overload, CapacityPerS: capacity, OtherCodes: map[string]int{}}
 	ls, err := startServer(ex, cfg)
 	if err != nil {

@@ -68,6 +68,9 @@ func NewExtractor(m *Model, tok *bert.Tokenizer) *Extractor {
 // UseCUDA runs the extractor's encoder passes on the CUDA device of c (see Model.UseCUDA).
 func (e *Extractor) UseCUDA(c *cuda.Context) error { return e.model.UseCUDA(c) }
 
+// Model returns the extractor's model.
+func (e *Extractor) Model() *Model { return e.model }
+
 // Tasks returns the model's task specs in head order.
 func (e *Extractor) Tasks() []TaskSpec { return e.model.Specs() }
 

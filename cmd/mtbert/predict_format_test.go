@@ -18,6 +18,7 @@ import (
 
 	"github.com/mtbert/mtbert/mtl"
 	"github.com/mtbert/mtbert/mtl/corpus"
+	"github.com/mtbert/mtbert/mtl/serve"
 )
 
 // formatNotes writes a JSONL input of notes only (no pairs): non-ASCII characters, line
@@ -308,7 +309,7 @@ func testServeEqualsPredict(t *testing.T, dir, model string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := mtl.NewServer(mtl.ServerConfig{MaxWait: 20 * time.Millisecond})
+	s := serve.New(serve.Config{MaxWait: 20 * time.Millisecond})
 	s.SetExtractor(ex)
 	hs := httptest.NewServer(s.Handler())
 	defer s.Close()

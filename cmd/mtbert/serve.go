@@ -15,6 +15,7 @@ import (
 
 	"github.com/mtbert/mtbert/kernels/cuda"
 	"github.com/mtbert/mtbert/mtl"
+	"github.com/mtbert/mtbert/mtl/serve"
 )
 
 func init() {
@@ -39,7 +40,7 @@ bodies are never logged. SIGTERM or SIGINT stops accepting and drains in-flight 
 // serveOptions are the settings of one server run.
 type serveOptions struct {
 	model, addr string
-	cfg         mtl.ServerConfig
+	cfg         serve.Config
 	// grace bounds the draining of in-flight requests at shutdown.
 	grace time.Duration
 	// gpu, when -device names a CUDA device, runs the encoder passes.
@@ -80,20 +81,20 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return serve(ctx, o, stderr, nil)
+	return listenAndServe(ctx, o, stderr, nil)
 }
 
-// serve listens on o.addr, loads the model (readyz answers 503 meanwhile) and serves until ctx
+// listenAndServe listens on o.addr, loads the model (readyz answers 503 meanwhile) and serves until ctx
 // is done, then shuts down gracefully: no new connections, in-flight requests answered (for at
 // most o.grace). onListen, when not nil, gets the address listened on.
-func serve(ctx context.Context, o serveOptions, stderr io.Writer, onListen func(addr string)) error {
+func listenAndServe(ctx context.Context, o serveOptions, stderr io.Writer, onListen func(addr string)) error {
 	logger := log.New(stderr, "mtbert serve: ", log.LstdFlags|log.LUTC)
 	o.cfg.Log = logger
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return err
 	}
-	s := mtl.NewServer(o.cfg)
+	s := serve.New(o.cfg)
 	defer s.Close()
 	hs := &http.Server{
 		Handler:           s.Handler(),

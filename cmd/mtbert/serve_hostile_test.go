@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mtbert/mtbert/mtl"
+	"github.com/mtbert/mtbert/mtl/serve"
 )
 
 // TestServeSlowClients serves the fixture with a 1s request deadline and a queue of 2: 50
@@ -27,8 +27,8 @@ func TestServeSlowClients(t *testing.T) {
 	done := make(chan error, 1)
 	var logs syncBuffer
 	o := serveOptions{model: model, addr: "127.0.0.1:0", grace: 5 * time.Second,
-		cfg: mtl.ServerConfig{Timeout: time.Second, MaxQueue: 2, MaxWait: time.Millisecond}}
-	go func() { done <- serve(ctx, o, &logs, func(a string) { addr <- a }) }()
+		cfg: serve.Config{Timeout: time.Second, MaxQueue: 2, MaxWait: time.Millisecond}}
+	go func() { done <- listenAndServe(ctx, o, &logs, func(a string) { addr <- a }) }()
 	base := "http://" + <-addr
 	defer func() {
 		cancel()

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mtbert/mtbert/mtl"
+	"github.com/mtbert/mtbert/mtl/serve"
 )
 
 // syncBuffer is a bytes.Buffer safe for the server's logger and the test.
@@ -51,8 +51,8 @@ func TestServe(t *testing.T) {
 	addr := make(chan string, 1)
 	done := make(chan error, 1)
 	o := serveOptions{model: model, addr: "127.0.0.1:0", grace: 10 * time.Second,
-		cfg: mtl.ServerConfig{MaxWait: 400 * time.Millisecond, Token: "tok"}}
-	go func() { done <- serve(ctx, o, &logs, func(a string) { addr <- a }) }()
+		cfg: serve.Config{MaxWait: 400 * time.Millisecond, Token: "tok"}}
+	go func() { done <- listenAndServe(ctx, o, &logs, func(a string) { addr <- a }) }()
 	base := "http://" + <-addr
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		resp, err := http.Get(base + "/readyz")

@@ -1,4 +1,4 @@
-package mtl
+package serve
 
 import (
 	"bytes"
@@ -18,11 +18,12 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/mtbert/mtbert/mtl"
 	"github.com/mtbert/mtbert/mtl/corpus"
 )
 
-// ServerConfig holds the Server's limits. Zero values take the defaults.
-type ServerConfig struct {
+// Config holds the Server's limits. Zero values take the defaults.
+type Config struct {
 	// MaxBatchTokens bounds the padded sub-words of the windows collected for one batch
 	// (default 2048), and so the working memory of a pass: about 0.1 MB per sub-word for
 	// BERT-base (one layer's intermediates at a time plus every layer's hidden state).
@@ -49,7 +50,7 @@ type ServerConfig struct {
 	Log *log.Logger
 }
 
-func (c *ServerConfig) defaults() {
+func (c *Config) defaults() {
 	if c.MaxBatchTokens <= 0 {
 		c.MaxBatchTokens = 2048
 	}
@@ -74,7 +75,7 @@ func (c *ServerConfig) defaults() {
 //
 //   - A request handler checks the body (size limit, valid UTF-8, strict JSON), tokenises its
 //     notes and cuts them into windows (Extractor.PlanNote, the same code Extract runs),
-//     refuses a request of more sub-words than ServerConfig.MaxTokens (413), and puts a job
+//     refuses a request of more sub-words than Config.MaxTokens (413), and puts a job
 //     on the batcher's queue. At most MaxQueue requests are admitted at once; more are
 //     answered at once, before their body is read, with 503 and Retry-After.
 //   - One batcher goroutine takes a job, then keeps collecting jobs until their padded windows
@@ -91,11 +92,11 @@ func (c *ServerConfig) defaults() {
 // notes, and decoded as Extractor.Pair does. Request bodies are never logged (notes are PHI): the access log
 // has the method, path, status, body size and duration only.
 //
-// Create it with NewServer, give it its model with SetExtractor (readyz answers 503 until
+// Create it with New, give it its model with SetExtractor (readyz answers 503 until
 // then), and Close it after the http.Server that uses Handler has shut down.
 type Server struct {
-	cfg   ServerConfig
-	ex    atomic.Pointer[Extractor]
+	cfg   Config
+	ex    atomic.Pointer[mtl.Extractor]
 	queue chan *job
 	admit chan struct{}
 	stop  chan struct{}
@@ -110,18 +111,18 @@ type Server struct {
 // job is one queued request: the sequences of its notes' or its pair's plans.
 type job struct {
 	ctx  context.Context
-	seqs []Sequence
+	seqs []mtl.Sequence
 	// out receives the sequences' outputs.
 	out chan jobResult
 }
 
 type jobResult struct {
-	out []Outputs
+	out []mtl.Outputs
 	err error
 }
 
-// NewServer returns a server with cfg's limits and no model yet.
-func NewServer(cfg ServerConfig) *Server {
+// New returns a server with cfg's limits and no model yet.
+func New(cfg Config) *Server {
 	cfg.defaults()
 	s := &Server{cfg: cfg, queue: make(chan *job, cfg.MaxQueue), admit: make(chan struct{}, cfg.MaxQueue), stop: make(chan struct{}), done: make(chan struct{})}
 	s.met.init()
@@ -129,7 +130,7 @@ func NewServer(cfg ServerConfig) *Server {
 }
 
 // SetExtractor gives the server its model and starts the batcher; the server is then ready.
-func (s *Server) SetExtractor(ex *Extractor) {
+func (s *Server) SetExtractor(ex *mtl.Extractor) {
 	s.ex.Store(ex)
 	s.start.Do(func() { go s.batcher() })
 }
@@ -158,7 +159,7 @@ type ExtractRequest struct {
 // ExtractResults answers a request with texts: one Result per note, in order. A request with
 // text is answered with its Result.
 type ExtractResults struct {
-	Results []Result `json:"results"`
+	Results []mtl.Result `json:"results"`
 }
 
 // PairRequest is the body of POST /v1/pairs; Tasks are sentence-level tasks (all when empty).
@@ -170,13 +171,13 @@ type PairRequest struct {
 
 // PairResponse answers it.
 type PairResponse struct {
-	Pairs map[string]PairResult `json:"pairs"`
+	Pairs map[string]mtl.PairResult `json:"pairs"`
 }
 
 // ModelInfo is the answer of GET /v1/model.
 type ModelInfo struct {
-	Tasks   []TaskSpec `json:"tasks"`
-	Encoder any        `json:"encoder"`
+	Tasks   []mtl.TaskSpec `json:"tasks"`
+	Encoder any            `json:"encoder"`
 }
 
 // httpError is an error with its HTTP status.
@@ -206,8 +207,8 @@ func (s *Server) Handler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		s.met.write(w, len(s.queue), len(s.admit))
 	}))
-	mux.HandleFunc("/v1/model", s.auth(s.model(func(w http.ResponseWriter, r *http.Request, ex *Extractor) {
-		serveJSON(w, 200, ModelInfo{Tasks: ex.Tasks(), Encoder: ex.model.Encoder.Cfg})
+	mux.HandleFunc("/v1/model", s.auth(s.model(func(w http.ResponseWriter, r *http.Request, ex *mtl.Extractor) {
+		serveJSON(w, 200, ModelInfo{Tasks: ex.Tasks(), Encoder: ex.Model().Encoder.Cfg})
 	})))
 	mux.HandleFunc("/v1/extract", s.auth(s.model(s.post(s.extract))))
 	mux.HandleFunc("/v1/pairs", s.auth(s.model(s.post(s.pairs))))
@@ -302,7 +303,7 @@ func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-func (s *Server) model(h func(http.ResponseWriter, *http.Request, *Extractor)) http.HandlerFunc {
+func (s *Server) model(h func(http.ResponseWriter, *http.Request, *mtl.Extractor)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ex := s.ex.Load()
 		if ex == nil {
@@ -316,8 +317,8 @@ func (s *Server) model(h func(http.ResponseWriter, *http.Request, *Extractor)) h
 
 // post checks the method, reads the body (limit, UTF-8), runs h under the request deadline
 // and writes its answer or error.
-func (s *Server) post(h func(ctx context.Context, ex *Extractor, body []byte) (any, error)) func(http.ResponseWriter, *http.Request, *Extractor) {
-	return func(w http.ResponseWriter, r *http.Request, ex *Extractor) {
+func (s *Server) post(h func(ctx context.Context, ex *mtl.Extractor, body []byte) (any, error)) func(http.ResponseWriter, *http.Request, *mtl.Extractor) {
+	return func(w http.ResponseWriter, r *http.Request, ex *mtl.Extractor) {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", "POST")
 			serveError(w, errorf(405, "use POST"))
@@ -373,7 +374,7 @@ func decodeStrict(body []byte, v any) error {
 	return nil
 }
 
-func (s *Server) extract(ctx context.Context, ex *Extractor, body []byte) (any, error) {
+func (s *Server) extract(ctx context.Context, ex *mtl.Extractor, body []byte) (any, error) {
 	var req ExtractRequest
 	if err := decodeStrict(body, &req); err != nil {
 		return nil, err
@@ -389,8 +390,8 @@ func (s *Server) extract(ctx context.Context, ex *Extractor, body []byte) (any, 
 	default:
 		return nil, errorf(400, `want "text" or "texts"`)
 	}
-	plans := make([]*NotePlan, len(texts))
-	var seqs []Sequence
+	plans := make([]*mtl.NotePlan, len(texts))
+	var seqs []mtl.Sequence
 	tokens := 0
 	for i, t := range texts {
 		p, err := ex.PlanNote(t, req.Tasks)
@@ -410,7 +411,7 @@ func (s *Server) extract(ctx context.Context, ex *Extractor, body []byte) (any, 
 	if err != nil {
 		return nil, err
 	}
-	results := make([]Result, len(plans))
+	results := make([]mtl.Result, len(plans))
 	k := 0
 	for i, p := range plans {
 		n := len(p.Sequences())
@@ -425,7 +426,7 @@ func (s *Server) extract(ctx context.Context, ex *Extractor, body []byte) (any, 
 	return ExtractResults{Results: results}, nil
 }
 
-func (s *Server) pairs(ctx context.Context, ex *Extractor, body []byte) (any, error) {
+func (s *Server) pairs(ctx context.Context, ex *mtl.Extractor, body []byte) (any, error) {
 	var req PairRequest
 	if err := decodeStrict(body, &req); err != nil {
 		return nil, err
@@ -550,7 +551,7 @@ func (s *Server) drain() {
 func (s *Server) run(batch []*job) {
 	ex := s.ex.Load()
 	var live []*job
-	var seqs []Sequence
+	var seqs []mtl.Sequence
 	for _, j := range batch {
 		if err := j.ctx.Err(); err != nil {
 			j.out <- jobResult{err: err}
@@ -559,11 +560,11 @@ func (s *Server) run(batch []*job) {
 		live = append(live, j)
 		seqs = append(seqs, j.seqs...)
 	}
-	var out []Outputs
+	var out []mtl.Outputs
 	var err error
 	if len(seqs) > 0 {
 		t0 := time.Now()
-		out, err = ex.Run(context.Background(), seqs, PassLimits{MaxTokens: s.cfg.MaxBatchTokens}, func(n, T int) {
+		out, err = ex.Run(context.Background(), seqs, mtl.PassLimits{MaxTokens: s.cfg.MaxBatchTokens}, func(n, T int) {
 			s.met.pass(n, n*T)
 			if s.passHook != nil {
 				s.passHook(n, T)

@@ -1,4 +1,4 @@
-package mtl
+package serve
 
 import (
 	"bytes"
@@ -25,7 +25,7 @@ func serveWeb(h http.Handler, method, target string, hdr ...string) *httptest.Re
 // security and caching headers, conditional requests, and 404 / 405 everywhere else, while
 // the API's routes answer as before.
 func TestWebAssets(t *testing.T) {
-	s := NewServer(ServerConfig{Token: "tok"})
+	s := New(Config{Token: "tok"})
 	defer s.Close()
 	h := s.Handler()
 	site := loadWebSite()
@@ -156,7 +156,7 @@ func FuzzWebPaths(f *testing.F) {
 		"/static/favicon.svg?v=x", "/?x=<script>", "/v1/model", "/healthz"} {
 		f.Add(p)
 	}
-	s := NewServer(ServerConfig{})
+	s := New(Config{})
 	defer s.Close()
 	h := s.Handler()
 	site := loadWebSite()

@@ -1,4 +1,4 @@
-package mtl
+package serve
 
 import (
 	"cmp"
@@ -20,6 +20,8 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/mtbert/mtbert/mtl"
+	"github.com/mtbert/mtbert/mtl/internal/fixture"
 )
 
 // The web page is tested in a real headless browser, Debian's chromium, driven through the
@@ -197,7 +199,7 @@ func apiEntities(t *testing.T, base, note string, hdr ...string) []webEntity {
 	if code != 200 {
 		t.Fatalf("/v1/extract: %d %s", code, body)
 	}
-	var res Result
+	var res mtl.Result
 	if err := json.Unmarshal([]byte(body), &res); err != nil {
 		t.Fatal(err)
 	}
@@ -250,10 +252,10 @@ func extractInPage(t *testing.T, ctx context.Context, note string, viaFile bool)
 // webModel trains the ner fixture together with a second ner task, meds, that tags the same
 // drugs as Medication and nothing else, so that the page shows two tasks whose entities
 // overlap. 12 epochs tag the fixture perfectly (trainedCheckpoint).
-func webModel(t *testing.T) *Extractor {
+func webModel(t *testing.T) *mtl.Extractor {
 	t.Helper()
 	dir := t.TempDir()
-	src := filepath.Dir(trainConfig)
+	src := filepath.Dir(fixture.TrainConfig())
 	ents, err := os.ReadDir(src)
 	if err != nil {
 		t.Fatal(err)
@@ -296,19 +298,19 @@ func webModel(t *testing.T) *Extractor {
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := LoadConfig(cfgPath, "")
+	cfg, err := mtl.LoadConfig(cfgPath, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.Training.Epochs, cfg.Training.Dropout = 12, 0
-	r, err := Prepare(cfg)
+	r, err := mtl.Prepare(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Trainer.RunEpochs(context.Background(), 12, nil); err != nil {
 		t.Fatal(err)
 	}
-	return NewExtractor(r.Model, r.Tokenizer)
+	return mtl.NewExtractor(r.Model, r.Tokenizer)
 }
 
 // webNote has characters of one UTF-8 byte, two (é, ï), three (☕) and four (the emoji, two
@@ -325,7 +327,7 @@ func TestWebPageBrowser(t *testing.T) {
 	chromiumPath(t)
 	t0 := time.Now()
 	ex := webModel(t)
-	s := NewServer(ServerConfig{MaxBody: 4096})
+	s := New(Config{MaxBody: 4096})
 	s.SetExtractor(ex)
 	hs := httptest.NewServer(s.Handler())
 	defer func() {
@@ -506,12 +508,12 @@ func TestWebPageBrowser(t *testing.T) {
 // model loads, and works once the model is there.
 func TestWebPageAuth(t *testing.T) {
 	chromiumPath(t)
-	ex, err := LoadExtractor(trainedCheckpoint(t))
+	ex, err := mtl.LoadExtractor(fixture.TrainedCheckpoint(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	const token = "s3cret-tok"
-	s := NewServer(ServerConfig{Token: token})
+	s := New(Config{Token: token})
 	hs := httptest.NewServer(s.Handler())
 	defer func() {
 		hs.Close()
@@ -582,11 +584,11 @@ func TestWebScreenshot(t *testing.T) {
 	if dir == "" {
 		t.Fatal("MTBERT_SCREENSHOT_MODEL: give a checkpoint, e.g. the run/best folder of mtbert demo -out DIR")
 	}
-	ex, err := LoadExtractor(dir)
+	ex, err := mtl.LoadExtractor(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := NewServer(ServerConfig{})
+	s := New(Config{})
 	s.SetExtractor(ex)
 	hs := httptest.NewServer(s.Handler())
 	defer func() {

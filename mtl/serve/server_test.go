@@ -1,4 +1,4 @@
-package mtl
+package serve
 
 import (
 	"bytes"
@@ -16,6 +16,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mtbert/mtbert/mtl"
+	"github.com/mtbert/mtbert/mtl/internal/fixture"
 )
 
 // post sends body to url and returns the status and the answer.
@@ -62,7 +65,7 @@ func mustJSON(t *testing.T, v any) string {
 // fixture's ner max_length (every window padded to it) and with max_length 64, so that windows
 // fall in the 16, 32 and 64 length classes and batches mix them.
 func TestServerBatchedEqualsExtract(t *testing.T) {
-	dir := trainedCheckpoint(t)
+	dir := fixture.TrainedCheckpoint(t)
 	unit := "patient took aspirin for fever . "
 	notes := []string{
 		"patient\u00a0took\u2003aspirin , heparin , insulin and metformin for chest pain daily .",
@@ -75,14 +78,14 @@ func TestServerBatchedEqualsExtract(t *testing.T) {
 		"took heparin .",
 	}
 	for _, maxLen := range []int{0, 64} {
-		ex, err := LoadExtractor(dir)
+		ex, err := mtl.LoadExtractor(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if maxLen > 0 {
-			ex.model.Heads[0].Spec.MaxLength = maxLen
+			ex.Model().Heads[0].Spec.MaxLength = maxLen
 		}
-		s := NewServer(ServerConfig{MaxWait: 200 * time.Millisecond, MaxBatchTokens: 1 << 16})
+		s := New(Config{MaxWait: 200 * time.Millisecond, MaxBatchTokens: 1 << 16})
 		var passes atomic.Int64
 		lens := map[int]bool{}
 		var mu sync.Mutex
@@ -165,11 +168,11 @@ func TestServerBatchedEqualsExtract(t *testing.T) {
 var promLine = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*"(,[a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*")*\})? (-?[0-9.]+([eE][-+]?[0-9]+)?|\+Inf|NaN)$`)
 
 func TestServerErrorsAndMetrics(t *testing.T) {
-	ex, err := LoadExtractor(trainedCheckpoint(t))
+	ex, err := mtl.LoadExtractor(fixture.TrainedCheckpoint(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := NewServer(ServerConfig{MaxBody: 1000, MaxTokens: 100, MaxQueue: 2, Token: "s3cret"})
+	s := New(Config{MaxBody: 1000, MaxTokens: 100, MaxQueue: 2, Token: "s3cret"})
 	hs := httptest.NewServer(s.Handler())
 	defer hs.Close()
 	defer s.Close()
@@ -232,12 +235,12 @@ func TestServerErrorsAndMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	var mi struct {
-		Tasks   []TaskSpec
+		Tasks   []mtl.TaskSpec
 		Encoder map[string]any
 	}
 	json.NewDecoder(resp.Body).Decode(&mi)
 	resp.Body.Close()
-	if len(mi.Tasks) != 3 || mi.Tasks[0].Kind != NER || len(mi.Tasks[0].Labels) != 9 || mi.Encoder["hidden_size"] == nil {
+	if len(mi.Tasks) != 3 || mi.Tasks[0].Kind != mtl.NER || len(mi.Tasks[0].Labels) != 9 || mi.Encoder["hidden_size"] == nil {
 		t.Errorf("model info %+v", mi)
 	}
 
@@ -312,20 +315,20 @@ func TestServerErrorsAndMetrics(t *testing.T) {
 
 func TestPadLength(t *testing.T) {
 	for _, c := range [][3]int{{3, 512, 16}, {16, 512, 16}, {17, 512, 32}, {33, 512, 64}, {65, 512, 128}, {129, 512, 192}, {500, 512, 512}, {5, 10, 10}, {12, 10, 12}, {40, 48, 48}} {
-		if got := PadLength(c[0], c[1]); got != c[2] {
+		if got := mtl.PadLength(c[0], c[1]); got != c[2] {
 			t.Errorf("PadLength(%d, %d) = %d, want %d", c[0], c[1], got, c[2])
 		}
 	}
 }
 
-// ExampleNewServer serves a checkpoint with dynamic batching (see Server) until the process
+// ExampleNew serves a checkpoint with dynamic batching (see Server) until the process
 // is stopped; mtbert serve adds the flags, the signals and the graceful shutdown.
-func ExampleNewServer() {
-	ex, err := LoadExtractor("run/best")
+func ExampleNew() {
+	ex, err := mtl.LoadExtractor("run/best")
 	if err != nil {
 		log.Fatal(err)
 	}
-	s := NewServer(ServerConfig{MaxBatchTokens: 8192, MaxWait: 5 * time.Millisecond})
+	s := New(Config{MaxBatchTokens: 8192, MaxWait: 5 * time.Millisecond})
 	s.SetExtractor(ex)
 	defer s.Close()
 	log.Fatal(http.ListenAndServe("127.0.0.1:8080", s.Handler()))
@@ -333,7 +336,7 @@ func ExampleNewServer() {
 
 // ExampleExtractor_ExtractMany extracts from several notes in shared forward passes.
 func ExampleExtractor_ExtractMany() {
-	ex, err := LoadExtractor("run/best")
+	ex, err := mtl.LoadExtractor("run/best")
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -354,16 +357,16 @@ func ExampleExtractor_ExtractMany() {
 // untrained fixture model: every answer is a JSON object with an expected status, never a
 // panic.
 func FuzzServerHandlers(f *testing.F) {
-	cfg, err := LoadConfig(trainConfig, "")
+	cfg, err := mtl.LoadConfig(fixture.TrainConfig(), "")
 	if err != nil {
 		f.Fatal(err)
 	}
-	r, err := Prepare(cfg)
+	r, err := mtl.Prepare(cfg)
 	if err != nil {
 		f.Fatal(err)
 	}
-	s := NewServer(ServerConfig{MaxBody: 4096, MaxTokens: 256, MaxWait: time.Microsecond})
-	s.SetExtractor(NewExtractor(r.Model, r.Tokenizer))
+	s := New(Config{MaxBody: 4096, MaxTokens: 256, MaxWait: time.Microsecond})
+	s.SetExtractor(mtl.NewExtractor(r.Model, r.Tokenizer))
 	defer s.Close()
 	h := s.Handler()
 	for _, seed := range []string{
@@ -417,7 +420,7 @@ func (r *spaceReader) Read(p []byte) (int, error) {
 // for the oversized ones only; the server's request counters agree with the clients' tallies;
 // and while the batcher is held, the live heap holds at most the admitted bodies, not the 96.
 func TestServerOverload(t *testing.T) {
-	ex, err := LoadExtractor(trainedCheckpoint(t))
+	ex, err := mtl.LoadExtractor(fixture.TrainedCheckpoint(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,7 +430,7 @@ func TestServerOverload(t *testing.T) {
 		pad     = 240 << 10
 		maxBody = 250 << 10
 	)
-	s := NewServer(ServerConfig{MaxQueue: queue, MaxWait: 2 * time.Millisecond, MaxBody: maxBody, MaxTokens: 256})
+	s := New(Config{MaxQueue: queue, MaxWait: 2 * time.Millisecond, MaxBody: maxBody, MaxTokens: 256})
 	s.SetExtractor(ex)
 	hs := httptest.NewServer(s.Handler())
 	defer s.Close()
@@ -577,7 +580,7 @@ func TestServerOverload(t *testing.T) {
 	t.Logf("answers by status: %v, %d encoder passes; live heap while held %+.1f MB over idle", count, s.Passes(), float64(int64(heldHeap)-int64(idle))/(1<<20))
 
 	// The batcher waits a second for company; the request's deadline is 50ms.
-	s2 := NewServer(ServerConfig{MaxWait: time.Second, Timeout: 50 * time.Millisecond})
+	s2 := New(Config{MaxWait: time.Second, Timeout: 50 * time.Millisecond})
 	s2.SetExtractor(ex)
 	hs2 := httptest.NewServer(s2.Handler())
 	defer s2.Close()
@@ -590,13 +593,13 @@ func TestServerOverload(t *testing.T) {
 // TestServerRequestID checks that a well-formed X-Request-Id is echoed and logged, and that
 // any other is neither (it could carry note text or forge log lines).
 func TestServerRequestID(t *testing.T) {
-	ex, err := LoadExtractor(trainedCheckpoint(t))
+	ex, err := mtl.LoadExtractor(fixture.TrainedCheckpoint(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
 	var mu sync.Mutex
-	s := NewServer(ServerConfig{MaxWait: time.Millisecond, Log: log.New(lockedWriter{&mu, &logs}, "", 0)})
+	s := New(Config{MaxWait: time.Millisecond, Log: log.New(lockedWriter{&mu, &logs}, "", 0)})
 	s.SetExtractor(ex)
 	hs := httptest.NewServer(s.Handler())
 	defer s.Close()
@@ -630,16 +633,16 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 // and refused with 413 for its sub-words (over the default 1<<20); a server with a 1 MiB body
 // limit refuses it with 413 before tokenising. Both keep serving.
 func TestServerHugeNote(t *testing.T) {
-	ex, err := LoadExtractor(trainedCheckpoint(t))
+	ex, err := mtl.LoadExtractor(fixture.TrainedCheckpoint(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	huge := mustJSON(t, map[string]string{"text": strings.Repeat("took aspirin for fever . ", 10<<20/25)})
 	for _, c := range []struct {
-		cfg ServerConfig
+		cfg Config
 		msg string
-	}{{ServerConfig{}, "sub-words"}, {ServerConfig{MaxBody: 1 << 20}, "over 1048576 bytes"}} {
-		s := NewServer(c.cfg)
+	}{{Config{}, "sub-words"}, {Config{MaxBody: 1 << 20}, "over 1048576 bytes"}} {
+		s := New(c.cfg)
 		s.SetExtractor(ex)
 		hs := httptest.NewServer(s.Handler())
 		if code, body, _ := post(t, hs.URL+"/v1/extract", huge); code != 413 || !strings.Contains(body, c.msg) {
