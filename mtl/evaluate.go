@@ -65,68 +65,59 @@ func MainMetric(k Kind) string {
 	return "accuracy"
 }
 
-// Evaluate scores every loaded task that has the split (the others are skipped) with m, in
-// task order. Every task must have a head in m.
-func Evaluate(m *Model, tok *bert.Tokenizer, loaded []*LoadedTask, split string) ([]TaskMetrics, error) {
-	var out []TaskMetrics
-	for _, lt := range loaded {
-		tm, err := EvaluateTask(m, tok, lt, split)
-		if err != nil {
-			return nil, err
-		}
-		if tm != nil {
-			out = append(out, *tm)
-		}
-	}
-	return out, nil
+// EvalSet is one task's split as evaluation needs it: the gold documents (ner, mlm) or
+// pairs (sentence tasks), how the gold spans are tagged, and the batch size.
+type EvalSet struct {
+	Task, Split string
+	Kind        Kind
+	Docs        []corpus.Document
+	Pairs       []corpus.Pair
+	// Align gives the gold spans' scheme and overlap policy (ner); its window geometry is
+	// not used: predictions are windowed with the head's saved geometry, as Extract does.
+	Align AlignOptions
+	// BatchSize is the number of sequences per forward pass.
+	BatchSize int
+	// WholeWordMasking masks whole words in mlm evaluation.
+	WholeWordMasking bool
 }
 
-// EvaluateTask scores one task on split; nil (and no error) when the task has no such split.
-// Inputs are predicted in batches of the task's batch size: ner windows are cut as in
-// training (the task's max_length and stride), each sub-word takes the argmax label of the
-// window where it is most central (MergeWindows) and word tags decode to spans with their
-// exact text (AlignedDoc.Decode).
-func EvaluateTask(m *Model, tok *bert.Tokenizer, lt *LoadedTask, split string) (*TaskMetrics, error) {
-	t := lt.Task
-	sd := lt.Split(split)
-	if sd == nil {
-		return nil, nil
-	}
-	h := m.Head(t.Name)
+// Evaluate scores m's head for the set's task on the set. Predictions take the path of
+// Extract and Pair (PlanNote or PlanPair, Run, Decode) with the head's saved window
+// geometry, so what evaluation scores is exactly what predict and serve return: ner spans
+// by strict span F1 against the gold spans after the overlap policy, the word tags by the
+// reference's token F1; pairs by accuracy and macro-F1 or Pearson and Spearman; mlm by
+// masked-token accuracy and perplexity.
+func Evaluate(m *Model, tok *bert.Tokenizer, set EvalSet) (*TaskMetrics, error) {
+	h := m.Head(set.Task)
 	if h == nil {
-		return nil, fmt.Errorf("task %s: the model has no head for it", t.Name)
+		return nil, fmt.Errorf("task %s: the model has no head for it", set.Task)
 	}
-	if h.Spec.Kind != t.Kind {
-		return nil, fmt.Errorf("task %s: the model's head is %s, the config says %s", t.Name, h.Spec.Kind, t.Kind)
+	if h.Spec.Kind != set.Kind {
+		return nil, fmt.Errorf("task %s: the model's head is %s, the data is for %s", set.Task, h.Spec.Kind, set.Kind)
 	}
-	tm := &TaskMetrics{Task: t.Name, Kind: t.Kind, Split: split, Main: MainMetric(t.Kind), Metrics: map[string]float64{}}
+	tm := &TaskMetrics{Task: set.Task, Kind: set.Kind, Split: set.Split, Main: MainMetric(set.Kind), Metrics: map[string]float64{}}
 	var err error
-	if t.Kind == NER {
-		err = evalNER(m, h, tok, lt, sd, tm)
-	} else if t.Kind == MLM {
-		err = evalMLM(m, h, tok, lt, sd, tm)
-	} else {
-		err = evalPairs(m, h, tok, lt, sd, tm)
+	switch set.Kind {
+	case NER:
+		err = evalNER(m, h, tok, &set, tm)
+	case MLM:
+		err = evalMLM(m, h, tok, &set, tm)
+	default:
+		err = evalPairs(m, h, tok, &set, tm)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("task %s, %s: %w", t.Name, split, err)
+		return nil, fmt.Errorf("task %s, %s: %w", set.Task, set.Split, err)
 	}
 	tm.Value = tm.Metrics[tm.Main]
 	return tm, nil
 }
 
-func evalNER(m *Model, h *Head, tok *bert.Tokenizer, lt *LoadedTask, sd *SplitData, tm *TaskMetrics) error {
+func evalNER(m *Model, h *Head, tok *bert.Tokenizer, sd *EvalSet, tm *TaskMetrics) error {
 	labels, err := NewLabels(h.Spec.Labels)
 	if err != nil {
 		return err
 	}
-	opts, err := lt.Task.AlignOptions()
-	if err != nil {
-		return err
-	}
-	if opts.MaxLen > m.Encoder.Cfg.MaxPositionEmbeddings {
-		return fmt.Errorf("max_length %d exceeds the encoder's %d positions", opts.MaxLen, m.Encoder.Cfg.MaxPositionEmbeddings)
-	}
+	opts := sd.Align
 	// Gold: the spans as read, after the overlap policy.
 	gold := make([]corpus.Document, len(sd.Docs))
 	copy(gold, sd.Docs)
@@ -163,7 +154,7 @@ func evalNER(m *Model, h *Head, tok *bert.Tokenizer, lt *LoadedTask, sd *SplitDa
 		}
 		seqs = append(seqs, plans[i].Sequences()...)
 	}
-	out, err := ex.Run(context.Background(), seqs, PassLimits{MaxSeqs: lt.Task.BatchSize}, nil)
+	out, err := ex.Run(context.Background(), seqs, PassLimits{MaxSeqs: sd.BatchSize}, nil)
 	if err != nil {
 		return err
 	}
@@ -219,7 +210,7 @@ func evalNER(m *Model, h *Head, tok *bert.Tokenizer, lt *LoadedTask, sd *SplitDa
 	return nil
 }
 
-func evalPairs(m *Model, h *Head, tok *bert.Tokenizer, lt *LoadedTask, sd *SplitData, tm *TaskMetrics) error {
+func evalPairs(m *Model, h *Head, tok *bert.Tokenizer, sd *EvalSet, tm *TaskMetrics) error {
 	if len(sd.Pairs) == 0 {
 		tm.Notes = append(tm.Notes, "no pairs")
 		return nil
@@ -234,7 +225,7 @@ func evalPairs(m *Model, h *Head, tok *bert.Tokenizer, lt *LoadedTask, sd *Split
 		}
 		seqs = append(seqs, plans[i].Sequences()...)
 	}
-	out, err := ex.Run(context.Background(), seqs, PassLimits{MaxSeqs: lt.Task.BatchSize}, nil)
+	out, err := ex.Run(context.Background(), seqs, PassLimits{MaxSeqs: sd.BatchSize}, nil)
 	if err != nil {
 		return err
 	}
@@ -302,16 +293,16 @@ const EvalMaskSeed = 0xe7a1
 // once with EvalMaskSeed (sequence i with key i): accuracy (argmax equals the original token),
 // loss (mean cross-entropy in nats over the masked tokens), perplexity (e^loss), and the
 // counts of masked tokens and sequences.
-func evalMLM(m *Model, h *Head, tok *bert.Tokenizer, lt *LoadedTask, sd *SplitData, tm *TaskMetrics) error {
+func evalMLM(m *Model, h *Head, tok *bert.Tokenizer, sd *EvalSet, tm *TaskMetrics) error {
 	exs, err := PackText(tok, sd.Docs, h.Spec.MaxLength)
 	if err != nil {
 		return err
 	}
-	mk, err := bert.NewMasking(tok.Vocab(), EvalMaskSeed, lt.Task.WholeWordMasking)
+	mk, err := bert.NewMasking(tok.Vocab(), EvalMaskSeed, sd.WholeWordMasking)
 	if err != nil {
 		return err
 	}
-	bs := max(1, lt.Task.BatchSize)
+	bs := max(1, sd.BatchSize)
 	var sumLoss float64
 	correct, n := 0, 0
 	for lo := 0; lo < len(exs); lo += bs {

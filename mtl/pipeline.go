@@ -674,7 +674,7 @@ func evalKeepingStreams(r *Run, split string) ([]TaskMetrics, error) {
 			d.SetCalls(calls[i])
 		}
 	}()
-	return Evaluate(r.Model, r.Tokenizer, r.Loaded, split)
+	return EvaluateTasks(r.Model, r.Tokenizer, r.Loaded, split)
 }
 
 // selectValue returns the value best_metric selects by: the named task's main metric, or the

@@ -104,7 +104,7 @@ func TestPipelineLossesFall(t *testing.T) {
 			t.Errorf("%s: loss %.4f -> %.4f did not fall by half", task, first, last)
 		}
 	}
-	ms, err := Evaluate(r.Model, r.Tokenizer, r.Loaded, SplitDev)
+	ms, err := EvaluateTasks(r.Model, r.Tokenizer, r.Loaded, SplitDev)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,7 +50,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ms, err := mtl.Evaluate(m, tok, loaded, *split)
+	ms, err := mtl.EvaluateTasks(m, tok, loaded, *split)
 	if err != nil {
 		return err
 	}
