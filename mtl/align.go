@@ -161,9 +161,9 @@ func (l *Labels) Name(id int) string {
 	return l.Names[id]
 }
 
-// checkType reports an error unless every tag the scheme needs for type t
+// CheckType reports an error unless every tag the scheme needs for type t
 // is in the set.
-func (l *Labels) checkType(scheme corpus.Scheme, t string) error {
+func (l *Labels) CheckType(scheme corpus.Scheme, t string) error {
 	prefixes := []string{"B-", "I-"}
 	if scheme == corpus.BILOU {
 		prefixes = append(prefixes, "L-", "U-")
@@ -500,7 +500,7 @@ type unit struct {
 func alignDoc(tok *bert.Tokenizer, doc corpus.Document, labels *Labels, opts AlignOptions) (AlignedDoc, corpus.OverlapReport, error) {
 	ad := AlignedDoc{ID: doc.ID, Text: doc.Text}
 	for _, s := range doc.Spans {
-		if err := labels.checkType(opts.Scheme, s.Type); err != nil {
+		if err := labels.CheckType(opts.Scheme, s.Type); err != nil {
 			return ad, corpus.OverlapReport{}, fmt.Errorf("mtl: document %s: entity type %q: %v", doc.ID, s.Type, err)
 		}
 	}

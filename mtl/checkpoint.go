@@ -57,7 +57,7 @@ func SaveCheckpoint(dir string, m *Model, tok *bert.Tokenizer, tr *Trainer) erro
 		if err := nn.SaveSafetensors(filepath.Join(tmp, HeadsFile), m.HeadParams.StateDict(), nil); err != nil {
 			return err
 		}
-		if err := writeJSON(filepath.Join(tmp, TasksFile), m.Specs()); err != nil {
+		if err := WriteJSON(filepath.Join(tmp, TasksFile), m.Specs()); err != nil {
 			return err
 		}
 		if tr != nil {
@@ -85,10 +85,11 @@ func saveTrainer(dir string, tr *Trainer) error {
 	if err := nn.SaveSafetensors(filepath.Join(dir, TrainerTensors), moments, nil); err != nil {
 		return err
 	}
-	return writeJSON(filepath.Join(dir, TrainerStateFile), trainerFile{State: tr.State, Seed: tr.Seed, Steps: steps})
+	return WriteJSON(filepath.Join(dir, TrainerStateFile), trainerFile{State: tr.State, Seed: tr.Seed, Steps: steps})
 }
 
-func writeJSON(path string, v any) error {
+// WriteJSON writes v to path as indented JSON with a final newline.
+func WriteJSON(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
@@ -125,7 +126,7 @@ func writeChecksums(dir string) error {
 		}
 		sums[e.Name()] = s
 	}
-	return writeJSON(filepath.Join(dir, ChecksumsFile), sums)
+	return WriteJSON(filepath.Join(dir, ChecksumsFile), sums)
 }
 
 // VerifyChecksums checks every file listed in dir/checksums.json; a missing or altered file

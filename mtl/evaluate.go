@@ -130,7 +130,7 @@ func evalNER(m *Model, h *Head, tok *bert.Tokenizer, sd *EvalSet, tm *TaskMetric
 		docs[i] = d
 		docs[i].Spans = nil
 		for _, s := range d.Spans {
-			if labels.checkType(opts.Scheme, s.Type) != nil {
+			if labels.CheckType(opts.Scheme, s.Type) != nil {
 				unknown[s.Type]++
 				continue
 			}
@@ -307,7 +307,7 @@ func evalMLM(m *Model, h *Head, tok *bert.Tokenizer, sd *EvalSet, tm *TaskMetric
 	correct, n := 0, 0
 	for lo := 0; lo < len(exs); lo += bs {
 		hi := min(len(exs), lo+bs)
-		b := Collate(exs[lo:hi], MLM, padID(tok))
+		b := Collate(exs[lo:hi], MLM, PadID(tok))
 		maskRows(mk, &b, func(r int) uint64 { return uint64(lo + r) })
 		pos, targets := bert.MaskedPositions(b.Tags)
 		if len(pos) == 0 {

@@ -1,21 +1,24 @@
-package mtl
+package mtl_test
 
 import (
 	"math"
 	"strings"
 	"testing"
 
+	"github.com/mtbert/mtbert/mtl"
 	"github.com/mtbert/mtbert/mtl/corpus"
+	"github.com/mtbert/mtbert/mtl/internal/fixture"
 	"github.com/mtbert/mtbert/mtl/internal/mtltest"
+	"github.com/mtbert/mtbert/mtl/train"
 )
 
 // constantHead makes a head ignore its input: zero weights, and a bias that picks label (or,
 // for regression, outputs value).
-func constantHead(h *Head, label int, value float32) {
+func constantHead(h *mtl.Head, label int, value float32) {
 	clear(h.Linear.W.Value.Data())
 	b := h.Linear.B.Value.Data()
 	clear(b)
-	if h.Spec.Kind == Regression {
+	if h.Spec.Kind == mtl.Regression {
 		b[0] = value
 		return
 	}
@@ -25,10 +28,10 @@ func constantHead(h *Head, label int, value float32) {
 // TestEvaluateHandChecked scores heads that predict a constant on hand-made splits; every
 // expected value is worked out in the comments.
 func TestEvaluateHandChecked(t *testing.T) {
-	r := prepareFixture(t, nil)
+	r := fixture.Prepare(t, nil)
 	m, tok := r.Model, r.Tokenizer
 	ner := m.Head("ner")
-	uDrug, _ := NewLabels(ner.Spec.Labels)
+	uDrug, _ := mtl.NewLabels(ner.Spec.Labels)
 	id, _ := uDrug.Index("U-Drug")
 	constantHead(ner, id, 0)
 	constantHead(m.Head("nli"), 1, 0) // "entailment"
@@ -47,8 +50,8 @@ func TestEvaluateHandChecked(t *testing.T) {
 		{ID: "b", Text: b, Spans: []corpus.Span{{Start: 5, End: 12, Type: "Drug", Text: "aspirin"}}},
 	}
 	nerTask := *r.Loaded[0].Task
-	lt := &LoadedTask{Task: &nerTask, Splits: []SplitData{{Split: SplitDev, Docs: docs}}}
-	tm, err := EvaluateTask(m, tok, lt, SplitDev)
+	lt := &train.LoadedTask{Task: &nerTask, Splits: []train.SplitData{{Split: train.SplitDev, Docs: docs}}}
+	tm, err := train.EvaluateTask(m, tok, lt, train.SplitDev)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +80,7 @@ func TestEvaluateHandChecked(t *testing.T) {
 		{ID: "2", TextA: "patient has rash .", TextB: "the patient has rash .", Label: "entailment"},
 		{ID: "3", TextA: "patient has rash .", TextB: "patient took insulin .", Label: "neutral"},
 		{ID: "4", TextA: "patient has rash .", TextB: "patient has no rash .", Label: "contradiction"}}
-	tm, err = EvaluateTask(m, tok, &LoadedTask{Task: &nliTask, Splits: []SplitData{{Split: SplitTest, Pairs: pairs}}}, SplitTest)
+	tm, err = train.EvaluateTask(m, tok, &train.LoadedTask{Task: &nliTask, Splits: []train.SplitData{{Split: train.SplitTest, Pairs: pairs}}}, train.SplitTest)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +92,7 @@ func TestEvaluateHandChecked(t *testing.T) {
 	stsTask := *r.Loaded[2].Task
 	sp := []corpus.Pair{{ID: "1", TextA: "a", TextB: "b", Score: 0, HasScore: true}, {ID: "2", TextA: "fever", TextB: "rash", Score: 2, HasScore: true},
 		{ID: "3", TextA: "the", TextB: "cough", Score: 4, HasScore: true}}
-	tm, err = EvaluateTask(m, tok, &LoadedTask{Task: &stsTask, Splits: []SplitData{{Split: SplitTest, Pairs: sp}}}, SplitTest)
+	tm, err = train.EvaluateTask(m, tok, &train.LoadedTask{Task: &stsTask, Splits: []train.SplitData{{Split: train.SplitTest, Pairs: sp}}}, train.SplitTest)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,25 +104,12 @@ func TestEvaluateHandChecked(t *testing.T) {
 	}
 
 	// A split the task lacks is skipped; a task the model lacks is an error.
-	if tm, err := EvaluateTask(m, tok, lt, SplitTest); tm != nil || err != nil {
+	if tm, err := train.EvaluateTask(m, tok, lt, train.SplitTest); tm != nil || err != nil {
 		t.Errorf("missing split: %v %v", tm, err)
 	}
 	other := nerTask
 	other.Name = "other"
-	if _, err := EvaluateTask(m, tok, &LoadedTask{Task: &other, Splits: lt.Splits}, SplitDev); err == nil || !strings.Contains(err.Error(), "no head") {
+	if _, err := train.EvaluateTask(m, tok, &train.LoadedTask{Task: &other, Splits: lt.Splits}, train.SplitDev); err == nil || !strings.Contains(err.Error(), "no head") {
 		t.Errorf("unknown task: %v", err)
-	}
-}
-
-func TestSelectValue(t *testing.T) {
-	ms := []TaskMetrics{{Task: "a", Value: 0.5}, {Task: "b", Value: 0.7}}
-	if v, ok := selectValue(ms, "mean"); !ok || !mtltest.Near(v, 0.6) {
-		t.Errorf("mean %v", v)
-	}
-	if v, ok := selectValue(ms, "b"); !ok || v != 0.7 {
-		t.Errorf("b %v", v)
-	}
-	if _, ok := selectValue(nil, "mean"); ok {
-		t.Error("no metrics selected a value")
 	}
 }

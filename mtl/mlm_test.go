@@ -1,4 +1,4 @@
-package mtl
+package mtl_test
 
 import (
 	"bytes"
@@ -15,7 +15,10 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/mtbert/mtbert/bert"
+	"github.com/mtbert/mtbert/mtl"
 	"github.com/mtbert/mtbert/mtl/corpus"
+	"github.com/mtbert/mtbert/mtl/internal/fixture"
+	"github.com/mtbert/mtbert/mtl/train"
 	"github.com/mtbert/mtbert/nn"
 )
 
@@ -42,15 +45,15 @@ func writeMLMText(t *testing.T, dir string) string {
 
 // mlmFixture is the tiny config of testdata/train with its tasks replaced by (or, with mixed,
 // extended by) an mlm task over mlmText.
-func mlmFixture(t *testing.T, mixed bool, edit func(*Config)) *Run {
+func mlmFixture(t *testing.T, mixed bool, edit func(*train.Config)) *train.Run {
 	t.Helper()
 	text := writeMLMText(t, t.TempDir())
-	return prepareFixture(t, func(c *Config) {
-		mt := TaskConfig{Name: "lm", Kind: MLM, Format: FormatText, Train: Paths{text}, Dev: Paths{text}, MaxLength: 12, BatchSize: 4}
+	return fixture.Prepare(t, func(c *train.Config) {
+		mt := train.TaskConfig{Name: "lm", Kind: mtl.MLM, Format: train.FormatText, Train: train.Paths{text}, Dev: train.Paths{text}, MaxLength: 12, BatchSize: 4}
 		if mixed {
 			c.Tasks = append(c.Tasks, mt)
 		} else {
-			c.Tasks = []TaskConfig{mt}
+			c.Tasks = []train.TaskConfig{mt}
 		}
 		c.Training.BestMetric = "mean"
 		if edit != nil {
@@ -163,7 +166,7 @@ func FuzzReadText(f *testing.F) {
 func utf8Valid(s string) bool { return strings.ToValidUTF8(s, "") == s }
 
 func TestPackText(t *testing.T) {
-	tok, err := TokenizerFromVocab("testdata/train/vocab.txt", nil)
+	tok, err := train.TokenizerFromVocab("testdata/train/vocab.txt", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +181,7 @@ func TestPackText(t *testing.T) {
 			want = append(want, int32(tk.ID))
 		}
 	}
-	exs, err := PackText(tok, docs, 9)
+	exs, err := mtl.PackText(tok, docs, 9)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +200,7 @@ func TestPackText(t *testing.T) {
 			t.Fatalf("sub-word %d: %d, want %d", i, got[i], want[i])
 		}
 	}
-	if _, err := PackText(tok, docs, 2); err == nil {
+	if _, err := mtl.PackText(tok, docs, 2); err == nil {
 		t.Error("length 2 accepted")
 	}
 }
@@ -206,7 +209,7 @@ func TestPackText(t *testing.T) {
 // near zero and the dev (same text, fixed masks) accuracy reaches 1.
 func TestMLMMemorises(t *testing.T) {
 	// One packed sequence of the whole corpus, masked anew at every step.
-	r := mlmFixture(t, false, func(c *Config) {
+	r := mlmFixture(t, false, func(c *train.Config) {
 		c.Tasks[0].MaxLength = 64
 		c.Training.Dropout = 0
 		c.Training.LR = 1e-2
@@ -216,7 +219,7 @@ func TestMLMMemorises(t *testing.T) {
 	r.Model.Encoder.Dropout = nn.NewDropout(0, 1)
 	var first, last float64
 	n := 0
-	err := r.Trainer.RunEpochs(context.Background(), 300, func(s StepInfo) error {
+	err := r.Trainer.RunEpochs(context.Background(), 300, func(s mtl.StepInfo) error {
 		if n < 5 {
 			first += s.Loss / 5
 		}
@@ -229,7 +232,7 @@ func TestMLMMemorises(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tm, err := EvaluateTask(r.Model, r.Tokenizer, r.Loaded[0], SplitDev)
+	tm, err := train.EvaluateTask(r.Model, r.Tokenizer, r.Loaded[0], train.SplitDev)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,8 +248,8 @@ func TestMLMMemorises(t *testing.T) {
 // TestAccumulateEqualsLargerBatch: two accumulated batches of 4 take the same step as one
 // batch of 8 (same examples, same masks; the loss is the mean over all masked tokens).
 func TestAccumulateEqualsLargerBatch(t *testing.T) {
-	run := func(bs, acc int) *Run {
-		r := mlmFixture(t, false, func(c *Config) {
+	run := func(bs, acc int) *train.Run {
+		r := mlmFixture(t, false, func(c *train.Config) {
 			c.Tasks[0].BatchSize = bs
 			c.Tasks[0].MaxLength = 5 // more sequences than one batch
 			c.Training.Accumulate = acc
@@ -266,7 +269,7 @@ func TestAccumulateEqualsLargerBatch(t *testing.T) {
 	}
 	moved := false
 	pa, pb := a.Model.AllParams(), b.Model.AllParams()
-	init := mlmFixture(t, false, func(c *Config) { c.Tasks[0].MaxLength = 5 }).Model.AllParams()
+	init := mlmFixture(t, false, func(c *train.Config) { c.Tasks[0].MaxLength = 5 }).Model.AllParams()
 	for i := range pa {
 		x, y, z := pa[i].Value.Data(), pb[i].Value.Data(), init[i].Value.Data()
 		for j := range x {
@@ -296,23 +299,23 @@ func TestMLMInTheMix(t *testing.T) {
 	if len(r.Data) != 4 || r.Data[3].Masking == nil {
 		t.Fatalf("%d tasks", len(r.Data))
 	}
-	if _, err := Train(context.Background(), r, TrainOptions{Out: straight}); err != nil {
+	if _, err := train.Train(context.Background(), r, train.Options{Out: straight}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Train(context.Background(), mlmFixture(t, true, nil), TrainOptions{Out: split, MaxSteps: r.TotalSteps/2 + 1}); !errors.Is(err, ErrInterrupted) {
+	if _, err := train.Train(context.Background(), mlmFixture(t, true, nil), train.Options{Out: split, MaxSteps: r.TotalSteps/2 + 1}); !errors.Is(err, train.ErrInterrupted) {
 		t.Fatalf("want ErrInterrupted, got %v", err)
 	}
-	if _, err := Train(context.Background(), mlmFixture(t, true, nil), TrainOptions{Out: split, Resume: true}); err != nil {
+	if _, err := train.Train(context.Background(), mlmFixture(t, true, nil), train.Options{Out: split, Resume: true}); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"model.safetensors", "heads.safetensors", "trainer.safetensors"} {
-		a, _ := os.ReadFile(filepath.Join(straight, LastDir, f))
-		b, _ := os.ReadFile(filepath.Join(split, LastDir, f))
+		a, _ := os.ReadFile(filepath.Join(straight, train.LastDir, f))
+		b, _ := os.ReadFile(filepath.Join(split, train.LastDir, f))
 		if len(a) == 0 || !bytes.Equal(a, b) {
 			t.Errorf("%s differs between the straight and the resumed run", f)
 		}
 	}
-	last := filepath.Join(straight, LastDir)
+	last := filepath.Join(straight, train.LastDir)
 	var cfg struct{ Architectures []string }
 	raw, _ := os.ReadFile(filepath.Join(last, bert.ConfigFile))
 	if json.Unmarshal(raw, &cfg) != nil || len(cfg.Architectures) != 1 || cfg.Architectures[0] != "BertForMaskedLM" {
@@ -328,7 +331,7 @@ func TestMLMInTheMix(t *testing.T) {
 		}
 	}
 	// The trained head comes back from the checkpoint, through both loaders.
-	m, _, err := LoadCheckpoint(last, false)
+	m, _, err := mtl.LoadCheckpoint(last, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,83 +352,22 @@ func TestMLMInTheMix(t *testing.T) {
 	}
 	// Continued pretraining: a config whose encoder.pretrained is that checkpoint starts
 	// from its trained MLM head, not a fresh one; a supervised-only config drops the head.
-	cont := mlmFixture(t, false, func(c *Config) { c.Encoder.Pretrained, c.Encoder.Vocab = last, "" })
+	cont := mlmFixture(t, false, func(c *train.Config) { c.Encoder.Pretrained, c.Encoder.Vocab = last, "" })
 	got := cont.Model.Encoder.MLMHead().Dense.W.Value.Data()
 	for i := range want {
 		if got[i] != want[i] {
 			t.Fatalf("continued pretraining: MLM head weight %d is %g, the checkpoint's %g", i, got[i], want[i])
 		}
 	}
-	if sup := prepareFixture(t, func(c *Config) { c.Encoder.Pretrained, c.Encoder.Vocab = last, "" }); sup.Model.Encoder.HasMLMHead() {
+	if sup := fixture.Prepare(t, func(c *train.Config) { c.Encoder.Pretrained, c.Encoder.Vocab = last, "" }); sup.Model.Encoder.HasMLMHead() {
 		t.Error("a supervised run from the checkpoint kept the MLM head")
 	}
-	ex := NewExtractor(m, r.Tokenizer)
+	ex := mtl.NewExtractor(m, r.Tokenizer)
 	ner, sent, err := ex.SplitTasks(nil)
 	if err != nil || strings.Join(ner, ",") != "ner" || strings.Join(sent, ",") != "nli,sts" {
 		t.Errorf("SplitTasks: %v %v %v", ner, sent, err)
 	}
 	if _, _, err := ex.SplitTasks([]string{"lm"}); err == nil || !strings.Contains(err.Error(), "predicts nothing") {
 		t.Errorf("SplitTasks(lm): %v", err)
-	}
-}
-
-// TestWriteTrainText: the corpus holds the train split's texts (after holdout) once each, and
-// none of the held-out text (the ner task alone: the other tasks repeat its sentences).
-func TestWriteTrainText(t *testing.T) {
-	cfg, err := LoadConfig(trainConfig, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Every task: their texts overlap, so some are repeats.
-	all, err := WriteTrainText(cfg, filepath.Join(t.TempDir(), "all.txt"))
-	if err != nil || all.Repeats == 0 {
-		t.Fatalf("all tasks: %+v, %v", all, err)
-	}
-	// The ner task alone, half its documents held out as dev.
-	cfg.Tasks = cfg.Tasks[:1]
-	cfg.Tasks[0].Dev = nil
-	cfg.Tasks[0].Holdout = &HoldoutConfig{Dev: 0.5, Seed: 1}
-	out := filepath.Join(t.TempDir(), "corpus.txt")
-	st, err := WriteTrainText(cfg, out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := os.ReadFile(out)
-	lines := strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n")
-	seen := map[string]bool{}
-	for _, l := range lines {
-		if seen[l] {
-			t.Fatalf("%q written twice", l)
-		}
-		seen[l] = true
-	}
-	train, err := cfg.Tasks[0].ReadSplit(SplitTrain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dev, err := cfg.Tasks[0].ReadSplit(SplitDev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]bool{}
-	for _, d := range train.Docs {
-		want[strings.Join(strings.Fields(d.Text), " ")] = true
-	}
-	held := 0
-	for _, d := range dev.Docs {
-		if s := strings.Join(strings.Fields(d.Text), " "); !want[s] {
-			held++
-			if seen[s] {
-				t.Errorf("held-out text %q is in the corpus", s)
-			}
-		}
-	}
-	for s := range want {
-		if !seen[s] {
-			t.Errorf("train text %q is missing", s)
-		}
-	}
-	if held == 0 || st.Documents != len(lines) || st.Bytes != len(raw) || st.Documents >= all.Documents {
-		t.Errorf("held-out texts %d, stats %+v for %d lines of %d bytes", held, st, len(lines), len(raw))
 	}
 }

@@ -12,6 +12,10 @@ import (
 	"github.com/mtbert/mtbert/tensor"
 )
 
+// MLMHeadSeedOffset is xored into a model's seed to seed a new MLM head (one a checkpoint
+// lacks), in NewModel and when training loads a checkpoint.
+const MLMHeadSeedOffset = 0x6d6c6d
+
 // Kind is what a task's head computes.
 type Kind string
 
@@ -76,9 +80,9 @@ var taskNameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_\-]*$`)
 // parameters ("<task>.weight") must not collide with.
 var reservedNames = map[string]bool{"embeddings": true, "encoder": true, "pooler": true, "cls": true}
 
-// checkTaskName checks a task name: a letter then letters, digits, _ or -, and not one of
+// CheckTaskName checks a task name: a letter then letters, digits, _ or -, and not one of
 // BERT's own parameter prefixes.
-func checkTaskName(name string) error {
+func CheckTaskName(name string) error {
 	switch {
 	case !taskNameRE.MatchString(name):
 		return fmt.Errorf("%q: want a letter then letters, digits, _ or -", name)
@@ -90,7 +94,7 @@ func checkTaskName(name string) error {
 
 // Validate checks a spec.
 func (s TaskSpec) Validate() error {
-	if err := checkTaskName(s.Name); err != nil {
+	if err := CheckTaskName(s.Name); err != nil {
 		return fmt.Errorf("task name %w", err)
 	}
 	switch {
@@ -167,7 +171,7 @@ func NewModel(enc *bert.Model, specs []TaskSpec, seed uint64, dropout float64) (
 		}
 		if s.Kind == MLM {
 			if !enc.HasMLMHead() {
-				if _, err := enc.AddMLMHead(seed ^ mlmHeadSeedOffset); err != nil {
+				if _, err := enc.AddMLMHead(seed ^ MLMHeadSeedOffset); err != nil {
 					return nil, err
 				}
 			}

@@ -81,7 +81,7 @@ func (e *Extractor) Run(ctx context.Context, seqs []Sequence, lim PassLimits, on
 		}
 		groups[s.Pad] = append(groups[s.Pad], i)
 	}
-	pad := padID(e.tok)
+	pad := PadID(e.tok)
 	for _, T := range order {
 		g := groups[T]
 		per := len(g)

@@ -1,4 +1,4 @@
-package mtl
+package mtl_test
 
 import (
 	"bytes"
@@ -13,25 +13,14 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/mtbert/mtbert/mtl"
 	"github.com/mtbert/mtbert/mtl/corpus"
+	"github.com/mtbert/mtbert/mtl/internal/fixture"
+	"github.com/mtbert/mtbert/mtl/train"
 )
 
-// trainedCheckpoint trains the fixture for 12 epochs (enough to tag it perfectly) and saves it.
-func trainedCheckpoint(t *testing.T) string {
-	t.Helper()
-	r := prepareFixture(t, func(c *Config) { c.Training.Epochs = 12; c.Training.Dropout = 0 })
-	if err := r.Trainer.RunEpochs(context.Background(), 12, nil); err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(t.TempDir(), "model")
-	if err := SaveCheckpoint(dir, r.Model, r.Tokenizer, nil); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 // checkOffsets fails unless every entity's text is the note at its rune and byte offsets.
-func checkOffsets(t *testing.T, note string, res Result) {
+func checkOffsets(t *testing.T, note string, res mtl.Result) {
 	t.Helper()
 	runes := []rune(note)
 	for task, es := range res.Entities {
@@ -47,7 +36,7 @@ func checkOffsets(t *testing.T, note string, res Result) {
 }
 
 func TestExtractor(t *testing.T) {
-	ex, err := LoadExtractor(trainedCheckpoint(t))
+	ex, err := mtl.LoadExtractor(fixture.TrainedCheckpoint(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +126,7 @@ func TestExtractor(t *testing.T) {
 
 // TestExtractLongNote runs a 1 MB note: many windows, and every entity is where it says.
 func TestExtractLongNote(t *testing.T) {
-	ex, err := LoadExtractor(trainedCheckpoint(t))
+	ex, err := mtl.LoadExtractor(fixture.TrainedCheckpoint(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +160,7 @@ func TestExtractLongNote(t *testing.T) {
 }
 
 func TestCheckpointErrors(t *testing.T) {
-	dir := trainedCheckpoint(t)
+	dir := fixture.TrainedCheckpoint(t)
 	cp := func() string {
 		d := filepath.Join(t.TempDir(), "copy")
 		os.MkdirAll(d, 0o755)
@@ -183,8 +172,8 @@ func TestCheckpointErrors(t *testing.T) {
 		return d
 	}
 	missing := cp()
-	os.Remove(filepath.Join(missing, HeadsFile))
-	if _, err := LoadExtractor(missing); err == nil || !strings.Contains(err.Error(), HeadsFile) {
+	os.Remove(filepath.Join(missing, mtl.HeadsFile))
+	if _, err := mtl.LoadExtractor(missing); err == nil || !strings.Contains(err.Error(), mtl.HeadsFile) {
 		t.Errorf("missing file: %v", err)
 	}
 	bad := cp()
@@ -192,10 +181,10 @@ func TestCheckpointErrors(t *testing.T) {
 	b, _ := os.ReadFile(p)
 	b[len(b)-1] ^= 1
 	os.WriteFile(p, b, 0o644)
-	if _, err := LoadExtractor(bad); err == nil || !strings.Contains(err.Error(), "checksum mismatch") {
+	if _, err := mtl.LoadExtractor(bad); err == nil || !strings.Contains(err.Error(), "checksum mismatch") {
 		t.Errorf("corrupted file: %v", err)
 	}
-	if _, err := LoadExtractor(filepath.Join(t.TempDir(), "none")); err == nil {
+	if _, err := mtl.LoadExtractor(filepath.Join(t.TempDir(), "none")); err == nil {
 		t.Error("missing folder loaded")
 	}
 }
@@ -224,7 +213,7 @@ func TestPrepareConfigErrors(t *testing.T) {
 	cfg := filepath.Join(dir, "c.yaml")
 	os.WriteFile(cfg, []byte("encoder:\n  vocab: "+filepath.Join(abs, "vocab.txt")+"\n  layers: 1\n  hidden: 32\n  heads: 2\n  intermediate: 64\n  max_position: 64\n"+
 		"tasks:\n  - name: a\n    kind: ner\n    format: conll\n    max_length: 12\n    train: "+filepath.Join(abs, "missing.conll")+"\n"), 0o644)
-	if _, err := LoadConfig(cfg, ""); err == nil || !strings.Contains(err.Error(), "tasks[0].train") || !strings.Contains(err.Error(), "missing.conll") {
+	if _, err := train.LoadConfig(cfg, ""); err == nil || !strings.Contains(err.Error(), "tasks[0].train") || !strings.Contains(err.Error(), "missing.conll") {
 		t.Errorf("missing train file: %v", err)
 	}
 	// A train split that reads but yields nothing to train on.
@@ -232,11 +221,11 @@ func TestPrepareConfigErrors(t *testing.T) {
 	os.WriteFile(empty, nil, 0o644)
 	os.WriteFile(cfg, []byte("encoder:\n  vocab: "+filepath.Join(abs, "vocab.txt")+"\n  layers: 1\n  hidden: 32\n  heads: 2\n  intermediate: 64\n  max_position: 64\n"+
 		"tasks:\n  - name: a\n    kind: ner\n    format: conll\n    max_length: 12\n    train: "+empty+"\n    labels: [O, B-X, I-X, L-X, U-X]\n"), 0o644)
-	c, err := LoadConfig(cfg, "")
+	c, err := train.LoadConfig(cfg, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Prepare(c); err == nil || !strings.Contains(err.Error(), "no examples") {
+	if _, err := train.Prepare(c); err == nil || !strings.Contains(err.Error(), "no examples") {
 		t.Errorf("empty train split: %v", err)
 	}
 }

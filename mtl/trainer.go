@@ -333,8 +333,8 @@ func (m *Model) AllParams() []*autograd.Var {
 	return append(append([]*autograd.Var(nil), m.Encoder.Params.List()...), m.HeadParams.List()...)
 }
 
-// dropouts returns the model's dropout modules in a fixed order: encoder, then heads.
-func (m *Model) dropouts() []*nn.Dropout {
+// Dropouts returns the model's dropout modules in a fixed order: encoder, then heads.
+func (m *Model) Dropouts() []*nn.Dropout {
 	d := []*nn.Dropout{m.Encoder.Dropout}
 	for _, h := range m.Heads {
 		if h.Drop != nil {
@@ -347,7 +347,7 @@ func (m *Model) dropouts() []*nn.Dropout {
 // SyncState copies the dropout counters into State (call before saving).
 func (tr *Trainer) SyncState() {
 	tr.State.Dropout = tr.State.Dropout[:0]
-	for _, d := range tr.Model.dropouts() {
+	for _, d := range tr.Model.Dropouts() {
 		tr.State.Dropout = append(tr.State.Dropout, d.Calls())
 	}
 }
@@ -357,7 +357,7 @@ func (tr *Trainer) RestoreState(s TrainState) error {
 	if len(s.Passes) != len(tr.Tasks) || len(s.Pos) != len(tr.Tasks) {
 		return fmt.Errorf("trainer state has %d tasks, the run has %d", len(s.Passes), len(tr.Tasks))
 	}
-	ds := tr.Model.dropouts()
+	ds := tr.Model.Dropouts()
 	if len(s.Dropout) != len(ds) {
 		return fmt.Errorf("trainer state has %d dropout counters, the model %d", len(s.Dropout), len(ds))
 	}

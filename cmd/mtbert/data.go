@@ -5,7 +5,7 @@ import (
 	"io"
 
 	"github.com/mtbert/mtbert/bert"
-	"github.com/mtbert/mtbert/mtl"
+	"github.com/mtbert/mtbert/mtl/train"
 )
 
 func init() {
@@ -26,12 +26,12 @@ func runData(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
-	cfg, err := mtl.LoadConfig(*config, *dataRoot)
+	cfg, err := train.LoadConfig(*config, *dataRoot)
 	if err != nil {
 		return err
 	}
 	if *textOut != "" {
-		st, err := mtl.WriteTrainText(cfg, *textOut)
+		st, err := train.WriteTrainText(cfg, *textOut)
 		if err != nil {
 			return err
 		}
@@ -40,14 +40,14 @@ func runData(args []string, stdout, stderr io.Writer) error {
 	}
 	var tok *bert.Tokenizer
 	if *vocab != "" {
-		tok, err = mtl.TokenizerFromVocab(*vocab, cfg.Encoder.LowerCase)
+		tok, err = train.TokenizerFromVocab(*vocab, cfg.Encoder.LowerCase)
 	} else {
 		tok, err = cfg.Tokenizer()
 	}
 	if err != nil {
 		return err
 	}
-	sum := mtl.Summarize(cfg, tok)
+	sum := train.Summarize(cfg, tok)
 	if *asJSON {
 		err = printJSON(stdout, sum)
 	} else {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mtbert/mtbert/mtl"
 	"github.com/mtbert/mtbert/mtl/synth"
+	"github.com/mtbert/mtbert/mtl/train"
 )
 
 func init() {
@@ -55,12 +56,12 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := mtl.LoadConfig(cfgPath, "")
+	cfg, err := train.LoadConfig(cfgPath, "")
 	if err != nil {
 		return err
 	}
 	cfg.Training.Epochs = *epochs
-	r, err := mtl.Prepare(cfg)
+	r, err := train.Prepare(cfg)
 	if err != nil {
 		return err
 	}
@@ -75,22 +76,22 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	runDir := filepath.Join(dir, "run")
-	sum, err := mtl.Train(ctx, r, mtl.TrainOptions{Out: runDir, Progress: progress})
+	sum, err := train.Train(ctx, r, train.Options{Out: runDir, Progress: progress})
 	if err != nil {
 		return err
 	}
 	if err := sum.WriteText(stdout); err != nil {
 		return err
 	}
-	if err := mtl.PlotRun(runDir, 25); err != nil {
+	if err := train.PlotRun(runDir, 25); err != nil {
 		return err
 	}
 	if *out != "" {
-		fmt.Fprintf(stdout, "plots: %s, %s\n", filepath.Join(runDir, mtl.LossPlotFile), filepath.Join(runDir, mtl.DevPlotFile))
+		fmt.Fprintf(stdout, "plots: %s, %s\n", filepath.Join(runDir, train.LossPlotFile), filepath.Join(runDir, train.DevPlotFile))
 	}
-	ckpt := filepath.Join(runDir, mtl.BestDir)
+	ckpt := filepath.Join(runDir, train.BestDir)
 	if _, err := os.Stat(ckpt); err != nil {
-		ckpt = filepath.Join(runDir, mtl.LastDir)
+		ckpt = filepath.Join(runDir, train.LastDir)
 	}
 	ex, err := mtl.LoadExtractor(ckpt)
 	if err != nil {
@@ -101,11 +102,11 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 
 // demoSample prints the extraction on the first held-out note and the pair heads' answers on
 // the first held-out pairs.
-func demoSample(ctx context.Context, w io.Writer, ex *mtl.Extractor, r *mtl.Run) error {
+func demoSample(ctx context.Context, w io.Writer, ex *mtl.Extractor, r *train.Run) error {
 	var note string
 	var pairA, pairB string
 	for _, lt := range r.Loaded {
-		test := lt.Split(mtl.SplitTest)
+		test := lt.Split(train.SplitTest)
 		if test == nil {
 			continue
 		}

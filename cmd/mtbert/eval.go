@@ -8,6 +8,7 @@ import (
 
 	"github.com/mtbert/mtbert/bert"
 	"github.com/mtbert/mtbert/mtl"
+	"github.com/mtbert/mtbert/mtl/train"
 )
 
 func init() {
@@ -19,7 +20,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	dev := addDeviceFlag(fs)
 	model := fs.String("model", "", "checkpoint folder written by mtbert train (e.g. RUN/best) (required)")
 	config := fs.String("config", "", "the config whose tasks' splits are scored (required)")
-	split := fs.String("split", mtl.SplitDev, "split to score: dev or test")
+	split := fs.String("split", train.SplitDev, "split to score: dev or test")
 	dataRoot := fs.String("data-root", "", "folder that relative task paths resolve against (default: the config's data_root, else the config's folder)")
 	asJSON := fs.Bool("json", false, "print only the metrics as one JSON array (one object per task)")
 	if err := parse(fs, args); err != nil {
@@ -29,11 +30,11 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if *model == "" || *config == "" || (*split != mtl.SplitDev && *split != mtl.SplitTest) {
+	if *model == "" || *config == "" || (*split != train.SplitDev && *split != train.SplitTest) {
 		fs.Usage()
 		return errUsage
 	}
-	cfg, err := mtl.LoadConfig(*config, *dataRoot)
+	cfg, err := train.LoadConfig(*config, *dataRoot)
 	if err != nil {
 		return err
 	}
@@ -50,7 +51,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ms, err := mtl.EvaluateTasks(m, tok, loaded, *split)
+	ms, err := train.EvaluateTasks(m, tok, loaded, *split)
 	if err != nil {
 		return err
 	}

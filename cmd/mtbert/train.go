@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/mtbert/mtbert/mtl"
+	"github.com/mtbert/mtbert/mtl/train"
 )
 
 func init() {
@@ -17,17 +18,17 @@ func init() {
 }
 
 func runTrain(args []string, stdout, stderr io.Writer) error {
-	return train("train", args, stdout, stderr)
+	return runTraining("train", args, stdout, stderr)
 }
 
 func runPretrain(args []string, stdout, stderr io.Writer) error {
-	return train("pretrain", args, stdout, stderr)
+	return runTraining("pretrain", args, stdout, stderr)
 }
 
-// train is `mtbert train` and `mtbert pretrain`: the same trainer, checkpoints and resumption;
+// runTraining is `mtbert train` and `mtbert pretrain`: the same trainer, checkpoints and resumption;
 // pretrain refuses a config with other than mlm tasks and says where the masked language model
 // is.
-func train(name string, args []string, stdout, stderr io.Writer) error {
+func runTraining(name string, args []string, stdout, stderr io.Writer) error {
 	synopsis := name + " -config FILE [-out DIR] [-resume] [-data-root DIR] [-task NAME]"
 	if name == "pretrain" {
 		synopsis = name + " -config FILE [-out DIR] [-resume] [-data-root DIR]"
@@ -54,7 +55,7 @@ func train(name string, args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
-	cfg, err := mtl.LoadConfig(*config, *dataRoot)
+	cfg, err := train.LoadConfig(*config, *dataRoot)
 	if err != nil {
 		return err
 	}
@@ -70,7 +71,7 @@ func train(name string, args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}
-	r, err := mtl.Prepare(cfg)
+	r, err := train.Prepare(cfg)
 	if err != nil {
 		return err
 	}
@@ -92,18 +93,18 @@ func train(name string, args []string, stdout, stderr io.Writer) error {
 	// SIGINT: the step in flight finishes, OUT/last is saved, and the command exits.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	sum, err := mtl.Train(ctx, r, mtl.TrainOptions{Out: *out, Resume: *resume, MaxSteps: *maxSteps, Progress: progress})
+	sum, err := train.Train(ctx, r, train.Options{Out: *out, Resume: *resume, MaxSteps: *maxSteps, Progress: progress})
 	if err != nil {
-		return err // an interruption (mtl.ErrInterrupted) says where OUT/last is and exits 1
+		return err // an interruption (train.ErrInterrupted) says where OUT/last is and exits 1
 	}
 	if err := sum.WriteText(stdout); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "summary: %s\n", filepath.Join(*out, mtl.SummaryFile))
-	if err := mtl.PlotRun(*out, 50); err != nil {
-		return fmt.Errorf("plotting %s: %w", filepath.Join(*out, mtl.MetricsFile), err)
+	fmt.Fprintf(stdout, "summary: %s\n", filepath.Join(*out, train.SummaryFile))
+	if err := train.PlotRun(*out, 50); err != nil {
+		return fmt.Errorf("plotting %s: %w", filepath.Join(*out, train.MetricsFile), err)
 	}
-	fmt.Fprintf(stdout, "plots: %s, %s\n", filepath.Join(*out, mtl.LossPlotFile), filepath.Join(*out, mtl.DevPlotFile))
+	fmt.Fprintf(stdout, "plots: %s, %s\n", filepath.Join(*out, train.LossPlotFile), filepath.Join(*out, train.DevPlotFile))
 	if name == "pretrain" {
 		fmt.Fprintf(stdout, "masked language model (Hugging Face BertForMaskedLM): %s; use it as encoder.pretrained, or try it with mtbert fill -model %s\n",
 			filepath.Join(*out, sum.Model), filepath.Join(*out, sum.Model))

@@ -19,6 +19,7 @@ import (
 
 	"github.com/mtbert/mtbert/mtl"
 	"github.com/mtbert/mtbert/mtl/internal/fixture"
+	"github.com/mtbert/mtbert/mtl/train"
 )
 
 // post sends body to url and returns the status and the answer.
@@ -357,11 +358,11 @@ func ExampleExtractor_ExtractMany() {
 // untrained fixture model: every answer is a JSON object with an expected status, never a
 // panic.
 func FuzzServerHandlers(f *testing.F) {
-	cfg, err := mtl.LoadConfig(fixture.TrainConfig(), "")
+	cfg, err := train.LoadConfig(fixture.TrainConfig(), "")
 	if err != nil {
 		f.Fatal(err)
 	}
-	r, err := mtl.Prepare(cfg)
+	r, err := train.Prepare(cfg)
 	if err != nil {
 		f.Fatal(err)
 	}

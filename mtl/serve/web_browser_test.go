@@ -22,6 +22,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/mtbert/mtbert/mtl"
 	"github.com/mtbert/mtbert/mtl/internal/fixture"
+	"github.com/mtbert/mtbert/mtl/train"
 )
 
 // The web page is tested in a real headless browser, Debian's chromium, driven through the
@@ -298,12 +299,12 @@ func webModel(t *testing.T) *mtl.Extractor {
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := mtl.LoadConfig(cfgPath, "")
+	cfg, err := train.LoadConfig(cfgPath, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.Training.Epochs, cfg.Training.Dropout = 12, 0
-	r, err := mtl.Prepare(cfg)
+	r, err := train.Prepare(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,8 +9,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/mtbert/mtbert/bert"
-	"github.com/mtbert/mtbert/mtl"
 	"github.com/mtbert/mtbert/mtl/corpus"
+	"github.com/mtbert/mtbert/mtl/train"
 )
 
 // This file generates a synthetic clinical corpus for `mtbert demo`: notes annotated for three
@@ -673,7 +673,7 @@ func WriteSynthCorpus(dir string, seed uint64, nNotes, nPairs int) (configPath s
 	if err != nil {
 		return "", err
 	}
-	splits := []string{mtl.SplitTrain, mtl.SplitDev, mtl.SplitTest}
+	splits := []string{train.SplitTrain, train.SplitDev, train.SplitTest}
 	write := func(path string, data []byte) error {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return fmt.Errorf("mtl: synth: %w", err)
@@ -750,7 +750,7 @@ func WriteSynthCorpus(dir string, seed uint64, nNotes, nPairs int) (configPath s
 	if err := write(configPath, []byte(synthConfig(seed))); err != nil {
 		return "", err
 	}
-	if _, err := mtl.LoadConfig(configPath, ""); err != nil {
+	if _, err := train.LoadConfig(configPath, ""); err != nil {
 		return "", fmt.Errorf("mtl: synth: the written config does not load: %w", err)
 	}
 	return configPath, nil

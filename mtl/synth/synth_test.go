@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mtbert/mtbert/mtl"
 	"github.com/mtbert/mtbert/mtl/corpus"
+	"github.com/mtbert/mtbert/mtl/train"
 )
 
 // TestWriteSynthCorpus writes a corpus and reads it back through the config: five tasks, the
@@ -25,7 +25,7 @@ func TestWriteSynthCorpus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := mtl.LoadConfig(cfgPath, "")
+	cfg, err := train.LoadConfig(cfgPath, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,8 +57,8 @@ func TestWriteSynthCorpus(t *testing.T) {
 		}
 		return n
 	}
-	wantNotes := map[string]int{mtl.SplitTrain: 48, mtl.SplitDev: 6, mtl.SplitTest: 6}
-	wantPairs := map[string]int{mtl.SplitTrain: 72, mtl.SplitDev: 9, mtl.SplitTest: 9}
+	wantNotes := map[string]int{train.SplitTrain: 48, train.SplitDev: 6, train.SplitTest: 6}
+	wantPairs := map[string]int{train.SplitTrain: 72, train.SplitDev: 9, train.SplitTest: 9}
 	var trainTexts []string
 	for _, lt := range tasks[:3] {
 		types := map[string]bool{}
@@ -85,10 +85,10 @@ func TestWriteSynthCorpus(t *testing.T) {
 				if n := countUnk(d.Text); n > 0 {
 					t.Errorf("%s: %d [UNK] in %q", d.ID, n, d.Text)
 				}
-				if lt.Task.Name == SynthMedication && sd.Split == mtl.SplitTrain {
+				if lt.Task.Name == SynthMedication && sd.Split == train.SplitTrain {
 					trainTexts = append(trainTexts, d.Text)
 				}
-				if lt.Task.Name == SynthMedication && sd.Split == mtl.SplitTest && slices.Contains(trainTexts, d.Text) {
+				if lt.Task.Name == SynthMedication && sd.Split == train.SplitTest && slices.Contains(trainTexts, d.Text) {
 					t.Errorf("test note %s is a copy of a training note", d.ID)
 				}
 			}
@@ -141,7 +141,7 @@ func TestWriteSynthCorpus(t *testing.T) {
 			break
 		}
 	}
-	sum := mtl.Summarize(cfg, tok)
+	sum := train.Summarize(cfg, tok)
 	if n := sum.Errors(); n != 0 {
 		var b bytes.Buffer
 		sum.WriteText(&b)

@@ -1,10 +1,7 @@
 package mtl
 
 import (
-	"bytes"
 	"fmt"
-	"io"
-	"strings"
 
 	"github.com/mtbert/mtbert/bert"
 	"github.com/mtbert/mtbert/mtl/corpus"
@@ -59,47 +56,27 @@ func PackText(tok *bert.Tokenizer, docs []corpus.Document, maxLen int) ([]Exampl
 	return out, nil
 }
 
-// TrainTextStats reports WriteTrainText's output.
-type TrainTextStats struct {
-	Documents, Bytes, Repeats int
+// PadID returns the vocabulary's [PAD] id, or 0 when it has none.
+func PadID(tok *bert.Tokenizer) int {
+	if p := tok.Vocab().Specials().Pad; p >= 0 {
+		return p
+	}
+	return 0
 }
 
-// WriteTrainText writes the raw text of every task's train split (after any holdout, so no dev
-// or test text) to path, one document per line with its line breaks and tabs turned into
-// spaces: the texts of ner documents, and each text of a pair as its own document. A text
-// already written is not written again. The file is written beside path and renamed into
-// place.
-func WriteTrainText(cfg *Config, path string) (TrainTextStats, error) {
-	var st TrainTextStats
-	seen := map[string]bool{}
-	var buf bytes.Buffer
-	add := func(s string) {
-		s = strings.Join(strings.Fields(s), " ")
-		if s == "" {
-			return
-		}
-		if seen[s] {
-			st.Repeats++
-			return
-		}
-		seen[s] = true
-		buf.WriteString(s)
-		buf.WriteByte('\n')
-		st.Documents++
+// EncodeText is the model input of a sentence-level task: [CLS] a [SEP] b [SEP] with token
+// types 0 then 1, truncated longest-first to maxLen, or [CLS] a [SEP] when b is empty. Training,
+// evaluation and prediction all encode with it.
+func EncodeText(tok *bert.Tokenizer, a, b string, maxLen int) (ids, types []int32) {
+	var e bert.Encoding
+	if b == "" {
+		e = tok.Encode(a, maxLen)
+	} else {
+		e = tok.EncodePair(a, b, maxLen)
 	}
-	for i := range cfg.Tasks {
-		sd, err := cfg.Tasks[i].ReadSplit(SplitTrain)
-		if err != nil {
-			return st, err
-		}
-		for _, d := range sd.Docs {
-			add(d.Text)
-		}
-		for _, p := range sd.Pairs {
-			add(p.TextA)
-			add(p.TextB)
-		}
+	ids, types = make([]int32, len(e.IDs)), make([]int32, len(e.IDs))
+	for i := range e.IDs {
+		ids[i], types[i] = int32(e.IDs[i]), int32(e.TypeIDs[i])
 	}
-	st.Bytes = buf.Len()
-	return st, bert.WriteFileAtomic(path, func(w io.Writer) error { _, err := w.Write(buf.Bytes()); return err })
+	return ids, types
 }

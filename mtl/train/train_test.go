@@ -1,4 +1,4 @@
-package mtl
+package train
 
 import (
 	"context"
@@ -8,9 +8,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mtbert/mtbert/mtl"
+	"github.com/mtbert/mtbert/mtl/internal/mtltest"
 )
 
-const trainConfig = "testdata/train/config.yaml"
+var trainConfig = mtltest.Testdata("train/config.yaml")
 
 // prepareFixture loads the tiny multitask config of testdata/train, with edit applied to it.
 func prepareFixture(t *testing.T, edit func(*Config)) *Run {
@@ -85,7 +88,7 @@ func TestPipelineLossesFall(t *testing.T) {
 	r := prepareFixture(t, func(c *Config) { c.Training.Epochs = 12; c.Training.Dropout = 0 })
 	sums := map[int]map[string]float64{}
 	counts := map[int]map[string]int{}
-	err := r.Trainer.RunEpochs(context.Background(), 12, func(s StepInfo) error {
+	err := r.Trainer.RunEpochs(context.Background(), 12, func(s mtl.StepInfo) error {
 		if sums[s.Epoch] == nil {
 			sums[s.Epoch], counts[s.Epoch] = map[string]float64{}, map[string]int{}
 		}
@@ -122,7 +125,7 @@ func TestTrainResumeExact(t *testing.T) {
 	dir := t.TempDir()
 	straight, split := filepath.Join(dir, "straight"), filepath.Join(dir, "split")
 	r := prepareFixture(t, nil)
-	sum, err := Train(context.Background(), r, TrainOptions{Out: straight})
+	sum, err := Train(context.Background(), r, Options{Out: straight})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,21 +136,21 @@ func TestTrainResumeExact(t *testing.T) {
 	// mid-epoch, each time resumed.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := Train(ctx, prepareFixture(t, nil), TrainOptions{Out: split}); !errors.Is(err, ErrInterrupted) {
+	if _, err := Train(ctx, prepareFixture(t, nil), Options{Out: split}); !errors.Is(err, ErrInterrupted) {
 		t.Fatalf("cancelled: want ErrInterrupted, got %v", err)
 	}
 	half := r.TotalSteps / 2
 	for _, stop := range []int{half, half + 4} {
-		if _, err := Train(context.Background(), prepareFixture(t, nil), TrainOptions{Out: split, MaxSteps: stop, Resume: true}); !errors.Is(err, ErrInterrupted) {
+		if _, err := Train(context.Background(), prepareFixture(t, nil), Options{Out: split, MaxSteps: stop, Resume: true}); !errors.Is(err, ErrInterrupted) {
 			t.Fatalf("MaxSteps %d: want ErrInterrupted, got %v", stop, err)
 		}
 	}
 	// Without -resume an existing run is not overwritten.
-	if _, err := Train(context.Background(), prepareFixture(t, nil), TrainOptions{Out: split}); err == nil || !strings.Contains(err.Error(), "-resume") {
+	if _, err := Train(context.Background(), prepareFixture(t, nil), Options{Out: split}); err == nil || !strings.Contains(err.Error(), "-resume") {
 		t.Fatalf("second run into the same folder: %v", err)
 	}
 	r2 := prepareFixture(t, nil)
-	if _, err := Train(context.Background(), r2, TrainOptions{Out: split, Resume: true}); err != nil {
+	if _, err := Train(context.Background(), r2, Options{Out: split, Resume: true}); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"model.safetensors", "heads.safetensors", "trainer.safetensors"} {
@@ -163,7 +166,7 @@ func TestTrainResumeExact(t *testing.T) {
 	// Evaluating every 5 steps instead of every epoch changes nothing in the weights
 	// (evaluation puts the dropout streams back).
 	often := filepath.Join(dir, "often")
-	if _, err := Train(context.Background(), prepareFixture(t, func(c *Config) { c.Training.EvalEvery = 5 }), TrainOptions{Out: often}); err != nil {
+	if _, err := Train(context.Background(), prepareFixture(t, func(c *Config) { c.Training.EvalEvery = 5 }), Options{Out: often}); err != nil {
 		t.Fatal(err)
 	}
 	a, _ := os.ReadFile(filepath.Join(straight, LastDir, "model.safetensors"))
@@ -206,7 +209,81 @@ func TestUsePooler(t *testing.T) {
 	}
 	cfgText := "encoder: {vocab: vocab.txt, layers: 1, hidden: 32, heads: 2, intermediate: 64, max_position: 64}\n" +
 		"tasks:\n  - {name: n, kind: ner, format: conll, train: ner-train.conll, use_pooler: true}\n"
-	if _, err := ParseConfig([]byte(cfgText), "testdata/train/x.yaml", ""); err == nil || !strings.Contains(err.Error(), "use_pooler") {
+	if _, err := ParseConfig([]byte(cfgText), mtltest.Testdata("train/x.yaml"), ""); err == nil || !strings.Contains(err.Error(), "use_pooler") {
 		t.Fatalf("use_pooler on an ner task: %v", err)
+	}
+}
+
+func TestSelectValue(t *testing.T) {
+	ms := []mtl.TaskMetrics{{Task: "a", Value: 0.5}, {Task: "b", Value: 0.7}}
+	if v, ok := selectValue(ms, "mean"); !ok || !mtltest.Near(v, 0.6) {
+		t.Errorf("mean %v", v)
+	}
+	if v, ok := selectValue(ms, "b"); !ok || v != 0.7 {
+		t.Errorf("b %v", v)
+	}
+	if _, ok := selectValue(nil, "mean"); ok {
+		t.Error("no metrics selected a value")
+	}
+}
+
+// TestWriteTrainText: the corpus holds the train split's texts (after holdout) once each, and
+// none of the held-out text (the ner task alone: the other tasks repeat its sentences).
+func TestWriteTrainText(t *testing.T) {
+	cfg, err := LoadConfig(trainConfig, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every task: their texts overlap, so some are repeats.
+	all, err := WriteTrainText(cfg, filepath.Join(t.TempDir(), "all.txt"))
+	if err != nil || all.Repeats == 0 {
+		t.Fatalf("all tasks: %+v, %v", all, err)
+	}
+	// The ner task alone, half its documents held out as dev.
+	cfg.Tasks = cfg.Tasks[:1]
+	cfg.Tasks[0].Dev = nil
+	cfg.Tasks[0].Holdout = &HoldoutConfig{Dev: 0.5, Seed: 1}
+	out := filepath.Join(t.TempDir(), "corpus.txt")
+	st, err := WriteTrainText(cfg, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(out)
+	lines := strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n")
+	seen := map[string]bool{}
+	for _, l := range lines {
+		if seen[l] {
+			t.Fatalf("%q written twice", l)
+		}
+		seen[l] = true
+	}
+	trainSplit, err := cfg.Tasks[0].ReadSplit(SplitTrain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := cfg.Tasks[0].ReadSplit(SplitDev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	for _, d := range trainSplit.Docs {
+		want[strings.Join(strings.Fields(d.Text), " ")] = true
+	}
+	held := 0
+	for _, d := range dev.Docs {
+		if s := strings.Join(strings.Fields(d.Text), " "); !want[s] {
+			held++
+			if seen[s] {
+				t.Errorf("held-out text %q is in the corpus", s)
+			}
+		}
+	}
+	for s := range want {
+		if !seen[s] {
+			t.Errorf("train text %q is missing", s)
+		}
+	}
+	if held == 0 || st.Documents != len(lines) || st.Bytes != len(raw) || st.Documents >= all.Documents {
+		t.Errorf("held-out texts %d, stats %+v for %d lines of %d bytes", held, st, len(lines), len(raw))
 	}
 }

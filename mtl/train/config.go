@@ -1,4 +1,4 @@
-package mtl
+package train
 
 import (
 	"bytes"
@@ -18,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/mtbert/mtbert/bert"
+	"github.com/mtbert/mtbert/mtl"
 	"github.com/mtbert/mtbert/mtl/corpus"
 )
 
@@ -113,13 +114,13 @@ const (
 // may serve.
 var formatKinds = []struct {
 	format string
-	kinds  []Kind
+	kinds  []mtl.Kind
 }{
-	{FormatCoNLL, []Kind{NER}}, {FormatBrat, []Kind{NER}}, {FormatI2B22010, []Kind{NER}},
-	{FormatI2B22012, []Kind{NER}}, {FormatI2B22014, []Kind{NER}},
-	{FormatMedNLI, []Kind{PairClassification, Classification}}, {FormatMedRQE, []Kind{PairClassification, Classification}},
-	{FormatSTS, []Kind{Regression}}, {FormatBIOSSES, []Kind{Regression}},
-	{FormatText, []Kind{MLM}},
+	{FormatCoNLL, []mtl.Kind{mtl.NER}}, {FormatBrat, []mtl.Kind{mtl.NER}}, {FormatI2B22010, []mtl.Kind{mtl.NER}},
+	{FormatI2B22012, []mtl.Kind{mtl.NER}}, {FormatI2B22014, []mtl.Kind{mtl.NER}},
+	{FormatMedNLI, []mtl.Kind{mtl.PairClassification, mtl.Classification}}, {FormatMedRQE, []mtl.Kind{mtl.PairClassification, mtl.Classification}},
+	{FormatSTS, []mtl.Kind{mtl.Regression}}, {FormatBIOSSES, []mtl.Kind{mtl.Regression}},
+	{FormatText, []mtl.Kind{mtl.MLM}},
 }
 
 // TaskConfig is one task. Name, Kind, Format and Train are required.
@@ -137,7 +138,7 @@ type TaskConfig struct {
 	// mlm (masked-language modelling on raw text, format text: documents
 	// are packed into sequences of max_length sub-words and masked anew in
 	// every pass, 15% of tokens: 80% [MASK], 10% random, 10% kept).
-	Kind Kind `yaml:"kind" json:"kind"`
+	Kind mtl.Kind `yaml:"kind" json:"kind"`
 	// Format is the data format; it must suit Kind (see the Format
 	// constants).
 	Format string `yaml:"format" json:"format"`
@@ -579,7 +580,7 @@ func (c *Config) finishTask(i int, path string, present map[string]bool, names m
 			return fail(key, "required")
 		}
 	}
-	if err := checkTaskName(t.Name); err != nil {
+	if err := mtl.CheckTaskName(t.Name); err != nil {
 		return fail("name", "%v", err)
 	}
 	if j, dup := names[t.Name]; dup {
@@ -589,7 +590,7 @@ func (c *Config) finishTask(i int, path string, present map[string]bool, names m
 	if !t.Kind.Valid() {
 		return fail("kind", "unknown kind %q (want ner, pair-classification, classification, regression or mlm)", t.Kind)
 	}
-	var kinds []Kind
+	var kinds []mtl.Kind
 	var formats []string
 	for _, f := range formatKinds {
 		formats = append(formats, f.format)
@@ -643,14 +644,14 @@ func (c *Config) finishTask(i int, path string, present map[string]bool, names m
 			return fail(s.key, "%v", err)
 		}
 	}
-	ner := t.Kind == NER
-	if (ner || t.Kind == MLM) && has("use_pooler") {
+	ner := t.Kind == mtl.NER
+	if (ner || t.Kind == mtl.MLM) && has("use_pooler") {
 		return fail("use_pooler", "only for sentence tasks (pair-classification, classification, regression)")
 	}
-	if t.Kind != MLM && has("whole_word_masking") {
+	if t.Kind != mtl.MLM && has("whole_word_masking") {
 		return fail("whole_word_masking", "only for mlm tasks")
 	}
-	if t.Kind == MLM && has("labels") {
+	if t.Kind == mtl.MLM && has("labels") {
 		return fail("labels", "not for mlm tasks")
 	}
 	if !ner {
@@ -659,7 +660,7 @@ func (c *Config) finishTask(i int, path string, present map[string]bool, names m
 				return fail(key, "only for ner tasks")
 			}
 		}
-		if t.Kind == Regression && has("labels") {
+		if t.Kind == mtl.Regression && has("labels") {
 			return fail("labels", "not for regression tasks")
 		}
 	}
@@ -686,7 +687,7 @@ func (c *Config) finishTask(i int, path string, present map[string]bool, names m
 	}
 	if !has("batch_size") {
 		t.BatchSize = map[bool]int{true: 25, false: 40}[ner]
-		if t.Kind == MLM {
+		if t.Kind == mtl.MLM {
 			t.BatchSize = 32
 		}
 	}
@@ -701,14 +702,14 @@ func (c *Config) finishTask(i int, path string, present map[string]bool, names m
 	}
 	if !ner {
 		if has("labels") {
-			if _, err := NewLabels(t.Labels); err != nil || len(t.Labels) < 2 {
+			if _, err := mtl.NewLabels(t.Labels); err != nil || len(t.Labels) < 2 {
 				return fail("labels", "want at least 2 distinct non-empty classes, have %q", t.Labels)
 			}
 		}
 		return nil
 	}
 	if !has("stride") {
-		t.Stride = DefaultStride(t.MaxLength)
+		t.Stride = mtl.DefaultStride(t.MaxLength)
 	}
 	if t.Stride < 1 || t.Stride > t.MaxLength-2 {
 		return fail("stride", "%d out of range [1, %d] (max_length - 2)", t.Stride, t.MaxLength-2)
@@ -716,7 +717,7 @@ func (c *Config) finishTask(i int, path string, present map[string]bool, names m
 	if !has("scheme") {
 		t.Scheme = "BILOU"
 	}
-	sch, err := ParseScheme(t.Scheme)
+	sch, err := mtl.ParseScheme(t.Scheme)
 	if err != nil {
 		return fail("scheme", "unknown scheme %q (want BIO or BILOU)", t.Scheme)
 	}
@@ -739,7 +740,7 @@ func (c *Config) finishTask(i int, path string, present map[string]bool, names m
 // every other label P-TYPE with P a prefix of the scheme, and every type
 // with all its prefixes.
 func checkNERLabels(names []string, sch corpus.Scheme) error {
-	l, err := NewLabels(names)
+	l, err := mtl.NewLabels(names)
 	if err != nil {
 		return err
 	}
@@ -761,7 +762,7 @@ func checkNERLabels(names []string, sch corpus.Scheme) error {
 		types[n[2:]] = true
 	}
 	for ty := range types {
-		if err := l.checkType(sch, ty); err != nil {
+		if err := l.CheckType(sch, ty); err != nil {
 			return fmt.Errorf("type %s: %v", ty, err)
 		}
 	}
@@ -770,16 +771,16 @@ func checkNERLabels(names []string, sch corpus.Scheme) error {
 
 // AlignOptions returns the alignment options of an ner task (its scheme,
 // sub-word labelling, max length, stride and overlap policy).
-func (t *TaskConfig) AlignOptions() (AlignOptions, error) {
-	sch, err := ParseScheme(t.Scheme)
+func (t *TaskConfig) AlignOptions() (mtl.AlignOptions, error) {
+	sch, err := mtl.ParseScheme(t.Scheme)
 	if err != nil {
-		return AlignOptions{}, fmt.Errorf("task %s: %w", t.Name, err)
+		return mtl.AlignOptions{}, fmt.Errorf("task %s: %w", t.Name, err)
 	}
 	pol, err := corpus.ParseOverlapPolicy(t.Overlap)
 	if err != nil {
-		return AlignOptions{}, fmt.Errorf("task %s: %w", t.Name, err)
+		return mtl.AlignOptions{}, fmt.Errorf("task %s: %w", t.Name, err)
 	}
-	return AlignOptions{Scheme: sch, LabelAllSubwords: t.LabelAllSubwords, MaxLen: t.MaxLength, Stride: t.Stride, Overlap: pol}, nil
+	return mtl.AlignOptions{Scheme: sch, LabelAllSubwords: t.LabelAllSubwords, MaxLen: t.MaxLength, Stride: t.Stride, Overlap: pol}, nil
 }
 
 // Tokenizer returns the encoder's tokenizer: from encoder.pretrained's
@@ -1042,26 +1043,26 @@ func (c *Config) LoadAll() ([]*LoadedTask, error) {
 // else for ner SchemeLabels over the entity types of every split read, and
 // for classification the sorted classes of every split. Regression tasks
 // have none (nil).
-func (l *LoadedTask) LabelSet() (*Labels, error) {
+func (l *LoadedTask) LabelSet() (*mtl.Labels, error) {
 	t := l.Task
-	if t.Kind == Regression || t.Kind == MLM {
+	if t.Kind == mtl.Regression || t.Kind == mtl.MLM {
 		return nil, nil
 	}
 	if len(t.Labels) > 0 {
-		return NewLabels(t.Labels)
+		return mtl.NewLabels(t.Labels)
 	}
-	if t.Kind == NER {
+	if t.Kind == mtl.NER {
 		types := map[string]bool{}
 		for _, s := range l.Splits {
 			for ty := range corpus.CountTypes(s.Docs) {
 				types[ty] = true
 			}
 		}
-		sch, err := ParseScheme(t.Scheme)
+		sch, err := mtl.ParseScheme(t.Scheme)
 		if err != nil {
 			return nil, err
 		}
-		return SchemeLabels(sch, slices.Sorted(maps.Keys(types))), nil
+		return mtl.SchemeLabels(sch, slices.Sorted(maps.Keys(types))), nil
 	}
 	classes := map[string]bool{}
 	for _, s := range l.Splits {
@@ -1069,5 +1070,5 @@ func (l *LoadedTask) LabelSet() (*Labels, error) {
 			classes[p.Label] = true
 		}
 	}
-	return NewLabels(slices.Sorted(maps.Keys(classes)))
+	return mtl.NewLabels(slices.Sorted(maps.Keys(classes)))
 }

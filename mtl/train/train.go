@@ -1,4 +1,4 @@
-package mtl
+package train
 
 import (
 	"bufio"
@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mtbert/mtbert/bert"
+	"github.com/mtbert/mtbert/mtl"
 	"github.com/mtbert/mtbert/nn"
 )
 
@@ -25,8 +26,6 @@ const (
 	headSeedOffset    = 0x4ead
 	shuffleSeedOffset = 0x5ca11e
 	maskSeedOffset    = 0x6d61736b
-	// mlmHeadSeedOffset seeds a new MLM head (one a checkpoint lacks).
-	mlmHeadSeedOffset = 0x6d6c6d
 )
 
 // Files a training run writes into its output folder, beside the checkpoints.
@@ -53,13 +52,13 @@ type Run struct {
 	// Loaded parallels Config.Tasks: every split read.
 	Loaded []*LoadedTask
 	// Labels parallels Config.Tasks: each task's label set (nil for regression).
-	Labels []*Labels
+	Labels []*mtl.Labels
 	// Model is the encoder with one head per task, in config order.
-	Model *Model
+	Model *mtl.Model
 	// Data parallels Config.Tasks: the training examples and batch size of each task.
-	Data []*TaskData
+	Data []*mtl.TaskData
 	// Trainer runs Algorithm 1 over Data.
-	Trainer *Trainer
+	Trainer *mtl.Trainer
 	// TotalSteps is epochs × rounds per epoch × tasks.
 	TotalSteps int
 }
@@ -108,7 +107,7 @@ func Prepare(cfg *Config) (*Run, error) {
 	if err != nil {
 		return nil, err
 	}
-	specs := make([]TaskSpec, len(loaded))
+	specs := make([]mtl.TaskSpec, len(loaded))
 	for i, lt := range loaded {
 		t := lt.Task
 		if lt.Split(SplitTrain) == nil {
@@ -119,16 +118,16 @@ func Prepare(cfg *Config) (*Run, error) {
 			return nil, fmt.Errorf("task %s: %w", t.Name, err)
 		}
 		r.Labels = append(r.Labels, labels)
-		specs[i] = TaskSpec{Name: t.Name, Kind: t.Kind, MaxLength: t.MaxLength}
+		specs[i] = mtl.TaskSpec{Name: t.Name, Kind: t.Kind, MaxLength: t.MaxLength}
 		if labels != nil {
 			specs[i].Labels = labels.Names
 		}
-		if t.Kind == NER {
+		if t.Kind == mtl.NER {
 			specs[i].Scheme, specs[i].LabelAllSubwords, specs[i].Stride = t.Scheme, t.LabelAllSubwords, t.Stride
 		}
 		specs[i].UsePooler = t.UsePooler
 	}
-	m, err := NewModel(enc, specs, seed^headSeedOffset, tc.Dropout)
+	m, err := mtl.NewModel(enc, specs, seed^headSeedOffset, tc.Dropout)
 	if err != nil {
 		return nil, err
 	}
@@ -138,8 +137,8 @@ func Prepare(cfg *Config) (*Run, error) {
 		if err != nil {
 			return nil, err
 		}
-		td := &TaskData{Head: m.Heads[i], Train: exs, BatchSize: lt.Task.BatchSize}
-		if lt.Task.Kind == MLM {
+		td := &mtl.TaskData{Head: m.Heads[i], Train: exs, BatchSize: lt.Task.BatchSize}
+		if lt.Task.Kind == mtl.MLM {
 			if td.Masking, err = bert.NewMasking(tok.Vocab(), seed^maskSeedOffset^uint64(i), lt.Task.WholeWordMasking); err != nil {
 				return nil, fmt.Errorf("task %s: %w", lt.Task.Name, err)
 			}
@@ -155,7 +154,7 @@ func Prepare(cfg *Config) (*Run, error) {
 		opt.WeightDecay = tc.WeightDecay
 	}
 	opt.NoDecay = NoDecay
-	tr, err := NewTrainer(m, r.Data, opt, nn.Constant(tc.LR), seed^shuffleSeedOffset, padID(tok))
+	tr, err := mtl.NewTrainer(m, r.Data, opt, nn.Constant(tc.LR), seed^shuffleSeedOffset, mtl.PadID(tok))
 	if err != nil {
 		return nil, err
 	}
@@ -195,14 +194,6 @@ func (w warmupConstant) LR(s int) float64 {
 	return w.peak
 }
 
-// padID returns the vocabulary's [PAD] id, or 0 when it has none.
-func padID(tok *bert.Tokenizer) int {
-	if p := tok.Vocab().Specials().Pad; p >= 0 {
-		return p
-	}
-	return 0
-}
-
 // newEncoder loads encoder.pretrained or builds a random encoder of the config's sizes, with
 // training.dropout as its dropout rates.
 func newEncoder(cfg *Config, tok *bert.Tokenizer, seed uint64) (*bert.Model, error) {
@@ -210,14 +201,14 @@ func newEncoder(cfg *Config, tok *bert.Tokenizer, seed uint64) (*bert.Model, err
 	d := cfg.Training.Dropout
 	mlm := false
 	for _, t := range cfg.Tasks {
-		mlm = mlm || t.Kind == MLM
+		mlm = mlm || t.Kind == mtl.MLM
 	}
 	if e.Pretrained != "" {
 		load := bert.Load
 		if mlm {
 			// Keep the checkpoint's MLM head, when it has one, to continue pretraining.
 			load = func(dir string) (*bert.Model, error) {
-				m, _, err := bert.LoadMaskedLM(dir, seed^mlmHeadSeedOffset)
+				m, _, err := bert.LoadMaskedLM(dir, seed^mtl.MLMHeadSeedOffset)
 				return m, err
 			}
 		}
@@ -237,7 +228,7 @@ func newEncoder(cfg *Config, tok *bert.Tokenizer, seed uint64) (*bert.Model, err
 	bc.NumHiddenLayers, bc.HiddenSize, bc.NumAttentionHeads = e.Layers, e.Hidden, e.Heads
 	bc.IntermediateSize, bc.MaxPositionEmbeddings = e.Intermediate, e.MaxPosition
 	bc.HiddenDropoutProb, bc.AttentionProbsDropoutProb = d, d
-	bc.PadTokenID = padID(tok)
+	bc.PadTokenID = mtl.PadID(tok)
 	pooler := false
 	for _, t := range cfg.Tasks {
 		pooler = pooler || t.UsePooler
@@ -249,56 +240,39 @@ func newEncoder(cfg *Config, tok *bert.Tokenizer, seed uint64) (*bert.Model, err
 	return enc, nil
 }
 
-// EncodeText is the model input of a sentence-level task: [CLS] a [SEP] b [SEP] with token
-// types 0 then 1, truncated longest-first to maxLen, or [CLS] a [SEP] when b is empty. Training,
-// evaluation and prediction all encode with it.
-func EncodeText(tok *bert.Tokenizer, a, b string, maxLen int) (ids, types []int32) {
-	var e bert.Encoding
-	if b == "" {
-		e = tok.Encode(a, maxLen)
-	} else {
-		e = tok.EncodePair(a, b, maxLen)
-	}
-	ids, types = make([]int32, len(e.IDs)), make([]int32, len(e.IDs))
-	for i := range e.IDs {
-		ids[i], types[i] = int32(e.IDs[i]), int32(e.TypeIDs[i])
-	}
-	return ids, types
-}
-
 // trainExamples turns a task's train split into examples.
-func trainExamples(tok *bert.Tokenizer, lt *LoadedTask, labels *Labels) ([]Example, error) {
+func trainExamples(tok *bert.Tokenizer, lt *LoadedTask, labels *mtl.Labels) ([]mtl.Example, error) {
 	t := lt.Task
 	sd := lt.Split(SplitTrain)
-	var out []Example
-	if t.Kind == MLM {
+	var out []mtl.Example
+	if t.Kind == mtl.MLM {
 		var err error
-		if out, err = PackText(tok, sd.Docs, t.MaxLength); err != nil {
+		if out, err = mtl.PackText(tok, sd.Docs, t.MaxLength); err != nil {
 			return nil, fmt.Errorf("task %s, train: %w", t.Name, err)
 		}
-	} else if t.Kind == NER {
+	} else if t.Kind == mtl.NER {
 		opts, err := t.AlignOptions()
 		if err != nil {
 			return nil, err
 		}
-		al, err := Align(tok, sd.Docs, labels, opts)
+		al, err := mtl.Align(tok, sd.Docs, labels, opts)
 		if err != nil {
 			return nil, fmt.Errorf("task %s, train: %w", t.Name, err)
 		}
 		for _, w := range al.Windows() {
 			trained := false
 			for _, l := range w.Labels {
-				trained = trained || l != IgnoreLabel
+				trained = trained || l != mtl.IgnoreLabel
 			}
 			if trained {
-				out = append(out, Example{IDs: w.IDs, Tags: w.Labels})
+				out = append(out, mtl.Example{IDs: w.IDs, Tags: w.Labels})
 			}
 		}
 	} else {
 		for _, p := range sd.Pairs {
-			ids, types := EncodeText(tok, p.TextA, p.TextB, t.MaxLength)
-			ex := Example{IDs: ids, TypeIDs: types}
-			if t.Kind == Regression {
+			ids, types := mtl.EncodeText(tok, p.TextA, p.TextB, t.MaxLength)
+			ex := mtl.Example{IDs: ids, TypeIDs: types}
+			if t.Kind == mtl.Regression {
 				if !p.HasScore {
 					return nil, fmt.Errorf("task %s, train: pair %s has no score", t.Name, p.ID)
 				}
@@ -319,8 +293,8 @@ func trainExamples(tok *bert.Tokenizer, lt *LoadedTask, labels *Labels) ([]Examp
 	return out, nil
 }
 
-// TrainOptions control Train.
-type TrainOptions struct {
+// Options control Train.
+type Options struct {
 	// Out is the output folder (created if needed).
 	Out string
 	// Resume continues from Out/last exactly: the run's model (rebuilt from the same config)
@@ -349,11 +323,11 @@ type BestInfo struct {
 
 // TaskResult is one task's row of a RunSummary.
 type TaskResult struct {
-	Task string       `json:"task"`
-	Kind Kind         `json:"kind"`
-	Main string       `json:"main"`
-	Dev  *TaskMetrics `json:"dev,omitempty"`
-	Test *TaskMetrics `json:"test,omitempty"`
+	Task string           `json:"task"`
+	Kind mtl.Kind         `json:"kind"`
+	Main string           `json:"main"`
+	Dev  *mtl.TaskMetrics `json:"dev,omitempty"`
+	Test *mtl.TaskMetrics `json:"test,omitempty"`
 }
 
 // RunSummary is the end of a training run (Out/summary.json): the dev and test metrics of
@@ -379,7 +353,7 @@ func (s *RunSummary) WriteText(w io.Writer) error {
 	fmt.Fprintf(w, "%d steps in %.1fs; metrics of the %s\n", s.Steps, s.Seconds, what)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "task\tkind\tmetric\tdev\ttest\t")
-	cell := func(m *TaskMetrics, name string) string {
+	cell := func(m *mtl.TaskMetrics, name string) string {
 		if m == nil {
 			return "-"
 		}
@@ -392,11 +366,11 @@ func (s *RunSummary) WriteText(w io.Writer) error {
 	for _, t := range s.Tasks {
 		names := []string{t.Main}
 		switch t.Kind {
-		case NER:
+		case mtl.NER:
 			names = append(names, "token_f1")
-		case MLM:
+		case mtl.MLM:
 			names = append(names, "perplexity")
-		case Regression:
+		case mtl.Regression:
 			names = append(names, "spearman")
 		default:
 			names = append(names, "macro_f1")
@@ -437,7 +411,7 @@ type trainLog struct {
 // Out/last and returns an error wrapping ErrInterrupted; Train with opts.Resume then continues
 // exactly: the weights after the resumed run are bit-identical to an uninterrupted run's.
 // On resume, metrics.jsonl lines past the checkpoint's step are dropped.
-func Train(ctx context.Context, r *Run, opts TrainOptions) (*RunSummary, error) {
+func Train(ctx context.Context, r *Run, opts Options) (*RunSummary, error) {
 	if opts.Out == "" {
 		return nil, errors.New("mtl: Train: no output folder")
 	}
@@ -514,16 +488,16 @@ func Train(ctx context.Context, r *Run, opts TrainOptions) (*RunSummary, error) 
 		if err := mw.Flush(); err != nil {
 			return err
 		}
-		if err := SaveCheckpoint(last, r.Model, r.Tokenizer, tr); err != nil {
+		if err := mtl.SaveCheckpoint(last, r.Model, r.Tokenizer, tr); err != nil {
 			return err
 		}
 		lastSaved = step
 		if v, ok := selectValue(ms, cfg.Training.BestMetric); ok && (bestInfo == nil || v > bestInfo.Value) {
-			if err := SaveCheckpoint(best, r.Model, r.Tokenizer, nil); err != nil {
+			if err := mtl.SaveCheckpoint(best, r.Model, r.Tokenizer, nil); err != nil {
 				return err
 			}
 			bestInfo = &BestInfo{Step: step, Epoch: epochOf(step), Metric: cfg.Training.BestMetric, Value: v}
-			if err := writeJSON(filepath.Join(opts.Out, BestFile), bestInfo); err != nil {
+			if err := mtl.WriteJSON(filepath.Join(opts.Out, BestFile), bestInfo); err != nil {
 				return err
 			}
 		}
@@ -535,7 +509,7 @@ func Train(ctx context.Context, r *Run, opts TrainOptions) (*RunSummary, error) 
 			return err
 		}
 		if lastSaved != tr.State.Step {
-			if err := SaveCheckpoint(last, r.Model, r.Tokenizer, tr); err != nil {
+			if err := mtl.SaveCheckpoint(last, r.Model, r.Tokenizer, tr); err != nil {
 				return err
 			}
 		}
@@ -586,7 +560,7 @@ func Train(ctx context.Context, r *Run, opts TrainOptions) (*RunSummary, error) 
 		sum.Model = "best"
 	}
 	for _, lt := range r.Loaded {
-		row := TaskResult{Task: lt.Task.Name, Kind: lt.Task.Kind, Main: MainMetric(lt.Task.Kind)}
+		row := TaskResult{Task: lt.Task.Name, Kind: lt.Task.Kind, Main: mtl.MainMetric(lt.Task.Kind)}
 		var err error
 		if row.Dev, err = EvaluateTask(r.Model, r.Tokenizer, lt, SplitDev); err != nil {
 			return nil, err
@@ -597,7 +571,7 @@ func Train(ctx context.Context, r *Run, opts TrainOptions) (*RunSummary, error) 
 		sum.Tasks = append(sum.Tasks, row)
 	}
 	sum.Seconds = time.Since(t0).Seconds()
-	if err := writeJSON(filepath.Join(opts.Out, SummaryFile), sum); err != nil {
+	if err := mtl.WriteJSON(filepath.Join(opts.Out, SummaryFile), sum); err != nil {
 		return nil, err
 	}
 	return sum, nil
@@ -606,13 +580,13 @@ func Train(ctx context.Context, r *Run, opts TrainOptions) (*RunSummary, error) 
 // resume loads dir's weights and trainer state into r, after checking that the checkpoint's
 // tasks are the run's.
 func resume(r *Run, dir string) error {
-	raw, err := os.ReadFile(filepath.Join(dir, TasksFile))
+	raw, err := os.ReadFile(filepath.Join(dir, mtl.TasksFile))
 	if err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
-	var specs []TaskSpec
+	var specs []mtl.TaskSpec
 	if err := json.Unmarshal(raw, &specs); err != nil {
-		return fmt.Errorf("resume: %s: %w", filepath.Join(dir, TasksFile), err)
+		return fmt.Errorf("resume: %s: %w", filepath.Join(dir, mtl.TasksFile), err)
 	}
 	want := r.Model.Specs()
 	if len(specs) != len(want) {
@@ -627,7 +601,7 @@ func resume(r *Run, dir string) error {
 	if err := r.Model.LoadWeights(dir); err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
-	if err := LoadTrainerState(dir, r.Trainer); err != nil {
+	if err := mtl.LoadTrainerState(dir, r.Trainer); err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
 	return nil
@@ -663,8 +637,8 @@ func truncateMetrics(path string, step int) error {
 
 // evalKeepingStreams evaluates every task on split and then puts the dropout counters back
 // (inference draws attention-dropout seeds too), so that evaluating never changes training.
-func evalKeepingStreams(r *Run, split string) ([]TaskMetrics, error) {
-	ds := r.Model.dropouts()
+func evalKeepingStreams(r *Run, split string) ([]mtl.TaskMetrics, error) {
+	ds := r.Model.Dropouts()
 	calls := make([]uint64, len(ds))
 	for i, d := range ds {
 		calls[i] = d.Calls()
@@ -679,7 +653,7 @@ func evalKeepingStreams(r *Run, split string) ([]TaskMetrics, error) {
 
 // selectValue returns the value best_metric selects by: the named task's main metric, or the
 // mean of every evaluated task's.
-func selectValue(ms []TaskMetrics, metric string) (float64, bool) {
+func selectValue(ms []mtl.TaskMetrics, metric string) (float64, bool) {
 	sum, n := 0.0, 0
 	for _, m := range ms {
 		if metric == "mean" || m.Task == metric {
@@ -719,7 +693,7 @@ func newProgress(w io.Writer, r *Run, step int) *progress {
 }
 
 // step records one step and redraws the line at most ten times a second (and at the end).
-func (p *progress) step(info StepInfo, done int) {
+func (p *progress) step(info mtl.StepInfo, done int) {
 	if p.w == nil {
 		return
 	}

@@ -1,4 +1,4 @@
-package mtl
+package train
 
 import (
 	"bytes"
@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/mtbert/mtbert/mtl"
 )
 
 func TestSummarizeFixtures(t *testing.T) {
@@ -32,10 +34,10 @@ func TestSummarizeFixtures(t *testing.T) {
 	}
 	// brat: "aspirins daily" (Drug) beats "aspirins" (overlap); "5" is widened to "5mg".
 	nt := s.Tasks[1].Splits[0]
-	if *nt.SpanTotals != (SpanCounts{Input: 4, Overlap: 1, Exact: 2, Boundary: 1}) || nt.Sentences != 2 || nt.Windows != 4 {
+	if *nt.SpanTotals != (mtl.SpanCounts{Input: 4, Overlap: 1, Exact: 2, Boundary: 1}) || nt.Sentences != 2 || nt.Windows != 4 {
 		t.Errorf("brat %+v %+v", nt, *nt.SpanTotals)
 	}
-	if nt.Spans["Dose"] != (SpanCounts{Input: 1, Boundary: 1}) {
+	if nt.Spans["Dose"] != (mtl.SpanCounts{Input: 1, Boundary: 1}) {
 		t.Errorf("brat Dose %+v", nt.Spans["Dose"])
 	}
 	nli := s.Tasks[2].Splits[0]

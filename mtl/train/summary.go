@@ -1,4 +1,4 @@
-package mtl
+package train
 
 import (
 	"fmt"
@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/mtbert/mtbert/bert"
+	"github.com/mtbert/mtbert/mtl"
 	"github.com/mtbert/mtbert/mtl/corpus"
 )
 
@@ -30,9 +31,9 @@ type Summary struct {
 
 // TaskSummary is one task of a Summary.
 type TaskSummary struct {
-	Name   string `json:"name"`
-	Kind   Kind   `json:"kind"`
-	Format string `json:"format"`
+	Name   string   `json:"name"`
+	Kind   mtl.Kind `json:"kind"`
+	Format string   `json:"format"`
 	// Scheme, MaxLength and Stride are the alignment settings (ner), or
 	// the pair length limit.
 	Scheme    string `json:"scheme,omitempty"`
@@ -87,9 +88,9 @@ type SplitSummary struct {
 	Truncated int `json:"truncated"`
 	// Entities counts the spans read per type; Spans what alignment did to
 	// them per type, and SpanTotals over types.
-	Entities   map[string]int        `json:"entities,omitempty"`
-	Spans      map[string]SpanCounts `json:"spans,omitempty"`
-	SpanTotals *SpanCounts           `json:"span_totals,omitempty"`
+	Entities   map[string]int            `json:"entities,omitempty"`
+	Spans      map[string]mtl.SpanCounts `json:"spans,omitempty"`
+	SpanTotals *mtl.SpanCounts           `json:"span_totals,omitempty"`
 	// IllFormed, MergedFragments, Fragmented and SkippedTags are the
 	// readers' counts (see ReadStats).
 	IllFormed       int            `json:"ill_formed,omitempty"`
@@ -133,7 +134,7 @@ func Summarize(cfg *Config, tok *bert.Tokenizer) *Summary {
 
 func summarizeTask(t *TaskConfig, tok *bert.Tokenizer) TaskSummary {
 	ts := TaskSummary{Name: t.Name, Kind: t.Kind, Format: t.Format, MaxLength: t.MaxLength}
-	if t.Kind == NER {
+	if t.Kind == mtl.NER {
 		ts.Scheme, ts.Stride, ts.Overlap = t.Scheme, t.Stride, t.Overlap
 	}
 	lt := &LoadedTask{Task: t}
@@ -164,8 +165,8 @@ func summarizeTask(t *TaskConfig, tok *bert.Tokenizer) TaskSummary {
 	return ts
 }
 
-func summarizeSplit(ss *SplitSummary, t *TaskConfig, sd *SplitData, tok *bert.Tokenizer, labels *Labels) error {
-	if t.Kind == MLM {
+func summarizeSplit(ss *SplitSummary, t *TaskConfig, sd *SplitData, tok *bert.Tokenizer, labels *mtl.Labels) error {
+	if t.Kind == mtl.MLM {
 		ss.Documents = len(sd.Docs)
 		ts := sd.Read.Text
 		ss.Text = &ts
@@ -174,11 +175,11 @@ func summarizeSplit(ss *SplitSummary, t *TaskConfig, sd *SplitData, tok *bert.To
 			ss.SubWords += n
 			ss.MaxSubWords = max(ss.MaxSubWords, n)
 		}
-		exs, err := PackText(tok, sd.Docs, t.MaxLength)
+		exs, err := mtl.PackText(tok, sd.Docs, t.MaxLength)
 		ss.Windows = len(exs)
 		return err
 	}
-	if t.Kind != NER {
+	if t.Kind != mtl.NER {
 		return summarizePairs(ss, t, sd, tok)
 	}
 	ss.Documents = len(sd.Docs)
@@ -203,7 +204,7 @@ func summarizeSplit(ss *SplitSummary, t *TaskConfig, sd *SplitData, tok *bert.To
 	if err != nil {
 		return err
 	}
-	a, err := Align(tok, sd.Docs, labels, opts)
+	a, err := mtl.Align(tok, sd.Docs, labels, opts)
 	if err != nil {
 		return err
 	}
@@ -215,7 +216,7 @@ func summarizeSplit(ss *SplitSummary, t *TaskConfig, sd *SplitData, tok *bert.To
 	for _, d := range a.Docs {
 		ss.MaxSubWords = max(ss.MaxSubWords, len(d.Tokens))
 		for _, l := range d.Labels {
-			if l != IgnoreLabel {
+			if l != mtl.IgnoreLabel {
 				ss.Labels[labels.Name(int(l))]++
 			}
 		}
@@ -225,7 +226,7 @@ func summarizeSplit(ss *SplitSummary, t *TaskConfig, sd *SplitData, tok *bert.To
 
 func summarizePairs(ss *SplitSummary, t *TaskConfig, sd *SplitData, tok *bert.Tokenizer) error {
 	ss.Pairs = len(sd.Pairs)
-	if t.Kind == Regression {
+	if t.Kind == mtl.Regression {
 		if len(sd.Pairs) > 0 {
 			sc := ScoreStats{Min: math.Inf(1), Max: math.Inf(-1)}
 			for _, p := range sd.Pairs {
@@ -260,7 +261,7 @@ func (s *Summary) WriteText(w io.Writer) error {
 	fmt.Fprintln(tw, "task\tsplit\tdocs\tsentences\tpairs\tsubwords\tmax\twindows\ttruncated\tspans\texact\tboundary\tfragmented\tduplicates\toverlap\tcollision\tno-tokens\t")
 	for _, t := range s.Tasks {
 		for _, sp := range t.Splits {
-			c := SpanCounts{}
+			c := mtl.SpanCounts{}
 			if sp.SpanTotals != nil {
 				c = *sp.SpanTotals
 			}
@@ -274,7 +275,7 @@ func (s *Summary) WriteText(w io.Writer) error {
 	}
 	for _, t := range s.Tasks {
 		fmt.Fprintf(w, "\n%s (%s, %s", t.Name, t.Kind, t.Format)
-		if t.Kind == NER {
+		if t.Kind == mtl.NER {
 			fmt.Fprintf(w, ", %s, max length %d, stride %d, overlap %s", t.Scheme, t.MaxLength, t.Stride, t.Overlap)
 		} else {
 			fmt.Fprintf(w, ", max length %d", t.MaxLength)
@@ -288,7 +289,7 @@ func (s *Summary) WriteText(w io.Writer) error {
 				fmt.Fprintf(w, "  %s: ERROR %s\n", sp.Split, sp.Error)
 			}
 		}
-		if t.Kind == NER {
+		if t.Kind == mtl.NER {
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 			fmt.Fprintln(tw, "  type\tsplit\tinput\texact\tboundary\tfragmented\tduplicates\toverlap\tcollision\tno-tokens\t")
 			for _, sp := range t.Splits {

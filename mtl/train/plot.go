@@ -1,4 +1,4 @@
-package mtl
+package train
 
 import (
 	"bufio"

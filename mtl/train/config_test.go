@@ -1,4 +1,4 @@
-package mtl
+package train
 
 import (
 	"errors"
@@ -9,10 +9,12 @@ import (
 	"testing"
 
 	"github.com/mtbert/mtbert/bert"
+	"github.com/mtbert/mtbert/mtl"
 	"github.com/mtbert/mtbert/mtl/corpus"
+	"github.com/mtbert/mtbert/mtl/internal/mtltest"
 )
 
-const cfgDir = "testdata/config"
+var cfgDir = mtltest.Testdata("config")
 
 func TestLoadConfigGood(t *testing.T) {
 	c, err := LoadConfig(filepath.Join(cfgDir, "good.yaml"), "")
@@ -68,7 +70,7 @@ func TestLoadConfigGood(t *testing.T) {
 		t.Errorf("sts test %+v", sc)
 	}
 	opts, err := c.Tasks[0].AlignOptions()
-	if err != nil || opts != (AlignOptions{Scheme: corpus.BIO, MaxLen: 6, Stride: 2, Overlap: corpus.KeepLongest}) {
+	if err != nil || opts != (mtl.AlignOptions{Scheme: corpus.BIO, MaxLen: 6, Stride: 2, Overlap: corpus.KeepLongest}) {
 		t.Errorf("align options %+v %v", opts, err)
 	}
 	tok, err := c.Tokenizer()
