@@ -82,7 +82,7 @@ type Batch struct {
 }
 
 // Validate checks the batch against the model's limits.
-func (m *Model) validate(b Batch) error {
+func (m *Model) Validate(b Batch) error {
 	n := b.B * b.T
 	switch {
 	case b.B <= 0 || b.T <= 0:
@@ -120,7 +120,7 @@ type Output struct {
 // Forward runs the encoder on a batch. Dropout is active only when train is set. All values
 // live on tp until tp.Reset.
 func (m *Model) Forward(tp *autograd.Tape, b Batch, train bool) (*Output, error) {
-	if err := m.validate(b); err != nil {
+	if err := m.Validate(b); err != nil {
 		return nil, err
 	}
 	cfg := m.Cfg

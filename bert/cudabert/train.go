@@ -1,10 +1,11 @@
-package bert
+package cudabert
 
 import (
 	"errors"
 	"fmt"
 
 	"github.com/mtbert/mtbert/autograd"
+	"github.com/mtbert/mtbert/bert"
 	"github.com/mtbert/mtbert/kernels"
 	"github.com/mtbert/mtbert/kernels/cuda"
 	"github.com/mtbert/mtbert/nn"
@@ -16,8 +17,8 @@ import (
 // every position, softmax cross-entropy against tags (B·T, ignore skipped) averaged over the
 // counted positions. It returns the loss and the gradient of every encoder parameter and of
 // the head's, as host slices. It is the GPU backward checked against the CPU's autograd
-// (bert/cuda_test.go); CUDATrainer adds the optimiser step.
-func (e *CUDAEncoder) Gradients(b Batch, head *nn.Linear, tags []int32, ignore int32) (float64, map[*autograd.Var][]float32, error) {
+// (encoder_test.go); Trainer adds the optimiser step.
+func (e *Encoder) Gradients(b bert.Batch, head *nn.Linear, tags []int32, ignore int32) (float64, map[*autograd.Var][]float32, error) {
 	grads := map[*autograd.Var]cuda.Buffer{}
 	defer func() {
 		for _, buf := range grads {
@@ -51,23 +52,23 @@ func (e *CUDAEncoder) Gradients(b Batch, head *nn.Linear, tags []int32, ignore i
 
 // backward runs the forward and backward passes of Gradients, accumulating every parameter's
 // gradient into grads (device buffers, zeroed by the caller). The head's weights come from the
-// encoder's device copies when a CUDATrainer put them there, else they are uploaded.
-func (e *CUDAEncoder) backward(b Batch, head *nn.Linear, tags []int32, ignore int32, grads map[*autograd.Var]cuda.Buffer) (float64, error) {
+// encoder's device copies when a Trainer put them there, else they are uploaded.
+func (e *Encoder) backward(b bert.Batch, head *nn.Linear, tags []int32, ignore int32, grads map[*autograd.Var]cuda.Buffer) (float64, error) {
 	L := head.W.Shape()[0]
 	if len(tags) != b.B*b.T {
-		return 0, fmt.Errorf("bert: GPU gradients: %d tags for a %dx%d batch", len(tags), b.B, b.T)
+		return 0, fmt.Errorf("cudabert: GPU gradients: %d tags for a %dx%d batch", len(tags), b.B, b.T)
 	}
 	count := 0
 	for _, t := range tags {
 		if t != ignore {
 			if t < 0 || int(t) >= L {
-				return 0, fmt.Errorf("bert: GPU gradients: tag %d outside %d labels", t, L)
+				return 0, fmt.Errorf("cudabert: GPU gradients: tag %d outside %d labels", t, L)
 			}
 			count++
 		}
 	}
 	if count == 0 {
-		return 0, errors.New("bert: GPU gradients: every tag is ignored")
+		return 0, errors.New("cudabert: GPU gradients: every tag is ignored")
 	}
 	p, err := e.newPass(b, true)
 	if err != nil {
@@ -179,7 +180,7 @@ func (e *CUDAEncoder) backward(b Batch, head *nn.Linear, tags []int32, ignore in
 			s.EmbeddingBackward(g(m.TokenType.W), ds.f, p.tIDs, p.types, H))
 	}
 	if err != nil {
-		return 0, fmt.Errorf("bert: GPU gradients: %w", err)
+		return 0, fmt.Errorf("cudabert: GPU gradients: %w", err)
 	}
 	losses := make([]float32, N)
 	if err := cuda.Download(s, losses, rowLoss); err != nil {
@@ -192,13 +193,13 @@ func (e *CUDAEncoder) backward(b Batch, head *nn.Linear, tags []int32, ignore in
 	return loss / float64(count), nil
 }
 
-// CUDATrainer trains an encoder and a token-tagging head on the GPU: each Step runs
-// CUDAEncoder's forward and backward passes and the fused multi-tensor AdamW kernel over
+// Trainer trains an encoder and a token-tagging head on the GPU: each Step runs
+// Encoder's forward and backward passes and the fused multi-tensor AdamW kernel over
 // float32 master weights and moments kept on the device (decoupled weight decay except for
 // the parameters noDecay names, as nn.AdamW with NoDecay). Sync copies the weights back into
 // the model's parameters. Steps apply the model's dropout as the CPU does.
-type CUDATrainer struct {
-	e      *CUDAEncoder
+type Trainer struct {
+	e      *Encoder
 	head   *nn.Linear
 	grads  map[*autograd.Var]cuda.Buffer
 	extra  []cuda.Buffer
@@ -208,9 +209,9 @@ type CUDATrainer struct {
 	HP kernels.AdamParams
 }
 
-// NewCUDATrainer puts head's weights, every gradient and the AdamW moments on e's device.
-func NewCUDATrainer(e *CUDAEncoder, head *nn.Linear, lr, weightDecay float64, noDecay func(name string) bool) (*CUDATrainer, error) {
-	t := &CUDATrainer{e: e, head: head, grads: map[*autograd.Var]cuda.Buffer{},
+// NewTrainer puts head's weights, every gradient and the AdamW moments on e's device.
+func NewTrainer(e *Encoder, head *nn.Linear, lr, weightDecay float64, noDecay func(name string) bool) (*Trainer, error) {
+	t := &Trainer{e: e, head: head, grads: map[*autograd.Var]cuda.Buffer{},
 		HP: kernels.AdamParams{LR: lr, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: weightDecay, Decoupled: true}}
 	zeroed := func(n int) (cuda.Buffer, error) {
 		buf, err := e.c.Alloc(4 * n)
@@ -264,7 +265,7 @@ func NewCUDATrainer(e *CUDAEncoder, head *nn.Linear, lr, weightDecay float64, no
 
 // Step takes one training step on batch b with tags (ignore skipped) and returns its loss
 // (before the update).
-func (t *CUDATrainer) Step(b Batch, tags []int32, ignore int32) (float64, error) {
+func (t *Trainer) Step(b bert.Batch, tags []int32, ignore int32) (float64, error) {
 	for _, g := range t.grads {
 		if err := t.e.s.MemsetD8(g.Ptr, 0, g.Size); err != nil {
 			return 0, err
@@ -276,13 +277,13 @@ func (t *CUDATrainer) Step(b Batch, tags []int32, ignore int32) (float64, error)
 	}
 	t.HP.Step++
 	if err := t.e.s.AdamW(t.table, t.HP, 1, cuda.Buffer{}, 0); err != nil {
-		return 0, fmt.Errorf("bert: GPU AdamW: %w", err)
+		return 0, fmt.Errorf("cudabert: GPU AdamW: %w", err)
 	}
 	return loss, nil
 }
 
 // Sync copies the device weights into the model's and the head's parameters.
-func (t *CUDATrainer) Sync() error {
+func (t *Trainer) Sync() error {
 	for _, p := range t.params {
 		if err := cuda.Download(t.e.s, p.Value.Data(), t.e.w[p]); err != nil {
 			return err
@@ -292,7 +293,7 @@ func (t *CUDATrainer) Sync() error {
 }
 
 // Close frees the trainer's device memory (the head's weights, gradients, moments, table).
-func (t *CUDATrainer) Close() {
+func (t *Trainer) Close() {
 	if t.table != nil {
 		t.table.Free()
 	}

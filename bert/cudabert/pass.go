@@ -1,4 +1,4 @@
-package bert
+package cudabert
 
 import (
 	"errors"
@@ -6,13 +6,14 @@ import (
 	"math"
 
 	"github.com/mtbert/mtbert/autograd"
+	"github.com/mtbert/mtbert/bert"
 	"github.com/mtbert/mtbert/kernels/cuda"
 	"github.com/mtbert/mtbert/nn"
 )
 
-// cudaLayerSaved is what the backward pass of one layer needs from its forward pass. In
+// layerSaved is what the backward pass of one layer needs from its forward pass. In
 // inference every layer shares one set, overwritten layer by layer.
-type cudaLayerSaved struct {
+type layerSaved struct {
 	xin, ctx, x1, hg                                          pair
 	qb, kb, vb, lse, s1, mean1, rstd1, hPre, s2, mean2, rstd2 cuda.Buffer
 	// Seeds of the attention-probability dropout and of the dropout after the attention
@@ -20,12 +21,12 @@ type cudaLayerSaved struct {
 	attSeed, aSeed, oSeed uint64
 }
 
-// cudaPass is one batch's encoder pass on the GPU: its inputs, activations and, in training,
+// pass is one batch's encoder pass on the GPU: its inputs, activations and, in training,
 // what the backward needs. Forward and the training step both run it.
-type cudaPass struct {
-	e                 *CUDAEncoder
+type pass struct {
+	e                 *Encoder
 	s                 *cuda.Stream
-	b                 Batch
+	b                 bert.Batch
 	train, bf16       bool
 	N, H, I           int
 	pos, types        []int32
@@ -35,7 +36,7 @@ type cudaPass struct {
 	emb, s0, tmp      cuda.Buffer
 	mean0, rstd0      cuda.Buffer
 	x                 pair
-	saved             []cudaLayerSaved
+	saved             []layerSaved
 	att               cuda.FlashAttention
 	// pH and pA are the hidden and attention dropout (training only); embSeed the seed of the
 	// dropout after the embeddings.
@@ -45,8 +46,8 @@ type cudaPass struct {
 
 // newPass checks b, allocates the pass's buffers (zeroed), uploads the inputs and, in training,
 // draws the dropout seeds from the model's stream in the order of the CPU's Forward.
-func (e *CUDAEncoder) newPass(b Batch, train bool) (*cudaPass, error) {
-	if err := e.m.validate(b); err != nil {
+func (e *Encoder) newPass(b bert.Batch, train bool) (*pass, error) {
+	if err := e.m.Validate(b); err != nil {
 		return nil, err
 	}
 	valid, err := rightPadding(b)
@@ -54,7 +55,7 @@ func (e *CUDAEncoder) newPass(b Batch, train bool) (*cudaPass, error) {
 		return nil, err
 	}
 	cfg := e.m.Cfg
-	p := &cudaPass{e: e, s: e.s, b: b, train: train, bf16: e.wb != nil, N: b.B * b.T, H: cfg.HiddenSize, I: cfg.IntermediateSize}
+	p := &pass{e: e, s: e.s, b: b, train: train, bf16: e.wb != nil, N: b.B * b.T, H: cfg.HiddenSize, I: cfg.IntermediateSize}
 	p.pos, p.types = positions(b)
 	N, H, I, B, T, nh := p.N, p.H, p.I, b.B, b.T, cfg.NumAttentionHeads
 	D := H / nh
@@ -62,13 +63,13 @@ func (e *CUDAEncoder) newPass(b Batch, train bool) (*cudaPass, error) {
 	vl := p.f32(B)
 	p.emb, p.s0, p.tmp, p.mean0, p.rstd0 = p.f32(N*H), p.f32(N*H), p.f32(N*H), p.f32(N), p.f32(N)
 	p.x = p.act(N * H)
-	slot := func() cudaLayerSaved {
-		return cudaLayerSaved{xin: p.act(N * H), qb: p.alloc(2 * N * H), kb: p.alloc(2 * N * H), vb: p.alloc(2 * N * H),
+	slot := func() layerSaved {
+		return layerSaved{xin: p.act(N * H), qb: p.alloc(2 * N * H), kb: p.alloc(2 * N * H), vb: p.alloc(2 * N * H),
 			ctx: p.act(N * H), lse: p.f32(B * nh * T), s1: p.f32(N * H), mean1: p.f32(N), rstd1: p.f32(N), x1: p.act(N * H),
 			hPre: p.f32(N * I), hg: p.act(N * I), s2: p.f32(N * H), mean2: p.f32(N), rstd2: p.f32(N)}
 	}
-	p.saved = make([]cudaLayerSaved, len(e.m.Layers))
-	var shared cudaLayerSaved
+	p.saved = make([]layerSaved, len(e.m.Layers))
+	var shared layerSaved
 	if !train {
 		shared = slot()
 	}
@@ -89,7 +90,7 @@ func (e *CUDAEncoder) newPass(b Batch, train bool) (*cudaPass, error) {
 		p.pH, p.pA = e.m.Dropout.P, float32(cfg.AttentionProbsDropoutProb)
 		if p.pA > 0 && D != 32 && D != 64 {
 			p.free()
-			return nil, fmt.Errorf("bert: GPU encoder: attention dropout needs heads of 32 or 64 dimensions, not %d", D)
+			return nil, fmt.Errorf("cudabert: GPU encoder: attention dropout needs heads of 32 or 64 dimensions, not %d", D)
 		}
 		if p.pH > 0 {
 			p.embSeed = e.m.Dropout.NextSeed()
@@ -110,7 +111,7 @@ func (e *CUDAEncoder) newPass(b Batch, train bool) (*cudaPass, error) {
 }
 
 // alloc returns a zeroed device buffer freed with the pass (the first error is kept).
-func (p *cudaPass) alloc(bytes int) cuda.Buffer {
+func (p *pass) alloc(bytes int) cuda.Buffer {
 	buf, err := p.e.c.Alloc(bytes)
 	if err == nil {
 		err = p.s.MemsetD8(buf.Ptr, 0, bytes)
@@ -122,10 +123,10 @@ func (p *cudaPass) alloc(bytes int) cuda.Buffer {
 	return buf
 }
 
-func (p *cudaPass) f32(n int) cuda.Buffer { return p.alloc(4 * n) }
+func (p *pass) f32(n int) cuda.Buffer { return p.alloc(4 * n) }
 
 // act allocates a float32 activation and, in bf16 mode, its bf16 copy.
-func (p *cudaPass) act(n int) pair {
+func (p *pass) act(n int) pair {
 	a := pair{f: p.f32(n)}
 	if p.bf16 {
 		a.b = p.alloc(2 * n)
@@ -133,7 +134,7 @@ func (p *cudaPass) act(n int) pair {
 	return a
 }
 
-func (p *cudaPass) free() {
+func (p *pass) free() {
 	for _, b := range p.bufs {
 		b.Free()
 	}
@@ -142,17 +143,17 @@ func (p *cudaPass) free() {
 
 // linear computes out = in·Wᵀ + bias over the pass's N rows, with a bf16 copy when outBF16 is
 // set.
-func (p *cudaPass) linear(out, outBF16 cuda.Buffer, in, w pair, bias cuda.Buffer, inC, outC int) error {
+func (p *pass) linear(out, outBF16 cuda.Buffer, in, w pair, bias cuda.Buffer, inC, outC int) error {
 	return errors.Join(p.e.mm(cuda.Gemm{M: p.N, N: outC, K: inC, TransB: true}, in, w, out), p.s.BiasAdd(out, outBF16, out, bias, p.N, outC))
 }
 
 // lin is linear for one of the model's layers.
-func (p *cudaPass) lin(out, outBF16 cuda.Buffer, in pair, l *nn.Linear, inC, outC int) error {
+func (p *pass) lin(out, outBF16 cuda.Buffer, in pair, l *nn.Linear, inC, outC int) error {
 	return p.linear(out, outBF16, in, p.e.weight(l.W), p.e.w[l.B], inC, outC)
 }
 
 // drop applies the hidden dropout with seed to buf in place (training only).
-func (p *cudaPass) drop(buf cuda.Buffer, seed uint64) error {
+func (p *pass) drop(buf cuda.Buffer, seed uint64) error {
 	if p.pH == 0 {
 		return nil
 	}
@@ -160,7 +161,7 @@ func (p *cudaPass) drop(buf cuda.Buffer, seed uint64) error {
 }
 
 // toBF16 refreshes a's bf16 copy of n values (bf16 mode only).
-func (p *cudaPass) toBF16(a pair, n int) error {
+func (p *pass) toBF16(a pair, n int) error {
 	if !p.bf16 {
 		return nil
 	}
@@ -168,7 +169,7 @@ func (p *cudaPass) toBF16(a pair, n int) error {
 }
 
 // copyPair copies n values of src into dst, with the bf16 copy in bf16 mode.
-func (p *cudaPass) copyPair(dst, src pair, n int) error {
+func (p *pass) copyPair(dst, src pair, n int) error {
 	if err := p.s.CopyDtoDAsync(dst.f.Ptr, src.f.Ptr, 4*n); err != nil || !p.bf16 {
 		return err
 	}
@@ -177,7 +178,7 @@ func (p *cudaPass) copyPair(dst, src pair, n int) error {
 
 // forward runs the embeddings and every layer; p.x holds the last hidden state after it. In
 // training it keeps each layer's input and intermediates and applies dropout.
-func (p *cudaPass) forward() error {
+func (p *pass) forward() error {
 	m, s, N, H, I := p.e.m, p.s, p.N, p.H, p.I
 	w := func(v *autograd.Var) cuda.Buffer { return p.e.w[v] }
 	var none cuda.Buffer
