@@ -121,7 +121,7 @@ func (e *Encoder) Forward(b bert.Batch) ([]float32, error) {
 		return nil, err
 	}
 	defer p.free()
-	if err := p.forward(); err != nil {
+	if err := p.forward(nil); err != nil {
 		return nil, fmt.Errorf("cudabert: GPU encoder: %w", err)
 	}
 	last := make([]float32, p.N*p.H)
@@ -129,6 +129,21 @@ func (e *Encoder) Forward(b bert.Batch) ([]float32, error) {
 		return nil, fmt.Errorf("cudabert: GPU encoder: %w", err)
 	}
 	return last, nil
+}
+
+// Trace is bert.Model.Trace on the GPU: Forward, copying the hidden state after the
+// embeddings and after each layer's attention and feed-forward blocks back to the host.
+func (e *Encoder) Trace(b bert.Batch) (*bert.Trace, error) {
+	p, err := e.newPass(b, false)
+	if err != nil {
+		return nil, err
+	}
+	defer p.free()
+	tr := &bert.Trace{}
+	if err := p.forward(tr); err != nil {
+		return nil, fmt.Errorf("cudabert: GPU encoder: %w", err)
+	}
+	return tr, nil
 }
 
 // Embed is bert.Model.Embed on the GPU: the last hidden state (B, T, H) from Forward and,

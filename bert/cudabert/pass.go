@@ -177,41 +177,85 @@ func (p *pass) copyPair(dst, src pair, n int) error {
 }
 
 // forward runs the embeddings and every layer; p.x holds the last hidden state after it. In
-// training it keeps each layer's input and intermediates and applies dropout.
-func (p *pass) forward() error {
-	m, s, N, H, I := p.e.m, p.s, p.N, p.H, p.I
+// training it keeps each layer's input and intermediates and applies dropout. When tr is not
+// nil, each stage's hidden state is copied into it as bert.Model.Trace records it.
+func (p *pass) forward(tr *bert.Trace) error {
+	err := p.embeddings()
+	if err == nil && tr != nil {
+		tr.Embeddings, err = p.download(p.x.f)
+	}
+	for li := range p.e.m.Layers {
+		if err == nil {
+			err = p.attentionBlock(li)
+		}
+		if err == nil && tr != nil {
+			var a []float32
+			a, err = p.download(p.saved[li].x1.f)
+			tr.Attention = append(tr.Attention, a)
+		}
+		if err == nil {
+			err = p.feedForwardBlock(li)
+		}
+		if err == nil && tr != nil {
+			var o []float32
+			o, err = p.download(p.x.f)
+			tr.Layers = append(tr.Layers, o)
+		}
+	}
+	return err
+}
+
+// download copies a (B·T, H) float32 activation to the host.
+func (p *pass) download(buf cuda.Buffer) ([]float32, error) {
+	host := make([]float32, p.N*p.H)
+	return host, cuda.Download(p.s, host, buf)
+}
+
+// embeddings writes LayerNorm(word + position + token type embeddings) into p.x, with the
+// dropout after it in training.
+func (p *pass) embeddings() error {
+	m, s, N, H := p.e.m, p.s, p.N, p.H
 	w := func(v *autograd.Var) cuda.Buffer { return p.e.w[v] }
 	var none cuda.Buffer
-	eps := float32(m.Cfg.LayerNormEps)
 	err := errors.Join(
 		s.EmbeddingForward(p.emb, w(m.Word.W), p.ids, N, H, false),
 		s.EmbeddingForward(p.emb, w(m.Position.W), p.posIDs, N, H, true),
 		s.EmbeddingForward(p.emb, w(m.TokenType.W), p.tIDs, N, H, true),
-		s.LayerNormForward(p.x.f, p.x.b, p.s0, p.mean0, p.rstd0, p.emb, none, w(m.EmbLN.Gamma), w(m.EmbLN.Beta), N, H, eps))
+		s.LayerNormForward(p.x.f, p.x.b, p.s0, p.mean0, p.rstd0, p.emb, none, w(m.EmbLN.Gamma), w(m.EmbLN.Beta), N, H, float32(m.Cfg.LayerNormEps)))
 	if err == nil && p.pH > 0 {
 		err = errors.Join(p.drop(p.x.f, p.embSeed), p.toBF16(p.x, N*H))
 	}
-	for li, l := range m.Layers {
-		if err != nil {
-			return err
-		}
-		sv := p.saved[li]
-		att := p.att
-		att.DropP, att.Seed = p.pA, sv.attSeed
-		if p.train {
-			err = p.copyPair(sv.xin, p.x, N*H)
-		}
-		err = errors.Join(err,
-			p.lin(p.tmp, sv.qb, p.x, l.Query, H, H), p.lin(p.tmp, sv.kb, p.x, l.Key, H, H), p.lin(p.tmp, sv.vb, p.x, l.Value, H, H),
-			s.FlashAttentionForward(att, sv.qb, sv.kb, sv.vb, sv.ctx.b, sv.ctx.f, sv.lse),
-			p.lin(p.tmp, none, sv.ctx, l.AttnOut, H, H),
-			p.drop(p.tmp, sv.aSeed),
-			s.LayerNormForward(sv.x1.f, sv.x1.b, sv.s1, sv.mean1, sv.rstd1, p.tmp, p.x.f, w(l.AttnLN.Gamma), w(l.AttnLN.Beta), N, H, eps),
-			p.e.mm(cuda.Gemm{M: N, N: I, K: H, TransB: true}, sv.x1, p.e.weight(l.Intermediate.W), sv.hPre),
-			s.BiasGeluForward(sv.hPre, sv.hg.f, sv.hg.b, sv.hPre, w(l.Intermediate.B), N, I),
-			p.lin(p.tmp, none, sv.hg, l.Output, I, H),
-			p.drop(p.tmp, sv.oSeed),
-			s.LayerNormForward(p.x.f, p.x.b, sv.s2, sv.mean2, sv.rstd2, p.tmp, sv.x1.f, w(l.OutLN.Gamma), w(l.OutLN.Beta), N, H, eps))
-	}
 	return err
+}
+
+// attentionBlock runs layer li's self-attention on p.x: x1 = LayerNorm(dropout(AttnOut(
+// attention(Q, K, V))) + x), into the layer's saved x1 (its input saved first in training).
+func (p *pass) attentionBlock(li int) error {
+	l, sv, s, N, H := p.e.m.Layers[li], p.saved[li], p.s, p.N, p.H
+	att := p.att
+	att.DropP, att.Seed = p.pA, sv.attSeed
+	var err error
+	if p.train {
+		err = p.copyPair(sv.xin, p.x, N*H)
+	}
+	var none cuda.Buffer
+	return errors.Join(err,
+		p.lin(p.tmp, sv.qb, p.x, l.Query, H, H), p.lin(p.tmp, sv.kb, p.x, l.Key, H, H), p.lin(p.tmp, sv.vb, p.x, l.Value, H, H),
+		s.FlashAttentionForward(att, sv.qb, sv.kb, sv.vb, sv.ctx.b, sv.ctx.f, sv.lse),
+		p.lin(p.tmp, none, sv.ctx, l.AttnOut, H, H),
+		p.drop(p.tmp, sv.aSeed),
+		s.LayerNormForward(sv.x1.f, sv.x1.b, sv.s1, sv.mean1, sv.rstd1, p.tmp, p.x.f, p.e.w[l.AttnLN.Gamma], p.e.w[l.AttnLN.Beta], N, H, float32(p.e.m.Cfg.LayerNormEps)))
+}
+
+// feedForwardBlock runs layer li's feed-forward block on its x1: p.x = LayerNorm(dropout(
+// Output(GELU(Intermediate(x1)))) + x1).
+func (p *pass) feedForwardBlock(li int) error {
+	l, sv, s, N, H, I := p.e.m.Layers[li], p.saved[li], p.s, p.N, p.H, p.I
+	var none cuda.Buffer
+	return errors.Join(
+		p.e.mm(cuda.Gemm{M: N, N: I, K: H, TransB: true}, sv.x1, p.e.weight(l.Intermediate.W), sv.hPre),
+		s.BiasGeluForward(sv.hPre, sv.hg.f, sv.hg.b, sv.hPre, p.e.w[l.Intermediate.B], N, I),
+		p.lin(p.tmp, none, sv.hg, l.Output, I, H),
+		p.drop(p.tmp, sv.oSeed),
+		s.LayerNormForward(p.x.f, p.x.b, sv.s2, sv.mean2, sv.rstd2, p.tmp, sv.x1.f, p.e.w[l.OutLN.Gamma], p.e.w[l.OutLN.Beta], N, H, float32(p.e.m.Cfg.LayerNormEps)))
 }

@@ -130,7 +130,7 @@ func (e *Encoder) backward(b bert.Batch, head *nn.Linear, tags []int32, ignore i
 
 	// Forward, the head and its loss (dlogits overwrite the logits).
 	if err == nil {
-		err = p.forward()
+		err = p.forward(nil)
 	}
 	if err == nil {
 		err = errors.Join(p.linear(logits.f, none, p.x, hw, hb, H, L),
