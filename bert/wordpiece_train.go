@@ -273,9 +273,15 @@ func (w *WordPieceTrainer) Train() (*Vocab, WordPieceStats, error) {
 		st.Stop = "size"
 	}
 	st.Merges = len(added)
+	v, err := m.vocab(nAlpha, added)
+	return v, st, err
+}
 
+// vocab lists the special tokens, the first nAlpha symbols (the alphabet) that are not special
+// tokens, and the added tokens, and reads that as a vocabulary.
+func (m *merger) vocab(nAlpha int, added []string) (*Vocab, error) {
 	var sb strings.Builder
-	for _, s := range w.opts.SpecialTokens {
+	for _, s := range m.opts.SpecialTokens {
 		sb.WriteString(s)
 		sb.WriteByte('\n')
 	}
@@ -291,9 +297,9 @@ func (w *WordPieceTrainer) Train() (*Vocab, WordPieceStats, error) {
 	}
 	v, err := ReadVocab(strings.NewReader(sb.String()))
 	if err != nil {
-		return nil, st, fmt.Errorf("bert: train wordpiece: %w", err)
+		return nil, fmt.Errorf("bert: train wordpiece: %w", err)
 	}
-	return v, st, nil
+	return v, nil
 }
 
 // merger is the state of one Train: the symbols, the words as symbol sequences with their
