@@ -7,6 +7,7 @@ import (
 
 	"github.com/mtbert/mtbert/autograd"
 	"github.com/mtbert/mtbert/bert"
+	"github.com/mtbert/mtbert/bert/cudabert"
 	"github.com/mtbert/mtbert/kernels"
 	"github.com/mtbert/mtbert/kernels/cuda"
 	"github.com/mtbert/mtbert/nn"
@@ -25,7 +26,7 @@ type BertOptions struct {
 	Reps int
 	// Dropout is the hidden and attention dropout in train mode (the PyTorch anchor has none).
 	Dropout float64
-	// CUDA, when set, runs the workload on that device (bert.CUDAEncoder, bert.CUDATrainer)
+	// CUDA, when set, runs the workload on that device (cudabert.Encoder, cudabert.Trainer)
 	// instead of the CPU.
 	CUDA *cuda.Context
 	// Float32 keeps the GPU path's GEMMs in float32 (the SIMT kernel) instead of mixed
@@ -122,8 +123,8 @@ func Bert(o BertOptions) (BertResult, error) {
 	}, nil
 }
 
-// bertCUDA is Bert on o.CUDA: inference is CUDAEncoder.Forward (the last hidden state is
-// copied back, which synchronises), a training step is CUDATrainer.Step (forward, a 9-label
+// bertCUDA is Bert on o.CUDA: inference is cudabert.Encoder.Forward (the last hidden state is
+// copied back, which synchronises), a training step is cudabert.Trainer.Step (forward, a 9-label
 // head's cross-entropy, backward and the multi-tensor AdamW kernel; the loss copied back).
 func bertCUDA(o BertOptions, m *bert.Model) (BertResult, error) {
 	g := tensor.NewRNG(2)
@@ -134,7 +135,7 @@ func bertCUDA(o BertOptions, m *bert.Model) (BertResult, error) {
 	for i := range b.IDs {
 		b.IDs[i], b.Mask[i], labels[i] = int32(g.IntN(m.Cfg.VocabSize)), 1, int32(g.IntN(9))
 	}
-	e, err := bert.NewCUDAEncoder(o.CUDA, m)
+	e, err := cudabert.New(o.CUDA, m)
 	if err != nil {
 		return BertResult{}, err
 	}
@@ -148,7 +149,7 @@ func bertCUDA(o BertOptions, m *bert.Model) (BertResult, error) {
 	}
 	step := func() error { _, err := e.Forward(b); return err }
 	if o.Mode == "train" {
-		tr, err := bert.NewCUDATrainer(e, head, 5e-5, 0.01, nil)
+		tr, err := cudabert.NewTrainer(e, head, 5e-5, 0.01, nil)
 		if err != nil {
 			return BertResult{}, err
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/mtbert/mtbert/autograd"
+	"github.com/mtbert/mtbert/tensor"
 )
 
 // Input is one line of `mtbert encode`: a text, a text pair, or explicit model inputs.
@@ -115,4 +116,28 @@ func (m *Model) Embed(b Batch) (last, pooled []float32, err error) {
 		pooled = out.Pooled.Value.ToHost()
 	}
 	return last, pooled, nil
+}
+
+// Encoder runs a BERT encoder in inference mode. Encode returns the last hidden state Last
+// (B, T, H) and, when the model has a pooler, Pooled (B, H), as constants on no tape that
+// the caller owns; Hidden is not filled. *Model computes it on the CPU; package bert/cudabert
+// has one for a CUDA device, so that callers such as the multitask layer import no CUDA.
+type Encoder interface {
+	Encode(b Batch) (*Output, error)
+}
+
+var _ Encoder = (*Model)(nil)
+
+// Encode is Embed with the results as constants: the CPU's Encoder.
+func (m *Model) Encode(b Batch) (*Output, error) {
+	last, pooled, err := m.Embed(b)
+	if err != nil {
+		return nil, err
+	}
+	H := m.Cfg.HiddenSize
+	out := &Output{Last: autograd.Constant(tensor.FromSlice(last, b.B, b.T, H))}
+	if pooled != nil {
+		out.Pooled = autograd.Constant(tensor.FromSlice(pooled, b.B, H))
+	}
+	return out, nil
 }

@@ -82,7 +82,7 @@ type Batch struct {
 }
 
 // Validate checks the batch against the model's limits.
-func (m *Model) validate(b Batch) error {
+func (m *Model) Validate(b Batch) error {
 	n := b.B * b.T
 	switch {
 	case b.B <= 0 || b.T <= 0:
@@ -120,7 +120,35 @@ type Output struct {
 // Forward runs the encoder on a batch. Dropout is active only when train is set. All values
 // live on tp until tp.Reset.
 func (m *Model) Forward(tp *autograd.Tape, b Batch, train bool) (*Output, error) {
-	if err := m.validate(b); err != nil {
+	return m.forward(tp, b, train, nil)
+}
+
+// Trace is the hidden state after every stage of an encoder pass, each (B, T, H) row-major on
+// the host: Embeddings after the embeddings' LayerNorm, and for layer i, Attention[i] after
+// the attention block's residual LayerNorm and Layers[i] after the feed-forward block's (the
+// layer's output). Embeddings and Layers are Hugging Face's output_hidden_states.
+type Trace struct {
+	Embeddings []float32
+	Attention  [][]float32
+	Layers     [][]float32
+}
+
+// Trace runs the encoder in inference mode, as Embed does, and returns every stage's hidden
+// state: the reference that another implementation of the encoder (package bert/cudabert) is
+// compared with stage by stage.
+func (m *Model) Trace(b Batch) (*Trace, error) {
+	tp := autograd.NoGrad()
+	defer tp.Reset()
+	tr := &Trace{}
+	if _, err := m.forward(tp, b, false, tr); err != nil {
+		return nil, err
+	}
+	return tr, nil
+}
+
+// forward is Forward, copying each stage's hidden state into tr when tr is not nil.
+func (m *Model) forward(tp *autograd.Tape, b Batch, train bool, tr *Trace) (*Output, error) {
+	if err := m.Validate(b); err != nil {
 		return nil, err
 	}
 	cfg := m.Cfg
@@ -143,6 +171,9 @@ func (m *Model) Forward(tp *autograd.Tape, b Batch, train bool) (*Output, error)
 	x := tp.Add(tp.Add(m.Word.Forward(tp, b.IDs, b.B, b.T), m.Position.Forward(tp, pos, b.B, b.T)), m.TokenType.Forward(tp, types, b.B, b.T))
 	x = m.Dropout.Forward(tp, m.EmbLN.Forward(tp, x), train)
 	release(mark, x)
+	if tr != nil {
+		tr.Embeddings = x.Value.ToHost()
+	}
 	out := &Output{Hidden: []*autograd.Var{x}}
 	attnDrop := float32(0)
 	if train {
@@ -158,6 +189,9 @@ func (m *Model) Forward(tp *autograd.Tape, b Batch, train bool) (*Output, error)
 		ctx := tp.Attention(q, k, v, cfg.NumAttentionHeads, b.Mask, attnDrop, seed)
 		a := m.Dropout.Forward(tp, l.AttnOut.Forward(tp, ctx), train)
 		x1 := l.AttnLN.Forward(tp, tp.Add(a, x))
+		if tr != nil {
+			tr.Attention = append(tr.Attention, x1.Value.ToHost())
+		}
 		hmid := l.Intermediate.Forward(tp, x1)
 		if cfg.HiddenAct == "gelu" {
 			hmid = tp.GELU(hmid)
@@ -168,6 +202,9 @@ func (m *Model) Forward(tp *autograd.Tape, b Batch, train bool) (*Output, error)
 		x = l.OutLN.Forward(tp, tp.Add(o, x1))
 		release(mark, x)
 		out.Hidden = append(out.Hidden, x)
+		if tr != nil {
+			tr.Layers = append(tr.Layers, x.Value.ToHost())
+		}
 	}
 	out.Last = x
 	if m.Pooler != nil {

@@ -112,6 +112,44 @@ func TestForwardMatchesPyTorch(t *testing.T) {
 	}
 }
 
+// TestTraceAndEncodeMatchPyTorch checks Model.Trace's embeddings and layer outputs against
+// PyTorch's output_hidden_states, its attention outputs for count and shape, and Model.Encode
+// (the CPU's bert.Encoder) against the last hidden state and pooled output, within 1e-5.
+func TestTraceAndEncodeMatchPyTorch(t *testing.T) {
+	g := loadGolden(t, "tiny.json")
+	m, b := goldenModel(t, g)
+	tr, err := m.Trace(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	L := m.Cfg.NumHiddenLayers
+	if len(g.Hidden) != L+1 || len(tr.Layers) != L || len(tr.Attention) != L {
+		t.Fatalf("golden %d hidden states, trace %d layers and %d attention outputs, for %d layers", len(g.Hidden), len(tr.Layers), len(tr.Attention), L)
+	}
+	if d := maxDiff(t, "embeddings", tr.Embeddings, g.Hidden[0]); d > 1e-5 {
+		t.Errorf("trace embeddings differ from PyTorch by %g", d)
+	}
+	for i := range L {
+		if d := maxDiff(t, "layer", tr.Layers[i], g.Hidden[i+1]); d > 1e-5 {
+			t.Errorf("trace layer %d differs from PyTorch by %g", i, d)
+		}
+		if len(tr.Attention[i]) != len(tr.Layers[i]) {
+			t.Errorf("trace attention output %d holds %d values, not %d", i, len(tr.Attention[i]), len(tr.Layers[i]))
+		}
+	}
+	var enc Encoder = m
+	out, err := enc.Encode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := maxDiff(t, "last hidden", out.Last.Value.Data(), g.LastHidden); d > 1e-5 {
+		t.Errorf("Encode: last hidden state differs from PyTorch by %g", d)
+	}
+	if d := maxDiff(t, "pooled", out.Pooled.Value.Data(), g.Pooled); d > 1e-5 {
+		t.Errorf("Encode: pooled output differs from PyTorch by %g", d)
+	}
+}
+
 // TestGradientsMatchPyTorch checks the gradient of L = Σ last⊙r1 + Σ pooled⊙r2 for every
 // parameter: max |got − want| ≤ 1e-4·max|want| per tensor.
 func TestGradientsMatchPyTorch(t *testing.T) {

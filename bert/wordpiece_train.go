@@ -229,7 +229,6 @@ func (w *WordPieceTrainer) Train() (*Vocab, WordPieceStats, error) {
 	if len(w.counts) == 0 {
 		return nil, st, errors.New("bert: train wordpiece: no words in the input")
 	}
-
 	// Words in a fixed order, so that everything below is deterministic.
 	words := make([]string, 0, len(w.counts))
 	for s := range w.counts {
@@ -237,22 +236,119 @@ func (w *WordPieceTrainer) Train() (*Vocab, WordPieceStats, error) {
 	}
 	slices.Sort(words)
 
-	var (
-		texts []string // symbol id -> token text
-		ids   = map[string]int32{}
-		freq  []int // symbol id -> occurrences over the corpus
-	)
-	symbol := func(s string) int32 {
-		if id, ok := ids[s]; ok {
-			return id
+	m := newMerger(w.opts)
+	nAlpha := m.addAlphabet(words)
+	for _, s := range m.texts {
+		if !m.special[s] {
+			st.Alphabet++
 		}
-		id := int32(len(texts))
-		ids[s] = id
-		texts = append(texts, s)
-		freq = append(freq, 0)
+	}
+	if need := st.Specials + st.Alphabet; w.opts.Size < need {
+		return nil, st, fmt.Errorf("bert: train wordpiece: size %d is smaller than the %d special tokens plus the %d-token alphabet of the input; use at least %d",
+			w.opts.Size, st.Specials, st.Alphabet, need)
+	}
+	m.splitWords(words, w.counts)
+	m.countPairs()
+
+	added := []string{}
+	size := st.Specials + st.Alphabet
+	st.Stop = "no-pairs"
+	for size < w.opts.Size {
+		if m.h.Len() == 0 {
+			if m.anyLivePair() {
+				st.Stop = "min-frequency"
+			}
+			break
+		}
+		text, isNew, err := m.mergeBest()
+		if err != nil {
+			return nil, st, err
+		}
+		if isNew {
+			added = append(added, text)
+			size++
+		}
+	}
+	if size >= w.opts.Size {
+		st.Stop = "size"
+	}
+	st.Merges = len(added)
+	v, err := m.vocab(nAlpha, added)
+	return v, st, err
+}
+
+// vocab lists the special tokens, the first nAlpha symbols (the alphabet) that are not special
+// tokens, and the added tokens, and reads that as a vocabulary.
+func (m *merger) vocab(nAlpha int, added []string) (*Vocab, error) {
+	var sb strings.Builder
+	for _, s := range m.opts.SpecialTokens {
+		sb.WriteString(s)
+		sb.WriteByte('\n')
+	}
+	for _, s := range m.texts[:nAlpha] {
+		if !m.special[s] {
+			sb.WriteString(s)
+			sb.WriteByte('\n')
+		}
+	}
+	for _, s := range added {
+		sb.WriteString(s)
+		sb.WriteByte('\n')
+	}
+	v, err := ReadVocab(strings.NewReader(sb.String()))
+	if err != nil {
+		return nil, fmt.Errorf("bert: train wordpiece: %w", err)
+	}
+	return v, nil
+}
+
+// merger is the state of one Train: the symbols, the words as symbol sequences with their
+// counts, and the candidate merges (pairs of adjacent symbols) in a heap by score.
+type merger struct {
+	opts    WordPieceOptions
+	special map[string]bool
+	texts   []string // symbol id -> token text
+	ids     map[string]int32
+	freq    []int // symbol id -> occurrences over the corpus
+	seqs    [][]int32
+	cnt     []int // word -> count
+	pairs   map[uint64]*pairInfo
+	// left and right list, per symbol id, the pairs it is the left / right part of.
+	left, right [][]*pairInfo
+	// touched collects the pairs to re-score at the next flush, once each (pairInfo.round).
+	touched []*pairInfo
+	round   int
+	h       *pairHeap
+	mark    int   // de-duplicates passes over left and right
+	stamp   []int // word -> epoch it was last merged in
+	epoch   int
+}
+
+func newMerger(opts WordPieceOptions) *merger {
+	m := &merger{opts: opts, special: map[string]bool{}, ids: map[string]int32{}, pairs: map[uint64]*pairInfo{}, round: 1}
+	for _, s := range opts.SpecialTokens {
+		m.special[s] = true
+	}
+	m.h = &pairHeap{texts: &m.texts}
+	return m
+}
+
+// symbol returns the id of token text s, adding it when new.
+func (m *merger) symbol(s string) int32 {
+	if id, ok := m.ids[s]; ok {
 		return id
 	}
-	// Alphabet first, in code point order: ids then follow vocabulary order.
+	id := int32(len(m.texts))
+	m.ids[s] = id
+	m.texts = append(m.texts, s)
+	m.freq = append(m.freq, 0)
+	return id
+}
+
+// addAlphabet adds every character of words as a symbol and the "##" form of every character
+// seen inside a word, each group in code point order (ids then follow vocabulary order), and
+// returns how many symbols that made.
+func (m *merger) addAlphabet(words []string) int {
 	var first, inner []rune
 	seenFirst, seenInner := map[rune]bool{}, map[rune]bool{}
 	for _, s := range words {
@@ -270,254 +366,224 @@ func (w *WordPieceTrainer) Train() (*Vocab, WordPieceStats, error) {
 	slices.Sort(first)
 	slices.Sort(inner)
 	for _, r := range first {
-		symbol(string(r))
+		m.symbol(string(r))
 	}
 	for _, r := range inner {
-		symbol("##" + string(r))
+		m.symbol("##" + string(r))
 	}
-	special := map[string]bool{}
-	for _, s := range w.opts.SpecialTokens {
-		special[s] = true
-	}
-	alphabet := 0
-	for _, s := range texts {
-		if !special[s] {
-			alphabet++
-		}
-	}
-	st.Alphabet = alphabet
-	if need := st.Specials + alphabet; w.opts.Size < need {
-		return nil, st, fmt.Errorf("bert: train wordpiece: size %d is smaller than the %d special tokens plus the %d-token alphabet of the input; use at least %d",
-			w.opts.Size, st.Specials, alphabet, need)
-	}
+	return len(first) + len(inner)
+}
 
-	// Words as symbol sequences, with their counts.
-	seqs := make([][]int32, len(words))
-	cnt := make([]int, len(words))
+// splitWords turns each word into its sequence of alphabet symbols ("word" is w ##o ##r ##d)
+// and counts the symbols' frequencies, each word weighted by its count.
+func (m *merger) splitWords(words []string, counts map[string]int) {
+	m.seqs = make([][]int32, len(words))
+	m.cnt = make([]int, len(words))
+	m.stamp = make([]int, len(words))
 	for i, s := range words {
-		cnt[i] = w.counts[s]
+		m.cnt[i] = counts[s]
 		seq := make([]int32, 0, len(s))
 		for j, r := range s {
 			if j == 0 {
-				seq = append(seq, ids[string(r)])
+				seq = append(seq, m.ids[string(r)])
 			} else {
-				seq = append(seq, ids["##"+string(r)])
+				seq = append(seq, m.ids["##"+string(r)])
 			}
 		}
 		for _, id := range seq {
-			freq[id] += cnt[i]
+			m.freq[id] += m.cnt[i]
 		}
-		seqs[i] = seq
+		m.seqs[i] = seq
 	}
+}
 
-	pairs := map[uint64]*pairInfo{}
-	var left, right [][]*pairInfo // symbol id -> pairs it is the left / right part of
-	grow := func() {
-		for len(left) < len(texts) {
-			left = append(left, nil)
-			right = append(right, nil)
+// grow extends left and right to every symbol.
+func (m *merger) grow() {
+	for len(m.left) < len(m.texts) {
+		m.left = append(m.left, nil)
+		m.right = append(m.right, nil)
+	}
+}
+
+// touch queues p for re-scoring at the next flush.
+func (m *merger) touch(p *pairInfo) {
+	if p.round != m.round {
+		p.round = m.round
+		m.touched = append(m.touched, p)
+	}
+}
+
+// addPair adds delta occurrences of (a, b) in word wi.
+func (m *merger) addPair(a, b int32, delta int, wi int32) {
+	k := pairKey(a, b)
+	p := m.pairs[k]
+	if p == nil {
+		p = &pairInfo{a: a, b: b, pos: -1}
+		m.pairs[k] = p
+	}
+	p.count += delta
+	if delta > 0 {
+		if n := len(p.where); n == 0 || p.where[n-1] != wi {
+			p.where = append(p.where, wi)
+		}
+		if !p.listed {
+			p.listed = true
+			m.left[a] = append(m.left[a], p)
+			m.right[b] = append(m.right[b], p)
 		}
 	}
-	grow()
-	// touched collects the pairs to re-score at the next flush, once each (p.round).
-	var touched []*pairInfo
-	round := 1
-	touch := func(p *pairInfo) {
-		if p.round != round {
-			p.round = round
-			touched = append(touched, p)
-		}
-	}
-	// addPair adds delta occurrences of (a, b) in word wi.
-	addPair := func(a, b int32, delta int, wi int32) {
-		k := pairKey(a, b)
-		p := pairs[k]
-		if p == nil {
-			p = &pairInfo{a: a, b: b, pos: -1}
-			pairs[k] = p
-		}
-		p.count += delta
-		if delta > 0 {
-			if n := len(p.where); n == 0 || p.where[n-1] != wi {
-				p.where = append(p.where, wi)
-			}
-			if !p.listed {
-				p.listed = true
-				left[a] = append(left[a], p)
-				right[b] = append(right[b], p)
-			}
-		}
-		touch(p)
-	}
-	for wi, seq := range seqs {
+	m.touch(p)
+}
+
+// countPairs counts every adjacent pair of every word and fills the heap.
+func (m *merger) countPairs() {
+	m.grow()
+	for wi, seq := range m.seqs {
 		for j := 1; j < len(seq); j++ {
-			addPair(seq[j-1], seq[j], cnt[wi], int32(wi))
+			m.addPair(seq[j-1], seq[j], m.cnt[wi], int32(wi))
 		}
 	}
+	m.flush()
+}
 
-	minFreq := w.opts.MinFrequency
-	h := &pairHeap{texts: &texts}
-	score := func(p *pairInfo) float64 {
-		if w.opts.Score == FrequencyScore {
-			return float64(p.count)
-		}
-		return float64(p.count) / (float64(freq[p.a]) * float64(freq[p.b]))
+// score is p's rank as a merge (see MergeScore).
+func (m *merger) score(p *pairInfo) float64 {
+	if m.opts.Score == FrequencyScore {
+		return float64(p.count)
 	}
-	// update puts pair p in the heap at its current score, or out of it when too rare.
-	update := func(p *pairInfo) {
-		switch {
-		case p.count < minFreq:
-			if p.pos >= 0 {
-				heap.Remove(h, p.pos)
-			}
-		case p.pos < 0:
-			p.score = score(p)
-			heap.Push(h, p)
-		default:
-			p.score = score(p)
-			heap.Fix(h, p.pos)
-		}
-	}
-	// rescoreSymbol marks every live pair of symbol id for re-scoring (its frequency changed),
-	// dropping dead pairs from its lists; a dead pair is listed again if it comes back.
-	mark := 0
-	rescoreSymbol := func(id int32) {
-		if w.opts.Score == FrequencyScore {
-			return // scores do not depend on the parts' frequencies
-		}
-		for _, lists := range []*[]*pairInfo{&left[id], &right[id]} {
-			mark++
-			l := (*lists)[:0]
-			for _, p := range *lists {
-				if p.count <= 0 {
-					p.listed = false
-					continue
-				}
-				if p.mark == mark {
-					continue // listed twice after coming back
-				}
-				p.mark = mark
-				l = append(l, p)
-				touch(p)
-			}
-			*lists = l
-		}
-	}
-	// flush re-scores the touched pairs. The order does not matter: Less is a total order
-	// (the texts of two different pairs differ), so the heap's top is the same.
-	flush := func() {
-		for _, p := range touched {
-			update(p)
-		}
-		touched = touched[:0]
-		round++
-	}
-	flush()
+	return float64(p.count) / (float64(m.freq[p.a]) * float64(m.freq[p.b]))
+}
 
-	stamp := make([]int, len(words))
-	epoch := 0
-	added := []string{}
-	size := st.Specials + alphabet
-	st.Stop = "no-pairs"
-	for size < w.opts.Size {
-		// The best live pair.
-		if h.Len() == 0 {
-			for _, p := range pairs {
-				if p.count > 0 {
-					st.Stop = "min-frequency"
-					break
-				}
-			}
-			break
+// update puts pair p in the heap at its current score, or out of it when too rare.
+func (m *merger) update(p *pairInfo) {
+	switch {
+	case p.count < m.opts.MinFrequency:
+		if p.pos >= 0 {
+			heap.Remove(m.h, p.pos)
 		}
-		best := h.items[0]
-		a, b := best.a, best.b
-		text := texts[a] + strings.TrimPrefix(texts[b], "##")
-		_, existed := ids[text]
-		n := symbol(text)
-		grow()
-		if !existed && !special[text] {
-			added = append(added, text)
-			size++
-		}
-		// Replace (a, b) by n in every word that holds it.
-		epoch++
-		where := best.where
-		best.where = nil
-		merged := 0
-		for _, wi := range where {
-			if stamp[wi] == epoch {
+	case p.pos < 0:
+		p.score = m.score(p)
+		heap.Push(m.h, p)
+	default:
+		p.score = m.score(p)
+		heap.Fix(m.h, p.pos)
+	}
+}
+
+// rescoreSymbol marks every live pair of symbol id for re-scoring (its frequency changed),
+// dropping dead pairs from its lists; a dead pair is listed again if it comes back.
+func (m *merger) rescoreSymbol(id int32) {
+	if m.opts.Score == FrequencyScore {
+		return // scores do not depend on the parts' frequencies
+	}
+	for _, lists := range []*[]*pairInfo{&m.left[id], &m.right[id]} {
+		m.mark++
+		l := (*lists)[:0]
+		for _, p := range *lists {
+			if p.count <= 0 {
+				p.listed = false
 				continue
 			}
-			stamp[wi] = epoch
-			seq := seqs[wi]
-			has := false
-			for j := 1; j < len(seq); j++ {
-				if seq[j-1] == a && seq[j] == b {
-					has = true
-					break
-				}
+			if p.mark == m.mark {
+				continue // listed twice after coming back
 			}
-			if !has {
+			p.mark = m.mark
+			l = append(l, p)
+			m.touch(p)
+		}
+		*lists = l
+	}
+}
+
+// flush re-scores the touched pairs. The order does not matter: Less is a total order (the
+// texts of two different pairs differ), so the heap's top is the same.
+func (m *merger) flush() {
+	for _, p := range m.touched {
+		m.update(p)
+	}
+	m.touched = m.touched[:0]
+	m.round++
+}
+
+// anyLivePair reports whether some pair still occurs (then too rarely to be in the heap).
+func (m *merger) anyLivePair() bool {
+	for _, p := range m.pairs {
+		if p.count > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// mergeBest merges the heap's best pair (a, b) into the symbol a + b without b's "##" in
+// every word that holds it and re-scores what changed. It returns the merged text and whether
+// it is a new token (neither present before nor a special token).
+func (m *merger) mergeBest() (string, bool, error) {
+	best := m.h.items[0]
+	a, b := best.a, best.b
+	text := m.texts[a] + strings.TrimPrefix(m.texts[b], "##")
+	_, existed := m.ids[text]
+	n := m.symbol(text)
+	m.grow()
+	if m.replace(best, n) == 0 {
+		return "", false, fmt.Errorf("bert: train wordpiece: internal error: pair (%q, %q) of count %d found in no word", m.texts[a], m.texts[b], best.count)
+	}
+	m.rescoreSymbol(a)
+	if b != a {
+		m.rescoreSymbol(b)
+	}
+	m.rescoreSymbol(n)
+	m.flush()
+	return text, !existed && !m.special[text], nil
+}
+
+// replace puts n for pair p's (a, b) in every word that holds it, moving the pair counts and
+// symbol frequencies, and returns how many occurrences it merged (words weighted by count).
+func (m *merger) replace(p *pairInfo, n int32) int {
+	a, b := p.a, p.b
+	m.epoch++
+	where := p.where
+	p.where = nil
+	merged := 0
+	for _, wi := range where {
+		if m.stamp[wi] == m.epoch {
+			continue
+		}
+		m.stamp[wi] = m.epoch
+		seq := m.seqs[wi]
+		has := false
+		for j := 1; j < len(seq); j++ {
+			if seq[j-1] == a && seq[j] == b {
+				has = true
+				break
+			}
+		}
+		if !has {
+			continue
+		}
+		c := m.cnt[wi]
+		for j := 1; j < len(seq); j++ {
+			m.addPair(seq[j-1], seq[j], -c, wi)
+		}
+		out := seq[:0]
+		for j := 0; j < len(seq); j++ {
+			if j+1 < len(seq) && seq[j] == a && seq[j+1] == b {
+				out = append(out, n)
+				m.freq[a] -= c
+				m.freq[b] -= c
+				m.freq[n] += c
+				merged += c
+				j++
 				continue
 			}
-			c := cnt[wi]
-			for j := 1; j < len(seq); j++ {
-				addPair(seq[j-1], seq[j], -c, wi)
-			}
-			out := seq[:0]
-			for j := 0; j < len(seq); j++ {
-				if j+1 < len(seq) && seq[j] == a && seq[j+1] == b {
-					out = append(out, n)
-					freq[a] -= c
-					freq[b] -= c
-					freq[n] += c
-					merged += c
-					j++
-					continue
-				}
-				out = append(out, seq[j])
-			}
-			seqs[wi] = out
-			for j := 1; j < len(out); j++ {
-				addPair(out[j-1], out[j], c, wi)
-			}
+			out = append(out, seq[j])
 		}
-		if merged == 0 {
-			return nil, st, fmt.Errorf("bert: train wordpiece: internal error: pair (%q, %q) of count %d found in no word", texts[a], texts[b], best.count)
-		}
-		rescoreSymbol(a)
-		if b != a {
-			rescoreSymbol(b)
-		}
-		rescoreSymbol(n)
-		flush()
-	}
-	if size >= w.opts.Size {
-		st.Stop = "size"
-	}
-	st.Merges = len(added)
-
-	var sb strings.Builder
-	for _, s := range w.opts.SpecialTokens {
-		sb.WriteString(s)
-		sb.WriteByte('\n')
-	}
-	for _, s := range texts[:len(first)+len(inner)] {
-		if !special[s] {
-			sb.WriteString(s)
-			sb.WriteByte('\n')
+		m.seqs[wi] = out
+		for j := 1; j < len(out); j++ {
+			m.addPair(out[j-1], out[j], c, wi)
 		}
 	}
-	for _, s := range added {
-		sb.WriteString(s)
-		sb.WriteByte('\n')
-	}
-	v, err := ReadVocab(strings.NewReader(sb.String()))
-	if err != nil {
-		return nil, st, fmt.Errorf("bert: train wordpiece: %w", err)
-	}
-	return v, st, nil
+	return merged
 }
 
 // TrainWordPiece learns a WordPiece vocabulary from texts; see WordPieceTrainer.Train.

@@ -111,3 +111,7 @@ func runChunks(chunks int, fn func(i int)) {
 	j.run()
 	j.wg.Wait()
 }
+
+// elemGrain is the ParallelFor grain of the elementwise kernels (activations, dropout masks,
+// vector ops): enough elements that a goroutine's work outweighs starting it.
+const elemGrain = 1 << 14

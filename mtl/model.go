@@ -7,7 +7,6 @@ import (
 
 	"github.com/mtbert/mtbert/autograd"
 	"github.com/mtbert/mtbert/bert"
-	"github.com/mtbert/mtbert/kernels/cuda"
 	"github.com/mtbert/mtbert/nn"
 	"github.com/mtbert/mtbert/tensor"
 )
@@ -136,21 +135,19 @@ type Model struct {
 	// HeadParams holds the heads' parameters, named "<task>.weight" and "<task>.bias".
 	HeadParams *nn.Params
 	byName     map[string]*Head
-	// gpu, when set by UseCUDA, runs Predict's encoder pass; gpuMu serialises its use.
-	gpu   *bert.CUDAEncoder
-	gpuMu sync.Mutex
+	// enc, when set by UseEncoder, runs Predict's encoder pass; encMu serialises its use.
+	enc   bert.Encoder
+	encMu sync.Mutex
 }
 
-// UseCUDA makes Predict (and so prediction, evaluation and serving) run the encoder on the
-// CUDA device of c, with float32 GEMMs (bert.CUDAEncoder); the heads, small, stay on the CPU.
-// Batches must be right-padded, as the collators make them. Training is unaffected.
-func (m *Model) UseCUDA(c *cuda.Context) error {
-	e, err := bert.NewCUDAEncoder(c, m.Encoder)
-	if err != nil {
-		return err
-	}
-	m.gpu = e
-	return nil
+// UseEncoder makes Predict (and so prediction, evaluation and serving) run the encoder pass
+// with e, for example a GPU encoder of m.Encoder (package bert/cudabert); the heads, small,
+// stay on the CPU. Calls to e are serialised. The GPU encoder needs right-padded batches, as
+// the collators make them. Training is unaffected; nil returns to m.Encoder.Forward.
+func (m *Model) UseEncoder(e bert.Encoder) {
+	m.encMu.Lock()
+	m.enc = e
+	m.encMu.Unlock()
 }
 
 // NewModel puts heads for specs on enc, initialised as transformers initialises a linear
@@ -281,27 +278,13 @@ func (m *Model) Predict(enc bert.Batch, heads []*Head) (map[string][]float32, er
 	return res, nil
 }
 
-// infer runs the encoder in inference mode: on the GPU after UseCUDA, else on tp.
+// infer runs the encoder in inference mode: with the encoder of UseEncoder, else on tp.
 func (m *Model) infer(tp *autograd.Tape, enc bert.Batch) (*bert.Output, error) {
-	if m.gpu != nil {
-		return m.gpuForward(enc)
+	m.encMu.Lock()
+	if m.enc == nil {
+		m.encMu.Unlock()
+		return m.Encoder.Forward(tp, enc, false)
 	}
-	return m.Encoder.Forward(tp, enc, false)
-}
-
-// gpuForward runs the encoder on the GPU and returns its last hidden state and pooled output
-// as constants for the heads.
-func (m *Model) gpuForward(enc bert.Batch) (*bert.Output, error) {
-	m.gpuMu.Lock()
-	last, pooled, err := m.gpu.Embed(enc)
-	m.gpuMu.Unlock()
-	if err != nil {
-		return nil, err
-	}
-	H := m.Encoder.Cfg.HiddenSize
-	out := &bert.Output{Last: autograd.Constant(tensor.FromSlice(last, enc.B, enc.T, H))}
-	if pooled != nil {
-		out.Pooled = autograd.Constant(tensor.FromSlice(pooled, enc.B, H))
-	}
-	return out, nil
+	defer m.encMu.Unlock()
+	return m.enc.Encode(enc)
 }

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/mtbert/mtbert/bert"
-	"github.com/mtbert/mtbert/kernels/cuda"
 )
 
 // Entity is one extracted mention.
@@ -65,8 +64,8 @@ func NewExtractor(m *Model, tok *bert.Tokenizer) *Extractor {
 	return &Extractor{model: m, tok: tok, Batch: 8}
 }
 
-// UseCUDA runs the extractor's encoder passes on the CUDA device of c (see Model.UseCUDA).
-func (e *Extractor) UseCUDA(c *cuda.Context) error { return e.model.UseCUDA(c) }
+// UseEncoder runs the extractor's encoder passes with enc (see Model.UseEncoder).
+func (e *Extractor) UseEncoder(enc bert.Encoder) { e.model.UseEncoder(enc) }
 
 // Model returns the extractor's model.
 func (e *Extractor) Model() *Model { return e.model }

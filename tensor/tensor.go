@@ -3,17 +3,13 @@ package tensor
 import (
 	"fmt"
 	"strings"
-
-	"github.com/mtbert/mtbert/kernels"
 )
 
 // Storage is the memory behind one or more tensors.
 type Storage struct {
-	// F32 holds the elements of a host float32 storage.
+	// F32 holds the elements: tensors are float32 in host memory (GPU memory is managed by
+	// package kernels/cuda's buffers, not by tensors).
 	F32 []float32
-	// DType and Device say what the storage holds and where.
-	DType  kernels.DType
-	Device kernels.Device
 }
 
 // Tensor is a strided view of a Storage.
@@ -60,7 +56,7 @@ func FromSlice(data []float32, shape ...int) *Tensor {
 	}
 	sh := append([]int(nil), shape...)
 	return &Tensor{
-		st:      &Storage{F32: data, DType: kernels.F32, Device: kernels.Host},
+		st:      &Storage{F32: data},
 		shape:   sh,
 		strides: contiguousStrides(sh),
 	}
@@ -90,12 +86,6 @@ func (t *Tensor) Dim(i int) int { return t.shape[t.axis(i)] }
 // Len returns the number of elements.
 func (t *Tensor) Len() int { return Numel(t.shape) }
 
-// DType returns the element type.
-func (t *Tensor) DType() kernels.DType { return t.st.DType }
-
-// Device returns the device that holds the storage.
-func (t *Tensor) Device() kernels.Device { return t.st.Device }
-
 func (t *Tensor) axis(i int) int {
 	if i < 0 {
 		i += len(t.shape)
@@ -104,12 +94,6 @@ func (t *Tensor) axis(i int) int {
 		panic(fmt.Sprintf("tensor: axis %d out of range for shape %v", i, t.shape))
 	}
 	return i
-}
-
-func (t *Tensor) mustHostF32(op string) {
-	if t.st.Device.Kind != kernels.CPU || t.st.DType != kernels.F32 {
-		panic(fmt.Sprintf("tensor: %s needs a host F32 tensor, have %v on %v", op, t.st.DType, t.st.Device))
-	}
 }
 
 // IsContiguous reports whether the elements are laid out row-major without gaps.
@@ -127,7 +111,6 @@ func (t *Tensor) IsContiguous() bool {
 // Data returns the elements of a contiguous host float32 tensor as a slice that aliases the
 // storage. It panics for a non-contiguous view: call Contiguous first.
 func (t *Tensor) Data() []float32 {
-	t.mustHostF32("Data")
 	if !t.IsContiguous() {
 		panic(fmt.Sprintf("tensor: Data of a non-contiguous view (shape %v strides %v); call Contiguous", t.shape, t.strides))
 	}
@@ -165,7 +148,6 @@ func (t *Tensor) CopyFrom(src *Tensor) {
 		src.copyTo(t.Data())
 		return
 	}
-	t.mustHostF32("CopyFrom")
 	tmp := src.Contiguous().Data()
 	i := 0
 	t.each(func(j int) { t.st.F32[j] = tmp[i]; i++ })
@@ -176,7 +158,6 @@ func (t *Tensor) AddInto(dst []float32) {
 	if len(dst) != t.Len() {
 		panic(fmt.Sprintf("tensor: AddInto: %d elements into %d", t.Len(), len(dst)))
 	}
-	t.mustHostF32("AddInto")
 	i := 0
 	src := t.st.F32
 	t.each(func(j int) { dst[i] += src[j]; i++ })
@@ -188,7 +169,6 @@ func (t *Tensor) AddFrom(src []float32) {
 	if len(src) != t.Len() {
 		panic(fmt.Sprintf("tensor: AddFrom: %d elements into shape %v", len(src), t.shape))
 	}
-	t.mustHostF32("AddFrom")
 	i := 0
 	dst := t.st.F32
 	t.each(func(j int) { dst[j] += src[i]; i++ })
@@ -196,7 +176,6 @@ func (t *Tensor) AddFrom(src []float32) {
 
 // copyTo writes the elements of t in row-major order into dst.
 func (t *Tensor) copyTo(dst []float32) {
-	t.mustHostF32("copy")
 	if t.IsContiguous() {
 		copy(dst, t.st.F32[t.off:t.off+t.Len()])
 		return
@@ -259,17 +238,16 @@ func (t *Tensor) index(idx []int) int {
 }
 
 // At returns the element at idx.
-func (t *Tensor) At(idx ...int) float32 { t.mustHostF32("At"); return t.st.F32[t.index(idx)] }
+func (t *Tensor) At(idx ...int) float32 { return t.st.F32[t.index(idx)] }
 
 // Set stores v at idx.
-func (t *Tensor) Set(v float32, idx ...int) { t.mustHostF32("Set"); t.st.F32[t.index(idx)] = v }
+func (t *Tensor) Set(v float32, idx ...int) { t.st.F32[t.index(idx)] = v }
 
 // Item returns the only element of a one-element tensor.
 func (t *Tensor) Item() float32 {
 	if t.Len() != 1 {
 		panic(fmt.Sprintf("tensor: Item of shape %v", t.shape))
 	}
-	t.mustHostF32("Item")
 	return t.st.F32[t.off]
 }
 
@@ -277,7 +255,7 @@ func (t *Tensor) Item() float32 {
 func (t *Tensor) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Tensor%v", t.shape)
-	if t.st.Device.Kind == kernels.CPU && t.st.DType == kernels.F32 && t.Len() <= 16 {
+	if t.Len() <= 16 {
 		fmt.Fprintf(&b, "%v", t.ToHost())
 	}
 	return b.String()

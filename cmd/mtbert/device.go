@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/mtbert/mtbert/bert"
+	"github.com/mtbert/mtbert/bert/cudabert"
 	"github.com/mtbert/mtbert/kernels"
 	"github.com/mtbert/mtbert/kernels/cuda"
+	"github.com/mtbert/mtbert/mtl"
 )
 
 // addDeviceFlag registers -device on a command that computes.
@@ -56,4 +59,23 @@ func openDevice(flagValue string, gpu bool, stderr io.Writer) (*cuda.Context, er
 		return nil, nil
 	}
 	return nil, fmt.Errorf("device %s (%s): this command does not run on the GPU yet (predict, serve, eval, encode and bench bert do; training is not wired to kernels/cuda); use -device cpu", req, sel.Ctx.Info().Name)
+}
+
+// loadExtractor is mtl.LoadExtractor that, when gpu is set, runs the model's encoder passes on
+// that device (a cudabert.Encoder, returned so that the caller can Close it; nil on the CPU).
+func loadExtractor(dir string, gpu *cuda.Context) (*mtl.Extractor, *cudabert.Encoder, error) {
+	m, tok, err := mtl.LoadCheckpoint(dir, bert.DefaultLowerCase)
+	if err != nil {
+		return nil, nil, err
+	}
+	ex := mtl.NewExtractor(m, tok)
+	if gpu == nil {
+		return ex, nil, nil
+	}
+	e, err := cudabert.New(gpu, m.Encoder)
+	if err != nil {
+		return nil, nil, err
+	}
+	ex.UseEncoder(e)
+	return ex, e, nil
 }

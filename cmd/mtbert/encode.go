@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/mtbert/mtbert/bert"
+	"github.com/mtbert/mtbert/bert/cudabert"
 	"github.com/mtbert/mtbert/nn"
 )
 
@@ -107,7 +108,7 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 	}
 	embed := m.Embed
 	if gpu != nil {
-		e, err := bert.NewCUDAEncoder(gpu, m)
+		e, err := cudabert.New(gpu, m)
 		if err != nil {
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/mtbert/mtbert/bert"
+	"github.com/mtbert/mtbert/bert/cudabert"
 	"github.com/mtbert/mtbert/mtl"
 	"github.com/mtbert/mtbert/mtl/train"
 )
@@ -43,9 +44,12 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if gpu != nil {
-		if err := m.UseCUDA(gpu); err != nil {
+		e, err := cudabert.New(gpu, m.Encoder)
+		if err != nil {
 			return err
 		}
+		defer e.Close()
+		m.UseEncoder(e)
 	}
 	loaded, err := cfg.LoadAll()
 	if err != nil {

@@ -54,3 +54,50 @@ func TestImportsFlowOneWay(t *testing.T) {
 		t.Fatal("no project imports found")
 	}
 }
+
+// cudaImporters are the only packages outside kernels/cuda that may depend on it: the GPU
+// encoder, the benchmarks (whose options name a CUDA context) and the command. bert and mtl
+// take a GPU encoder through the bert.Encoder interface.
+var cudaImporters = []string{"bert/cudabert", "bench", "cmd/"}
+
+// TestOnlyCUDABertImportsCUDA fails when a package other than cudaImporters depends on
+// kernels/cuda, directly or through another package, in its build or in its tests.
+func TestOnlyCUDABertImportsCUDA(t *testing.T) {
+	const mod = "github.com/mtbert/mtbert/"
+	const cudaPkg = mod + "kernels/cuda"
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Deps \" \"}} {{join .TestImports \" \"}} {{join .XTestImports \" \"}}", mod+"...").Output()
+	if err != nil {
+		t.Skipf("go list unavailable: %v", err)
+	}
+	allowed := func(p string) bool {
+		r := strings.TrimPrefix(p, mod)
+		if r == "kernels/cuda" || strings.HasPrefix(r, "kernels/cuda/") {
+			return true
+		}
+		for _, a := range cudaImporters {
+			if r == strings.TrimSuffix(a, "/") || (strings.HasSuffix(a, "/") && strings.HasPrefix(r, a)) {
+				return true
+			}
+		}
+		return false
+	}
+	seen := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		seen[strings.TrimPrefix(f[0], mod)] = true
+		if allowed(f[0]) {
+			continue
+		}
+		for _, d := range f[1:] {
+			if d == cudaPkg || strings.HasPrefix(d, cudaPkg+"/") {
+				t.Errorf("%s depends on %s: only %v may (the rest take a bert.Encoder)", f[0], d, cudaImporters)
+				break
+			}
+		}
+	}
+	for _, p := range []string{"bert", "mtl", "bert/cudabert"} {
+		if !seen[p] {
+			t.Errorf("go list did not list %s", p)
+		}
+	}
+}

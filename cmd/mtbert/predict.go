@@ -169,14 +169,12 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 			showProgress = *progressFlag
 		}
 	})
-	ex, err := mtl.LoadExtractor(*model)
+	ex, genc, err := loadExtractor(*model, gpu)
 	if err != nil {
 		return err
 	}
-	if gpu != nil {
-		if err := ex.UseCUDA(gpu); err != nil {
-			return err
-		}
+	if genc != nil {
+		defer genc.Close()
 	}
 	ex.Batch = *batch
 	var names []string

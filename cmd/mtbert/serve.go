@@ -114,10 +114,8 @@ func listenAndServe(ctx context.Context, o serveOptions, stderr io.Writer, onLis
 	loaded := make(chan error, 1)
 	go func() {
 		t0 := time.Now()
-		ex, err := mtl.LoadExtractor(o.model)
-		if err == nil && o.gpu != nil {
-			err = ex.UseCUDA(o.gpu)
-		}
+		// A GPU encoder lives as long as the process: requests may use it until shutdown.
+		ex, _, err := loadExtractor(o.model, o.gpu)
 		if err == nil {
 			s.SetExtractor(ex)
 			logger.Printf("model %s loaded in %v: ready", o.model, time.Since(t0).Round(time.Millisecond))

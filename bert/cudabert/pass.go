@@ -1,4 +1,4 @@
-package bert
+package cudabert
 
 import (
 	"errors"
@@ -6,13 +6,14 @@ import (
 	"math"
 
 	"github.com/mtbert/mtbert/autograd"
+	"github.com/mtbert/mtbert/bert"
 	"github.com/mtbert/mtbert/kernels/cuda"
 	"github.com/mtbert/mtbert/nn"
 )
 
-// cudaLayerSaved is what the backward pass of one layer needs from its forward pass. In
+// layerSaved is what the backward pass of one layer needs from its forward pass. In
 // inference every layer shares one set, overwritten layer by layer.
-type cudaLayerSaved struct {
+type layerSaved struct {
 	xin, ctx, x1, hg                                          pair
 	qb, kb, vb, lse, s1, mean1, rstd1, hPre, s2, mean2, rstd2 cuda.Buffer
 	// Seeds of the attention-probability dropout and of the dropout after the attention
@@ -20,12 +21,12 @@ type cudaLayerSaved struct {
 	attSeed, aSeed, oSeed uint64
 }
 
-// cudaPass is one batch's encoder pass on the GPU: its inputs, activations and, in training,
+// pass is one batch's encoder pass on the GPU: its inputs, activations and, in training,
 // what the backward needs. Forward and the training step both run it.
-type cudaPass struct {
-	e                 *CUDAEncoder
+type pass struct {
+	e                 *Encoder
 	s                 *cuda.Stream
-	b                 Batch
+	b                 bert.Batch
 	train, bf16       bool
 	N, H, I           int
 	pos, types        []int32
@@ -35,7 +36,7 @@ type cudaPass struct {
 	emb, s0, tmp      cuda.Buffer
 	mean0, rstd0      cuda.Buffer
 	x                 pair
-	saved             []cudaLayerSaved
+	saved             []layerSaved
 	att               cuda.FlashAttention
 	// pH and pA are the hidden and attention dropout (training only); embSeed the seed of the
 	// dropout after the embeddings.
@@ -45,8 +46,8 @@ type cudaPass struct {
 
 // newPass checks b, allocates the pass's buffers (zeroed), uploads the inputs and, in training,
 // draws the dropout seeds from the model's stream in the order of the CPU's Forward.
-func (e *CUDAEncoder) newPass(b Batch, train bool) (*cudaPass, error) {
-	if err := e.m.validate(b); err != nil {
+func (e *Encoder) newPass(b bert.Batch, train bool) (*pass, error) {
+	if err := e.m.Validate(b); err != nil {
 		return nil, err
 	}
 	valid, err := rightPadding(b)
@@ -54,7 +55,7 @@ func (e *CUDAEncoder) newPass(b Batch, train bool) (*cudaPass, error) {
 		return nil, err
 	}
 	cfg := e.m.Cfg
-	p := &cudaPass{e: e, s: e.s, b: b, train: train, bf16: e.wb != nil, N: b.B * b.T, H: cfg.HiddenSize, I: cfg.IntermediateSize}
+	p := &pass{e: e, s: e.s, b: b, train: train, bf16: e.wb != nil, N: b.B * b.T, H: cfg.HiddenSize, I: cfg.IntermediateSize}
 	p.pos, p.types = positions(b)
 	N, H, I, B, T, nh := p.N, p.H, p.I, b.B, b.T, cfg.NumAttentionHeads
 	D := H / nh
@@ -62,13 +63,13 @@ func (e *CUDAEncoder) newPass(b Batch, train bool) (*cudaPass, error) {
 	vl := p.f32(B)
 	p.emb, p.s0, p.tmp, p.mean0, p.rstd0 = p.f32(N*H), p.f32(N*H), p.f32(N*H), p.f32(N), p.f32(N)
 	p.x = p.act(N * H)
-	slot := func() cudaLayerSaved {
-		return cudaLayerSaved{xin: p.act(N * H), qb: p.alloc(2 * N * H), kb: p.alloc(2 * N * H), vb: p.alloc(2 * N * H),
+	slot := func() layerSaved {
+		return layerSaved{xin: p.act(N * H), qb: p.alloc(2 * N * H), kb: p.alloc(2 * N * H), vb: p.alloc(2 * N * H),
 			ctx: p.act(N * H), lse: p.f32(B * nh * T), s1: p.f32(N * H), mean1: p.f32(N), rstd1: p.f32(N), x1: p.act(N * H),
 			hPre: p.f32(N * I), hg: p.act(N * I), s2: p.f32(N * H), mean2: p.f32(N), rstd2: p.f32(N)}
 	}
-	p.saved = make([]cudaLayerSaved, len(e.m.Layers))
-	var shared cudaLayerSaved
+	p.saved = make([]layerSaved, len(e.m.Layers))
+	var shared layerSaved
 	if !train {
 		shared = slot()
 	}
@@ -89,7 +90,7 @@ func (e *CUDAEncoder) newPass(b Batch, train bool) (*cudaPass, error) {
 		p.pH, p.pA = e.m.Dropout.P, float32(cfg.AttentionProbsDropoutProb)
 		if p.pA > 0 && D != 32 && D != 64 {
 			p.free()
-			return nil, fmt.Errorf("bert: GPU encoder: attention dropout needs heads of 32 or 64 dimensions, not %d", D)
+			return nil, fmt.Errorf("cudabert: GPU encoder: attention dropout needs heads of 32 or 64 dimensions, not %d", D)
 		}
 		if p.pH > 0 {
 			p.embSeed = e.m.Dropout.NextSeed()
@@ -110,7 +111,7 @@ func (e *CUDAEncoder) newPass(b Batch, train bool) (*cudaPass, error) {
 }
 
 // alloc returns a zeroed device buffer freed with the pass (the first error is kept).
-func (p *cudaPass) alloc(bytes int) cuda.Buffer {
+func (p *pass) alloc(bytes int) cuda.Buffer {
 	buf, err := p.e.c.Alloc(bytes)
 	if err == nil {
 		err = p.s.MemsetD8(buf.Ptr, 0, bytes)
@@ -122,10 +123,10 @@ func (p *cudaPass) alloc(bytes int) cuda.Buffer {
 	return buf
 }
 
-func (p *cudaPass) f32(n int) cuda.Buffer { return p.alloc(4 * n) }
+func (p *pass) f32(n int) cuda.Buffer { return p.alloc(4 * n) }
 
 // act allocates a float32 activation and, in bf16 mode, its bf16 copy.
-func (p *cudaPass) act(n int) pair {
+func (p *pass) act(n int) pair {
 	a := pair{f: p.f32(n)}
 	if p.bf16 {
 		a.b = p.alloc(2 * n)
@@ -133,7 +134,7 @@ func (p *cudaPass) act(n int) pair {
 	return a
 }
 
-func (p *cudaPass) free() {
+func (p *pass) free() {
 	for _, b := range p.bufs {
 		b.Free()
 	}
@@ -142,17 +143,17 @@ func (p *cudaPass) free() {
 
 // linear computes out = in·Wᵀ + bias over the pass's N rows, with a bf16 copy when outBF16 is
 // set.
-func (p *cudaPass) linear(out, outBF16 cuda.Buffer, in, w pair, bias cuda.Buffer, inC, outC int) error {
+func (p *pass) linear(out, outBF16 cuda.Buffer, in, w pair, bias cuda.Buffer, inC, outC int) error {
 	return errors.Join(p.e.mm(cuda.Gemm{M: p.N, N: outC, K: inC, TransB: true}, in, w, out), p.s.BiasAdd(out, outBF16, out, bias, p.N, outC))
 }
 
 // lin is linear for one of the model's layers.
-func (p *cudaPass) lin(out, outBF16 cuda.Buffer, in pair, l *nn.Linear, inC, outC int) error {
+func (p *pass) lin(out, outBF16 cuda.Buffer, in pair, l *nn.Linear, inC, outC int) error {
 	return p.linear(out, outBF16, in, p.e.weight(l.W), p.e.w[l.B], inC, outC)
 }
 
 // drop applies the hidden dropout with seed to buf in place (training only).
-func (p *cudaPass) drop(buf cuda.Buffer, seed uint64) error {
+func (p *pass) drop(buf cuda.Buffer, seed uint64) error {
 	if p.pH == 0 {
 		return nil
 	}
@@ -160,7 +161,7 @@ func (p *cudaPass) drop(buf cuda.Buffer, seed uint64) error {
 }
 
 // toBF16 refreshes a's bf16 copy of n values (bf16 mode only).
-func (p *cudaPass) toBF16(a pair, n int) error {
+func (p *pass) toBF16(a pair, n int) error {
 	if !p.bf16 {
 		return nil
 	}
@@ -168,7 +169,7 @@ func (p *cudaPass) toBF16(a pair, n int) error {
 }
 
 // copyPair copies n values of src into dst, with the bf16 copy in bf16 mode.
-func (p *cudaPass) copyPair(dst, src pair, n int) error {
+func (p *pass) copyPair(dst, src pair, n int) error {
 	if err := p.s.CopyDtoDAsync(dst.f.Ptr, src.f.Ptr, 4*n); err != nil || !p.bf16 {
 		return err
 	}
@@ -176,41 +177,85 @@ func (p *cudaPass) copyPair(dst, src pair, n int) error {
 }
 
 // forward runs the embeddings and every layer; p.x holds the last hidden state after it. In
-// training it keeps each layer's input and intermediates and applies dropout.
-func (p *cudaPass) forward() error {
-	m, s, N, H, I := p.e.m, p.s, p.N, p.H, p.I
+// training it keeps each layer's input and intermediates and applies dropout. When tr is not
+// nil, each stage's hidden state is copied into it as bert.Model.Trace records it.
+func (p *pass) forward(tr *bert.Trace) error {
+	err := p.embeddings()
+	if err == nil && tr != nil {
+		tr.Embeddings, err = p.download(p.x.f)
+	}
+	for li := range p.e.m.Layers {
+		if err == nil {
+			err = p.attentionBlock(li)
+		}
+		if err == nil && tr != nil {
+			var a []float32
+			a, err = p.download(p.saved[li].x1.f)
+			tr.Attention = append(tr.Attention, a)
+		}
+		if err == nil {
+			err = p.feedForwardBlock(li)
+		}
+		if err == nil && tr != nil {
+			var o []float32
+			o, err = p.download(p.x.f)
+			tr.Layers = append(tr.Layers, o)
+		}
+	}
+	return err
+}
+
+// download copies a (B·T, H) float32 activation to the host.
+func (p *pass) download(buf cuda.Buffer) ([]float32, error) {
+	host := make([]float32, p.N*p.H)
+	return host, cuda.Download(p.s, host, buf)
+}
+
+// embeddings writes LayerNorm(word + position + token type embeddings) into p.x, with the
+// dropout after it in training.
+func (p *pass) embeddings() error {
+	m, s, N, H := p.e.m, p.s, p.N, p.H
 	w := func(v *autograd.Var) cuda.Buffer { return p.e.w[v] }
 	var none cuda.Buffer
-	eps := float32(m.Cfg.LayerNormEps)
 	err := errors.Join(
 		s.EmbeddingForward(p.emb, w(m.Word.W), p.ids, N, H, false),
 		s.EmbeddingForward(p.emb, w(m.Position.W), p.posIDs, N, H, true),
 		s.EmbeddingForward(p.emb, w(m.TokenType.W), p.tIDs, N, H, true),
-		s.LayerNormForward(p.x.f, p.x.b, p.s0, p.mean0, p.rstd0, p.emb, none, w(m.EmbLN.Gamma), w(m.EmbLN.Beta), N, H, eps))
+		s.LayerNormForward(p.x.f, p.x.b, p.s0, p.mean0, p.rstd0, p.emb, none, w(m.EmbLN.Gamma), w(m.EmbLN.Beta), N, H, float32(m.Cfg.LayerNormEps)))
 	if err == nil && p.pH > 0 {
 		err = errors.Join(p.drop(p.x.f, p.embSeed), p.toBF16(p.x, N*H))
 	}
-	for li, l := range m.Layers {
-		if err != nil {
-			return err
-		}
-		sv := p.saved[li]
-		att := p.att
-		att.DropP, att.Seed = p.pA, sv.attSeed
-		if p.train {
-			err = p.copyPair(sv.xin, p.x, N*H)
-		}
-		err = errors.Join(err,
-			p.lin(p.tmp, sv.qb, p.x, l.Query, H, H), p.lin(p.tmp, sv.kb, p.x, l.Key, H, H), p.lin(p.tmp, sv.vb, p.x, l.Value, H, H),
-			s.FlashAttentionForward(att, sv.qb, sv.kb, sv.vb, sv.ctx.b, sv.ctx.f, sv.lse),
-			p.lin(p.tmp, none, sv.ctx, l.AttnOut, H, H),
-			p.drop(p.tmp, sv.aSeed),
-			s.LayerNormForward(sv.x1.f, sv.x1.b, sv.s1, sv.mean1, sv.rstd1, p.tmp, p.x.f, w(l.AttnLN.Gamma), w(l.AttnLN.Beta), N, H, eps),
-			p.e.mm(cuda.Gemm{M: N, N: I, K: H, TransB: true}, sv.x1, p.e.weight(l.Intermediate.W), sv.hPre),
-			s.BiasGeluForward(sv.hPre, sv.hg.f, sv.hg.b, sv.hPre, w(l.Intermediate.B), N, I),
-			p.lin(p.tmp, none, sv.hg, l.Output, I, H),
-			p.drop(p.tmp, sv.oSeed),
-			s.LayerNormForward(p.x.f, p.x.b, sv.s2, sv.mean2, sv.rstd2, p.tmp, sv.x1.f, w(l.OutLN.Gamma), w(l.OutLN.Beta), N, H, eps))
-	}
 	return err
+}
+
+// attentionBlock runs layer li's self-attention on p.x: x1 = LayerNorm(dropout(AttnOut(
+// attention(Q, K, V))) + x), into the layer's saved x1 (its input saved first in training).
+func (p *pass) attentionBlock(li int) error {
+	l, sv, s, N, H := p.e.m.Layers[li], p.saved[li], p.s, p.N, p.H
+	att := p.att
+	att.DropP, att.Seed = p.pA, sv.attSeed
+	var err error
+	if p.train {
+		err = p.copyPair(sv.xin, p.x, N*H)
+	}
+	var none cuda.Buffer
+	return errors.Join(err,
+		p.lin(p.tmp, sv.qb, p.x, l.Query, H, H), p.lin(p.tmp, sv.kb, p.x, l.Key, H, H), p.lin(p.tmp, sv.vb, p.x, l.Value, H, H),
+		s.FlashAttentionForward(att, sv.qb, sv.kb, sv.vb, sv.ctx.b, sv.ctx.f, sv.lse),
+		p.lin(p.tmp, none, sv.ctx, l.AttnOut, H, H),
+		p.drop(p.tmp, sv.aSeed),
+		s.LayerNormForward(sv.x1.f, sv.x1.b, sv.s1, sv.mean1, sv.rstd1, p.tmp, p.x.f, p.e.w[l.AttnLN.Gamma], p.e.w[l.AttnLN.Beta], N, H, float32(p.e.m.Cfg.LayerNormEps)))
+}
+
+// feedForwardBlock runs layer li's feed-forward block on its x1: p.x = LayerNorm(dropout(
+// Output(GELU(Intermediate(x1)))) + x1).
+func (p *pass) feedForwardBlock(li int) error {
+	l, sv, s, N, H, I := p.e.m.Layers[li], p.saved[li], p.s, p.N, p.H, p.I
+	var none cuda.Buffer
+	return errors.Join(
+		p.e.mm(cuda.Gemm{M: N, N: I, K: H, TransB: true}, sv.x1, p.e.weight(l.Intermediate.W), sv.hPre),
+		s.BiasGeluForward(sv.hPre, sv.hg.f, sv.hg.b, sv.hPre, p.e.w[l.Intermediate.B], N, I),
+		p.lin(p.tmp, none, sv.hg, l.Output, I, H),
+		p.drop(p.tmp, sv.oSeed),
+		s.LayerNormForward(p.x.f, p.x.b, sv.s2, sv.mean2, sv.rstd2, p.tmp, sv.x1.f, p.e.w[l.OutLN.Gamma], p.e.w[l.OutLN.Beta], N, H, float32(p.e.m.Cfg.LayerNormEps)))
 }

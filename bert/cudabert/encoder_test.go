@@ -1,4 +1,4 @@
-package bert
+package cudabert
 
 import (
 	"fmt"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/mtbert/mtbert/autograd"
+	"github.com/mtbert/mtbert/bert"
 	"github.com/mtbert/mtbert/kernels/cuda"
 	"github.com/mtbert/mtbert/nn"
 	"github.com/mtbert/mtbert/tensor"
@@ -16,7 +17,7 @@ import (
 // the driver (built from ../kernels/cuda when a C++ compiler is present; skipped otherwise).
 func openCUDA(t *testing.T) *cuda.Context {
 	t.Helper()
-	lib, skip, err := cuda.TestLibrary("../kernels/cuda")
+	lib, skip, err := cuda.TestLibrary("../../kernels/cuda")
 	switch {
 	case err != nil:
 		t.Fatalf("building the CUDA emulation: %v", err)
@@ -32,20 +33,20 @@ func openCUDA(t *testing.T) *cuda.Context {
 	return c
 }
 
-// TestCUDAEncoderMatchesCPU runs a 2-layer encoder on the GPU path (the host emulation in CI)
+// TestEncoderMatchesCPU runs a 2-layer encoder on the GPU path (the host emulation in CI)
 // and on the CPU on a right-padded batch of two rows: the last hidden states agree within bf16
 // tolerance (the attention's Q, K and V are rounded to bf16), and a left-padded mask is refused.
-func TestCUDAEncoderMatchesCPU(t *testing.T) {
+func TestEncoderMatchesCPU(t *testing.T) {
 	c := openCUDA(t)
-	cfg := DefaultConfig()
+	cfg := bert.DefaultConfig()
 	cfg.VocabSize, cfg.HiddenSize, cfg.NumAttentionHeads, cfg.IntermediateSize = 60, 128, 2, 256
 	cfg.NumHiddenLayers, cfg.MaxPositionEmbeddings = 2, 32
-	m, err := New(cfg, 7, false)
+	m, err := bert.New(cfg, 7, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	const B, T = 2, 13
-	b := Batch{B: B, T: T, IDs: make([]int32, B*T), TypeIDs: make([]int32, B*T), Mask: make([]float32, B*T)}
+	b := bert.Batch{B: B, T: T, IDs: make([]int32, B*T), TypeIDs: make([]int32, B*T), Mask: make([]float32, B*T)}
 	for i := range b.IDs {
 		r, p := i/T, i%T
 		if r == 1 && p >= 9 {
@@ -68,7 +69,7 @@ func TestCUDAEncoderMatchesCPU(t *testing.T) {
 		bf16            bool
 		maxTol, meanTol float64
 	}{{"float32 GEMMs", false, 5e-3, 1e-3}, {"mixed precision", true, 5e-3, 1e-3}} {
-		e, err := NewCUDAEncoder(c, m)
+		e, err := New(c, m)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,31 +101,31 @@ func TestCUDAEncoderMatchesCPU(t *testing.T) {
 	}
 }
 
-// TestCUDAGradientsMatchCPU checks the GPU backward of a token-tagging step (2 layers, a padded
+// TestGradientsMatchCPU checks the GPU backward of a token-tagging step (2 layers, a padded
 // batch, ignored tags) against the CPU's autograd: the loss, and every parameter's gradient
 // relative to that gradient's largest entry, within bf16 tolerance (Q, K, V and the attention
 // output's gradient pass through bf16).
-func TestCUDAGradientsMatchCPU(t *testing.T) {
+func TestGradientsMatchCPU(t *testing.T) {
 	for _, p := range []float64{0, 0.1} {
-		t.Run(fmt.Sprintf("dropout %g", p), func(t *testing.T) { cudaGradientsVsCPU(t, p) })
+		t.Run(fmt.Sprintf("dropout %g", p), func(t *testing.T) { gradientsVsCPU(t, p) })
 	}
 }
 
-// cudaGradientsVsCPU is TestCUDAGradientsMatchCPU with hidden and attention dropout p: the GPU
+// gradientsVsCPU is TestGradientsMatchCPU with hidden and attention dropout p: the GPU
 // path draws the same seeds from the model's dropout stream and the same masks as the CPU.
-func cudaGradientsVsCPU(t *testing.T, p float64) {
+func gradientsVsCPU(t *testing.T, p float64) {
 	c := openCUDA(t)
-	cfg := DefaultConfig()
+	cfg := bert.DefaultConfig()
 	cfg.VocabSize, cfg.HiddenSize, cfg.NumAttentionHeads, cfg.IntermediateSize = 60, 128, 2, 256
 	cfg.NumHiddenLayers, cfg.MaxPositionEmbeddings = 2, 32
 	cfg.HiddenDropoutProb, cfg.AttentionProbsDropoutProb = p, p
-	m, err := New(cfg, 11, false)
+	m, err := bert.New(cfg, 11, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	head := nn.NewLinear(nn.Root(nn.NewParams()).Sub("head"), tensor.NewRNG(5), cfg.HiddenSize, 5, true, 0.02)
 	const B, T = 2, 11
-	b := Batch{B: B, T: T, IDs: make([]int32, B*T), TypeIDs: make([]int32, B*T), Mask: make([]float32, B*T)}
+	b := bert.Batch{B: B, T: T, IDs: make([]int32, B*T), TypeIDs: make([]int32, B*T), Mask: make([]float32, B*T)}
 	tags := make([]int32, B*T)
 	for i := range b.IDs {
 		tags[i] = int32(i*7) % 5
@@ -151,13 +152,13 @@ func cudaGradientsVsCPU(t *testing.T, p float64) {
 	}{{"float32 GEMMs", false, 2e-2, 1e-3}, {"mixed precision", true, 4e-2, 1e-3}} {
 		t.Run(prec.name, func(t *testing.T) {
 			m.Dropout.SetCalls(0) // the seeds the CPU drew
-			checkCUDAGradients(t, c, m, head, b, tags, loss, prec.bf16, prec.rel, prec.lossTol)
+			checkGradients(t, c, m, head, b, tags, loss, prec.bf16, prec.rel, prec.lossTol)
 		})
 	}
 }
 
-func checkCUDAGradients(t *testing.T, c *cuda.Context, m *Model, head *nn.Linear, b Batch, tags []int32, loss *autograd.Var, bf16 bool, rel, lossTol float64) {
-	e, err := NewCUDAEncoder(c, m)
+func checkGradients(t *testing.T, c *cuda.Context, m *bert.Model, head *nn.Linear, b bert.Batch, tags []int32, loss *autograd.Var, bf16 bool, rel, lossTol float64) {
+	e, err := New(c, m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,24 +207,24 @@ func checkCUDAGradients(t *testing.T, c *cuda.Context, m *Model, head *nn.Linear
 	t.Logf("loss %.6f (CPU %.6f); worst gradient difference %.3g of the tensor's largest entry over %d tensors", gl, loss.Value.Item(), worstRel, len(params))
 }
 
-// TestCUDATrainingTracksCPU trains the same encoder and head for 8 steps with AdamW on the GPU
+// TestTrainerTracksCPU trains the same encoder and head for 8 steps with AdamW on the GPU
 // path (forward, backward, the fused multi-tensor AdamW kernel) and on the CPU (autograd and
 // nn.AdamW): the loss curves agree step by step and fall, and the synced weights stay close.
-func TestCUDATrainingTracksCPU(t *testing.T) {
+func TestTrainerTracksCPU(t *testing.T) {
 	c := openCUDA(t)
-	build := func() (*Model, *nn.Linear) {
-		cfg := DefaultConfig()
+	build := func() (*bert.Model, *nn.Linear) {
+		cfg := bert.DefaultConfig()
 		cfg.VocabSize, cfg.HiddenSize, cfg.NumAttentionHeads, cfg.IntermediateSize = 60, 64, 2, 128
 		cfg.NumHiddenLayers, cfg.MaxPositionEmbeddings = 2, 32
 		cfg.HiddenDropoutProb, cfg.AttentionProbsDropoutProb = 0, 0
-		m, err := New(cfg, 13, false)
+		m, err := bert.New(cfg, 13, false)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return m, nn.NewLinear(nn.Root(nn.NewParams()).Sub("head"), tensor.NewRNG(5), cfg.HiddenSize, 4, true, 0.02)
 	}
 	const B, T, steps = 3, 9, 8
-	b := Batch{B: B, T: T, IDs: make([]int32, B*T), TypeIDs: make([]int32, B*T), Mask: make([]float32, B*T)}
+	b := bert.Batch{B: B, T: T, IDs: make([]int32, B*T), TypeIDs: make([]int32, B*T), Mask: make([]float32, B*T)}
 	tags := make([]int32, B*T)
 	for i := range b.IDs {
 		if i/T == 2 && i%T >= 6 {
@@ -260,17 +261,17 @@ func TestCUDATrainingTracksCPU(t *testing.T) {
 		lossTol, wTol float64
 	}{{"float32 GEMMs", false, 1e-2, 0.1}, {"mixed precision", true, 3e-2, 0.5}} {
 		t.Run(prec.name, func(t *testing.T) {
-			checkCUDATraining(t, c, build, b, tags, cpu, ch, noDecay, prec.bf16, prec.lossTol, prec.wTol)
+			checkTraining(t, c, build, b, tags, cpu, ch, noDecay, prec.bf16, prec.lossTol, prec.wTol)
 		})
 	}
 }
 
-func checkCUDATraining(t *testing.T, c *cuda.Context, build func() (*Model, *nn.Linear), b Batch, tags []int32, cpu []float64, ch *nn.Linear, noDecay func(string) bool, bf16 bool, lossTol, wTol float64) {
+func checkTraining(t *testing.T, c *cuda.Context, build func() (*bert.Model, *nn.Linear), b bert.Batch, tags []int32, cpu []float64, ch *nn.Linear, noDecay func(string) bool, bf16 bool, lossTol, wTol float64) {
 	const lr, wd = 3e-3, 0.01
 	steps := len(cpu)
 	gm, gh := build()
 	init := append([]float32(nil), gh.W.Value.Data()...)
-	e, err := NewCUDAEncoder(c, gm)
+	e, err := New(c, gm)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +281,7 @@ func checkCUDATraining(t *testing.T, c *cuda.Context, build func() (*Model, *nn.
 			t.Fatal(err)
 		}
 	}
-	tr, err := NewCUDATrainer(e, gh, lr, wd, noDecay)
+	tr, err := NewTrainer(e, gh, lr, wd, noDecay)
 	if err != nil {
 		t.Fatal(err)
 	}
