@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/mtbert/mtbert/nn"
@@ -61,7 +62,7 @@ func canonicalName(k string) string {
 // or pytorch_model.bin). The pooler is built when the checkpoint has one; an MLM head is not
 // (see LoadMaskedLM).
 func Load(dir string) (*Model, error) {
-	m, canon, src, err := load(dir, canonicalName)
+	m, canon, src, err := load(dir, canonicalName, false, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -71,33 +72,108 @@ func Load(dir string) (*Model, error) {
 	return m, nil
 }
 
-// load reads dir's config and tensors, renames the tensors with canonical (dropping those it
-// maps to ""), and builds the model (with a pooler when the checkpoint has one) without
-// setting its weights.
-func load(dir string, canonical func(string) string) (*Model, map[string]nn.SafeTensor, string, error) {
+// TorchBinMargin is what a pytorch_model.bin load may allocate beyond twice the float32 bytes
+// of the model its config describes (each storage read once plus each needed tensor
+// materialised once).
+const TorchBinMargin = 1 << 20
+
+// load reads dir's config (validated, so its size is within MaxModelBytes before anything is
+// built), builds the model (with a pooler when the checkpoint has one, and with an MLM head
+// drawn from mlmSeed when mlm is set) and returns it with the checkpoint tensors it needs,
+// renamed with canonical, without setting its weights. Keys canonical maps to "" and keys
+// the model has no parameter for are never read; a needed tensor's shape is checked against
+// the model's before it is read. A pytorch_model.bin is read within a budget of twice the
+// model's float32 bytes plus TorchBinMargin, so a small file whose views expand (zero strides,
+// overlapping or repeated views of one storage) fails with an error instead of allocating.
+func load(dir string, canonical func(string) string, mlm bool, mlmSeed uint64) (*Model, map[string]nn.SafeTensor, string, error) {
 	cfg, err := LoadConfig(filepath.Join(dir, ConfigFile))
 	if err != nil {
 		return nil, nil, "", err
 	}
-	tensors, src, err := ReadWeights(dir)
-	if err != nil {
-		return nil, nil, "", err
+	var (
+		names []string
+		shape func(name string) ([]int, bool)
+		get   func(name string) (nn.SafeTensor, error)
+		src   string
+	)
+	if st := filepath.Join(dir, SafetensorsFile); fileExists(st) {
+		f, err := nn.LoadSafetensors(st)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		src = st
+		for k := range f.Tensors {
+			names = append(names, k)
+		}
+		shape = func(k string) ([]int, bool) { t, ok := f.Tensors[k]; return t.Shape, ok }
+		get = func(k string) (nn.SafeTensor, error) { return f.Tensors[k], nil }
+	} else if bin := filepath.Join(dir, TorchBinFile); fileExists(bin) {
+		fh, err := os.Open(bin)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		defer fh.Close()
+		fi, err := fh.Stat()
+		if err != nil {
+			return nil, nil, "", err
+		}
+		tb, err := OpenTorchBin(fh, fi.Size())
+		if err != nil {
+			return nil, nil, "", fmt.Errorf("%s: %w", bin, err)
+		}
+		tb.Budget = int64(2*cfg.ParamBytes()) + TorchBinMargin
+		src = bin
+		names, shape = tb.Names(), tb.Shape
+		get = func(k string) (nn.SafeTensor, error) {
+			t, err := tb.Tensor(k)
+			if err != nil {
+				return t, fmt.Errorf("%s: %w", bin, err)
+			}
+			return t, nil
+		}
+	} else {
+		return nil, nil, "", fmt.Errorf("%s: no %s or %s", dir, SafetensorsFile, TorchBinFile)
 	}
-	canon := map[string]nn.SafeTensor{}
-	for k, t := range tensors {
+	keys := map[string]string{} // canonical name -> checkpoint key
+	for _, k := range names {
 		if c := canonical(k); c != "" {
-			if _, dup := canon[c]; dup {
+			if _, dup := keys[c]; dup {
 				return nil, nil, "", fmt.Errorf("%s: tensor %q appears twice (with and without the bert. prefix)", src, c)
 			}
-			canon[c] = t
+			keys[c] = k
 		}
 	}
-	_, pooler := canon["pooler.dense.weight"]
+	_, pooler := keys["pooler.dense.weight"]
 	m, err := New(cfg, 0, pooler)
 	if err != nil {
 		return nil, nil, "", err
 	}
+	if mlm {
+		if _, err := m.AddMLMHead(mlmSeed); err != nil {
+			return nil, nil, "", err
+		}
+	}
+	canon := map[string]nn.SafeTensor{}
+	for _, p := range m.Params.List() {
+		k, ok := keys[p.Name]
+		if !ok {
+			continue // SetWeights names it (or LoadMaskedLM initialises it)
+		}
+		if s, _ := shape(k); !slices.Equal(s, p.Shape()) {
+			return nil, nil, "", fmt.Errorf("%s: tensor %q has shape %v, the model expects %v", src, k, s, p.Shape())
+		}
+		t, err := get(k)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		canon[p.Name] = t
+	}
 	return m, canon, src, nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // SetWeights copies tensors (BertModel names) into the model's parameters, converting F16 and
