@@ -1,6 +1,7 @@
 package bert
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -212,9 +213,11 @@ func (m *Model) WriteFiles(dir string, vocab *Vocab) error {
 	return nil
 }
 
-// WriteFileAtomic writes path through write into a temporary file beside it, readable by all
-// (0644: os.CreateTemp makes 0600), synced, then renamed over path; on any error path is left
-// as it was and the temporary is removed.
+// WriteFileAtomic writes path through write into a temporary file beside it
+// (.NAME.tmp-RANDOM), readable by all (0644: os.CreateTemp makes 0600), synced, then renamed
+// over path, and the folder synced, so that after a crash path holds either its old or its new
+// content, never a mix or nothing. On any error path is left as it was and the temporary is
+// removed; a temporary left by a crash is removed by RemoveStaleTemps.
 func WriteFileAtomic(path string, write func(w io.Writer) error) (err error) {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
 	if err != nil {
@@ -238,42 +241,205 @@ func WriteFileAtomic(path string, write func(w io.Writer) error) (err error) {
 	if err = f.Close(); err != nil {
 		return err
 	}
-	return os.Rename(f.Name(), path)
-}
-
-// WriteDirAtomic fills a new temporary directory beside dir with fill, then moves it to dir,
-// replacing what was there. On any error dir is left as it was and the temporary is removed.
-func WriteDirAtomic(dir string, fill func(tmp string) error) error {
-	dir = filepath.Clean(dir)
-	parent := filepath.Dir(dir)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
+	crashPoint("file: temporary written and synced")
+	if err = os.Rename(f.Name(), path); err != nil {
 		return err
 	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-")
+	crashPoint("file: renamed into place")
+	return syncDir(filepath.Dir(path))
+}
+
+// syncDir fsyncs a folder, making the renames and removals in it durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
-	if err := fill(tmp); err != nil {
-		os.RemoveAll(tmp)
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// syncTree fsyncs every file of the folder dir, then dir itself.
+func syncTree(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
 		return err
 	}
-	var old string
-	if _, err := os.Stat(dir); err == nil {
-		old = tmp + ".old"
-		if err := os.Rename(dir, old); err != nil {
-			os.RemoveAll(tmp)
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		f, err := os.Open(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return err
+		}
+		err = f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
 			return err
 		}
 	}
-	if err := os.Rename(tmp, dir); err != nil {
+	return syncDir(dir)
+}
+
+// Names of the temporaries of WriteDirAtomic beside a folder NAME: .NAME.tmp-X while it is
+// filled, .NAME.new-X once complete and synced, .NAME.old-X for the folder it replaces.
+const (
+	tmpTag = ".tmp-"
+	newTag = ".new-"
+	oldTag = ".old-"
+)
+
+// WriteDirAtomic fills a new temporary folder beside dir with fill, then moves it to dir,
+// replacing what was there, so that a crash at any point leaves either the old or the new
+// folder, complete, or a state RecoverDir restores one of them from:
+//
+//  1. fill .NAME.tmp-X (0755), fsync its files and itself;
+//  2. rename it to .NAME.new-X (complete), fsync the parent;
+//  3. rename dir to .NAME.old-X, rename .NAME.new-X to dir, fsync the parent;
+//  4. remove .NAME.old-X.
+//
+// It starts with RecoverDir, so a swap a crash left half-done is finished first. On any
+// error dir is left as it was and the temporary is removed.
+func WriteDirAtomic(dir string, fill func(tmp string) error) error {
+	dir = filepath.Clean(dir)
+	parent, base := filepath.Dir(dir), filepath.Base(dir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return err
+	}
+	if err := RecoverDir(dir); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(parent, "."+base+tmpTag)
+	if err != nil {
+		return err
+	}
+	suffix := strings.TrimPrefix(filepath.Base(tmp), "."+base+tmpTag)
+	ready := filepath.Join(parent, "."+base+newTag+suffix)
+	fail := func(err error) error {
+		os.RemoveAll(tmp)
+		os.RemoveAll(ready)
+		return err
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil { // MkdirTemp makes 0700; the files are 0644
+		return fail(err)
+	}
+	if err := fill(tmp); err != nil {
+		return fail(err)
+	}
+	if err := syncTree(tmp); err != nil {
+		return fail(err)
+	}
+	crashPoint("folder: temporary filled and synced")
+	if err := os.Rename(tmp, ready); err != nil {
+		return fail(err)
+	}
+	if err := syncDir(parent); err != nil {
+		return fail(err)
+	}
+	crashPoint("folder: temporary marked complete")
+	var old string
+	if _, err := os.Lstat(dir); err == nil {
+		old = filepath.Join(parent, "."+base+oldTag+suffix)
+		if err := os.Rename(dir, old); err != nil {
+			return fail(err)
+		}
+		crashPoint("folder: old moved aside")
+	}
+	if err := os.Rename(ready, dir); err != nil {
 		if old != "" {
 			os.Rename(old, dir)
 		}
-		os.RemoveAll(tmp)
+		return fail(err)
+	}
+	if err := syncDir(parent); err != nil {
 		return err
 	}
+	crashPoint("folder: new renamed into place")
 	if old != "" {
-		os.RemoveAll(old)
+		if err := os.RemoveAll(old); err != nil {
+			return err
+		}
+		crashPoint("folder: old removed")
+	}
+	return nil
+}
+
+// RecoverDir finishes or undoes a WriteDirAtomic of dir that a crash interrupted: when dir is
+// missing, the complete new folder (.NAME.new-X) or else the old one (.NAME.old-X) is renamed
+// back to dir; then every temporary of dir is removed (an unfinished .NAME.tmp-X, a
+// superseded .NAME.new-X or .NAME.old-X). A missing parent folder is not an error.
+func RecoverDir(dir string) error {
+	dir = filepath.Clean(dir)
+	parent, base := filepath.Dir(dir), filepath.Base(dir)
+	entries, err := os.ReadDir(parent)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var news, olds, temps []string
+	for _, e := range entries {
+		n := e.Name()
+		switch {
+		case strings.HasPrefix(n, "."+base+newTag):
+			news = append(news, n)
+		case strings.HasPrefix(n, "."+base+oldTag):
+			olds = append(olds, n)
+		case strings.HasPrefix(n, "."+base+tmpTag):
+			temps = append(temps, n)
+		default:
+			continue
+		}
+	}
+	if len(news)+len(olds)+len(temps) == 0 {
+		return nil
+	}
+	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
+		// One writer at a time leaves at most one of each; prefer the newer content.
+		var from string
+		if len(news) > 0 {
+			from, news = news[len(news)-1], news[:len(news)-1]
+		} else if len(olds) > 0 {
+			from, olds = olds[len(olds)-1], olds[:len(olds)-1]
+		}
+		if from != "" {
+			if err := os.Rename(filepath.Join(parent, from), dir); err != nil {
+				return err
+			}
+		}
+	}
+	for _, n := range append(append(news, olds...), temps...) {
+		if err := os.RemoveAll(filepath.Join(parent, n)); err != nil {
+			return err
+		}
+	}
+	return syncDir(parent)
+}
+
+// RemoveStaleTemps removes the temporaries a crash may have left of WriteFileAtomic(path)
+// (.NAME.tmp-X beside path).
+func RemoveStaleTemps(path string) error {
+	parent, base := filepath.Dir(path), filepath.Base(path)
+	entries, err := os.ReadDir(parent)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "."+base+tmpTag) {
+			if err := os.RemoveAll(filepath.Join(parent, e.Name())); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
