@@ -1,10 +1,12 @@
 package bert
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/mtbert/mtbert/nn"
@@ -61,7 +63,7 @@ func canonicalName(k string) string {
 // or pytorch_model.bin). The pooler is built when the checkpoint has one; an MLM head is not
 // (see LoadMaskedLM).
 func Load(dir string) (*Model, error) {
-	m, canon, src, err := load(dir, canonicalName)
+	m, canon, src, err := load(dir, canonicalName, false, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -71,33 +73,108 @@ func Load(dir string) (*Model, error) {
 	return m, nil
 }
 
-// load reads dir's config and tensors, renames the tensors with canonical (dropping those it
-// maps to ""), and builds the model (with a pooler when the checkpoint has one) without
-// setting its weights.
-func load(dir string, canonical func(string) string) (*Model, map[string]nn.SafeTensor, string, error) {
+// TorchBinMargin is what a pytorch_model.bin load may allocate beyond twice the float32 bytes
+// of the model its config describes (each storage read once plus each needed tensor
+// materialised once).
+const TorchBinMargin = 1 << 20
+
+// load reads dir's config (validated, so its size is within MaxModelBytes before anything is
+// built), builds the model (with a pooler when the checkpoint has one, and with an MLM head
+// drawn from mlmSeed when mlm is set) and returns it with the checkpoint tensors it needs,
+// renamed with canonical, without setting its weights. Keys canonical maps to "" and keys
+// the model has no parameter for are never read; a needed tensor's shape is checked against
+// the model's before it is read. A pytorch_model.bin is read within a budget of twice the
+// model's float32 bytes plus TorchBinMargin, so a small file whose views expand (zero strides,
+// overlapping or repeated views of one storage) fails with an error instead of allocating.
+func load(dir string, canonical func(string) string, mlm bool, mlmSeed uint64) (*Model, map[string]nn.SafeTensor, string, error) {
 	cfg, err := LoadConfig(filepath.Join(dir, ConfigFile))
 	if err != nil {
 		return nil, nil, "", err
 	}
-	tensors, src, err := ReadWeights(dir)
-	if err != nil {
-		return nil, nil, "", err
+	var (
+		names []string
+		shape func(name string) ([]int, bool)
+		get   func(name string) (nn.SafeTensor, error)
+		src   string
+	)
+	if st := filepath.Join(dir, SafetensorsFile); fileExists(st) {
+		f, err := nn.LoadSafetensors(st)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		src = st
+		for k := range f.Tensors {
+			names = append(names, k)
+		}
+		shape = func(k string) ([]int, bool) { t, ok := f.Tensors[k]; return t.Shape, ok }
+		get = func(k string) (nn.SafeTensor, error) { return f.Tensors[k], nil }
+	} else if bin := filepath.Join(dir, TorchBinFile); fileExists(bin) {
+		fh, err := os.Open(bin)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		defer fh.Close()
+		fi, err := fh.Stat()
+		if err != nil {
+			return nil, nil, "", err
+		}
+		tb, err := OpenTorchBin(fh, fi.Size())
+		if err != nil {
+			return nil, nil, "", fmt.Errorf("%s: %w", bin, err)
+		}
+		tb.Budget = int64(2*cfg.ParamBytes()) + TorchBinMargin
+		src = bin
+		names, shape = tb.Names(), tb.Shape
+		get = func(k string) (nn.SafeTensor, error) {
+			t, err := tb.Tensor(k)
+			if err != nil {
+				return t, fmt.Errorf("%s: %w", bin, err)
+			}
+			return t, nil
+		}
+	} else {
+		return nil, nil, "", fmt.Errorf("%s: no %s or %s", dir, SafetensorsFile, TorchBinFile)
 	}
-	canon := map[string]nn.SafeTensor{}
-	for k, t := range tensors {
+	keys := map[string]string{} // canonical name -> checkpoint key
+	for _, k := range names {
 		if c := canonical(k); c != "" {
-			if _, dup := canon[c]; dup {
+			if _, dup := keys[c]; dup {
 				return nil, nil, "", fmt.Errorf("%s: tensor %q appears twice (with and without the bert. prefix)", src, c)
 			}
-			canon[c] = t
+			keys[c] = k
 		}
 	}
-	_, pooler := canon["pooler.dense.weight"]
+	_, pooler := keys["pooler.dense.weight"]
 	m, err := New(cfg, 0, pooler)
 	if err != nil {
 		return nil, nil, "", err
 	}
+	if mlm {
+		if _, err := m.AddMLMHead(mlmSeed); err != nil {
+			return nil, nil, "", err
+		}
+	}
+	canon := map[string]nn.SafeTensor{}
+	for _, p := range m.Params.List() {
+		k, ok := keys[p.Name]
+		if !ok {
+			continue // SetWeights names it (or LoadMaskedLM initialises it)
+		}
+		if s, _ := shape(k); !slices.Equal(s, p.Shape()) {
+			return nil, nil, "", fmt.Errorf("%s: tensor %q has shape %v, the model expects %v", src, k, s, p.Shape())
+		}
+		t, err := get(k)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		canon[p.Name] = t
+	}
 	return m, canon, src, nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // SetWeights copies tensors (BertModel names) into the model's parameters, converting F16 and
@@ -136,9 +213,11 @@ func (m *Model) WriteFiles(dir string, vocab *Vocab) error {
 	return nil
 }
 
-// WriteFileAtomic writes path through write into a temporary file beside it, readable by all
-// (0644: os.CreateTemp makes 0600), synced, then renamed over path; on any error path is left
-// as it was and the temporary is removed.
+// WriteFileAtomic writes path through write into a temporary file beside it
+// (.NAME.tmp-RANDOM), readable by all (0644: os.CreateTemp makes 0600), synced, then renamed
+// over path, and the folder synced, so that after a crash path holds either its old or its new
+// content, never a mix or nothing. On any error path is left as it was and the temporary is
+// removed; a temporary left by a crash is removed by RemoveStaleTemps.
 func WriteFileAtomic(path string, write func(w io.Writer) error) (err error) {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
 	if err != nil {
@@ -162,42 +241,205 @@ func WriteFileAtomic(path string, write func(w io.Writer) error) (err error) {
 	if err = f.Close(); err != nil {
 		return err
 	}
-	return os.Rename(f.Name(), path)
-}
-
-// WriteDirAtomic fills a new temporary directory beside dir with fill, then moves it to dir,
-// replacing what was there. On any error dir is left as it was and the temporary is removed.
-func WriteDirAtomic(dir string, fill func(tmp string) error) error {
-	dir = filepath.Clean(dir)
-	parent := filepath.Dir(dir)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
+	crashPoint("file: temporary written and synced")
+	if err = os.Rename(f.Name(), path); err != nil {
 		return err
 	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-")
+	crashPoint("file: renamed into place")
+	return syncDir(filepath.Dir(path))
+}
+
+// syncDir fsyncs a folder, making the renames and removals in it durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
-	if err := fill(tmp); err != nil {
-		os.RemoveAll(tmp)
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// syncTree fsyncs every file of the folder dir, then dir itself.
+func syncTree(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
 		return err
 	}
-	var old string
-	if _, err := os.Stat(dir); err == nil {
-		old = tmp + ".old"
-		if err := os.Rename(dir, old); err != nil {
-			os.RemoveAll(tmp)
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		f, err := os.Open(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return err
+		}
+		err = f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
 			return err
 		}
 	}
-	if err := os.Rename(tmp, dir); err != nil {
+	return syncDir(dir)
+}
+
+// Names of the temporaries of WriteDirAtomic beside a folder NAME: .NAME.tmp-X while it is
+// filled, .NAME.new-X once complete and synced, .NAME.old-X for the folder it replaces.
+const (
+	tmpTag = ".tmp-"
+	newTag = ".new-"
+	oldTag = ".old-"
+)
+
+// WriteDirAtomic fills a new temporary folder beside dir with fill, then moves it to dir,
+// replacing what was there, so that a crash at any point leaves either the old or the new
+// folder, complete, or a state RecoverDir restores one of them from:
+//
+//  1. fill .NAME.tmp-X (0755), fsync its files and itself;
+//  2. rename it to .NAME.new-X (complete), fsync the parent;
+//  3. rename dir to .NAME.old-X, rename .NAME.new-X to dir, fsync the parent;
+//  4. remove .NAME.old-X.
+//
+// It starts with RecoverDir, so a swap a crash left half-done is finished first. On any
+// error dir is left as it was and the temporary is removed.
+func WriteDirAtomic(dir string, fill func(tmp string) error) error {
+	dir = filepath.Clean(dir)
+	parent, base := filepath.Dir(dir), filepath.Base(dir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return err
+	}
+	if err := RecoverDir(dir); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(parent, "."+base+tmpTag)
+	if err != nil {
+		return err
+	}
+	suffix := strings.TrimPrefix(filepath.Base(tmp), "."+base+tmpTag)
+	ready := filepath.Join(parent, "."+base+newTag+suffix)
+	fail := func(err error) error {
+		os.RemoveAll(tmp)
+		os.RemoveAll(ready)
+		return err
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil { // MkdirTemp makes 0700; the files are 0644
+		return fail(err)
+	}
+	if err := fill(tmp); err != nil {
+		return fail(err)
+	}
+	if err := syncTree(tmp); err != nil {
+		return fail(err)
+	}
+	crashPoint("folder: temporary filled and synced")
+	if err := os.Rename(tmp, ready); err != nil {
+		return fail(err)
+	}
+	if err := syncDir(parent); err != nil {
+		return fail(err)
+	}
+	crashPoint("folder: temporary marked complete")
+	var old string
+	if _, err := os.Lstat(dir); err == nil {
+		old = filepath.Join(parent, "."+base+oldTag+suffix)
+		if err := os.Rename(dir, old); err != nil {
+			return fail(err)
+		}
+		crashPoint("folder: old moved aside")
+	}
+	if err := os.Rename(ready, dir); err != nil {
 		if old != "" {
 			os.Rename(old, dir)
 		}
-		os.RemoveAll(tmp)
+		return fail(err)
+	}
+	if err := syncDir(parent); err != nil {
 		return err
 	}
+	crashPoint("folder: new renamed into place")
 	if old != "" {
-		os.RemoveAll(old)
+		if err := os.RemoveAll(old); err != nil {
+			return err
+		}
+		crashPoint("folder: old removed")
+	}
+	return nil
+}
+
+// RecoverDir finishes or undoes a WriteDirAtomic of dir that a crash interrupted: when dir is
+// missing, the complete new folder (.NAME.new-X) or else the old one (.NAME.old-X) is renamed
+// back to dir; then every temporary of dir is removed (an unfinished .NAME.tmp-X, a
+// superseded .NAME.new-X or .NAME.old-X). A missing parent folder is not an error.
+func RecoverDir(dir string) error {
+	dir = filepath.Clean(dir)
+	parent, base := filepath.Dir(dir), filepath.Base(dir)
+	entries, err := os.ReadDir(parent)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var news, olds, temps []string
+	for _, e := range entries {
+		n := e.Name()
+		switch {
+		case strings.HasPrefix(n, "."+base+newTag):
+			news = append(news, n)
+		case strings.HasPrefix(n, "."+base+oldTag):
+			olds = append(olds, n)
+		case strings.HasPrefix(n, "."+base+tmpTag):
+			temps = append(temps, n)
+		default:
+			continue
+		}
+	}
+	if len(news)+len(olds)+len(temps) == 0 {
+		return nil
+	}
+	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
+		// One writer at a time leaves at most one of each; prefer the newer content.
+		var from string
+		if len(news) > 0 {
+			from, news = news[len(news)-1], news[:len(news)-1]
+		} else if len(olds) > 0 {
+			from, olds = olds[len(olds)-1], olds[:len(olds)-1]
+		}
+		if from != "" {
+			if err := os.Rename(filepath.Join(parent, from), dir); err != nil {
+				return err
+			}
+		}
+	}
+	for _, n := range append(append(news, olds...), temps...) {
+		if err := os.RemoveAll(filepath.Join(parent, n)); err != nil {
+			return err
+		}
+	}
+	return syncDir(parent)
+}
+
+// RemoveStaleTemps removes the temporaries a crash may have left of WriteFileAtomic(path)
+// (.NAME.tmp-X beside path).
+func RemoveStaleTemps(path string) error {
+	parent, base := filepath.Dir(path), filepath.Base(path)
+	entries, err := os.ReadDir(parent)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "."+base+tmpTag) {
+			if err := os.RemoveAll(filepath.Join(parent, e.Name())); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

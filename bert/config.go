@@ -52,6 +52,9 @@ func (c Config) Validate() error {
 		if p.v <= 0 {
 			return fmt.Errorf("%s = %d, must be positive", p.name, p.v)
 		}
+		if p.v > MaxConfigDim {
+			return fmt.Errorf("%s %d is more than %d, the largest dimension mtbert accepts", p.name, p.v, MaxConfigDim)
+		}
 	}
 	if c.HiddenSize%c.NumAttentionHeads != 0 {
 		return fmt.Errorf("hidden_size %d is not a multiple of num_attention_heads %d", c.HiddenSize, c.NumAttentionHeads)
@@ -78,7 +81,63 @@ func (c Config) Validate() error {
 	if c.PositionEmbeddingType != "" && c.PositionEmbeddingType != "absolute" {
 		return fmt.Errorf("position_embedding_type %q is not supported (only absolute)", c.PositionEmbeddingType)
 	}
-	return nil
+	return c.checkBytes()
+}
+
+// DefaultMaxModelBytes is the default of MaxModelBytes: 4 GiB, about three times BERT-large's
+// 1.34 GB of float32 parameters.
+const DefaultMaxModelBytes = 4 << 30
+
+// MaxModelBytes bounds the float32 bytes of a model's parameters (encoder, pooler and MLM head
+// counted, and a multitask checkpoint's heads): Validate refuses a config above it before
+// anything is allocated, and a pytorch_model.bin load is budgeted from it. The commands that
+// load models set it from -max-model-bytes.
+var MaxModelBytes int64 = DefaultMaxModelBytes
+
+// MaxConfigDim bounds every dimension of a config (vocab_size, hidden_size, ...) on its own,
+// before the products are formed.
+const MaxConfigDim = 1 << 26
+
+// ParamBytes returns the float32 bytes of every parameter the config can give a model: the
+// encoder, the pooler and an MLM head (the upper bound a load is budgeted from). The dimensions
+// must be positive and at most MaxConfigDim (Validate checks); the result may exceed int64
+// range only as +Inf in float64, so it is returned as float64.
+func (c Config) ParamBytes() float64 {
+	v, h, i := float64(c.VocabSize), float64(c.HiddenSize), float64(c.IntermediateSize)
+	emb := (v+float64(c.MaxPositionEmbeddings)+float64(c.TypeVocabSize))*h + 2*h
+	layer := 4*(h*h+h) + 2*h + (h*i + i) + (i*h + h) + 2*h
+	pooler := h*h + h
+	mlm := h*h + h + 2*h + v
+	return 4 * (emb + float64(c.NumHiddenLayers)*layer + pooler + mlm)
+}
+
+// checkBytes refuses a config whose parameters exceed MaxModelBytes, naming the field that
+// contributes most.
+func (c Config) checkBytes() error {
+	total := c.ParamBytes()
+	if total <= float64(MaxModelBytes) {
+		return nil
+	}
+	h := float64(c.HiddenSize)
+	terms := []struct {
+		name string
+		v    int
+		b    float64
+	}{
+		{"vocab_size", c.VocabSize, 4 * float64(c.VocabSize) * h},
+		{"max_position_embeddings", c.MaxPositionEmbeddings, 4 * float64(c.MaxPositionEmbeddings) * h},
+		{"type_vocab_size", c.TypeVocabSize, 4 * float64(c.TypeVocabSize) * h},
+		{"num_hidden_layers", c.NumHiddenLayers, 4 * float64(c.NumHiddenLayers) * (4*h*h + 2*h*float64(c.IntermediateSize))},
+		{"hidden_size", c.HiddenSize, 4 * (2 + float64(c.NumHiddenLayers)*4) * h * h},
+	}
+	big := terms[0]
+	for _, t := range terms[1:] {
+		if t.b > big.b {
+			big = t
+		}
+	}
+	return fmt.Errorf("%s %d (with hidden_size %d, intermediate_size %d, num_hidden_layers %d) gives %.4g bytes of float32 parameters, more than the limit of %d bytes (raise it with -max-model-bytes)",
+		big.name, big.v, c.HiddenSize, c.IntermediateSize, c.NumHiddenLayers, total, MaxModelBytes)
 }
 
 // ParseConfig reads a config.json body; unknown keys (transformers writes many) are ignored.

@@ -181,11 +181,8 @@ func mlmCanonicalName(k string) string {
 // pretraining) each missing head tensor is initialised from seed as AddMLMHead does. fromCkpt
 // reports whether the transform weights came from the checkpoint.
 func LoadMaskedLM(dir string, seed uint64) (m *Model, fromCkpt bool, err error) {
-	m, canon, src, err := load(dir, mlmCanonicalName)
+	m, canon, src, err := load(dir, mlmCanonicalName, true, seed)
 	if err != nil {
-		return nil, false, err
-	}
-	if _, err := m.AddMLMHead(seed); err != nil {
 		return nil, false, err
 	}
 	_, fromCkpt = canon[mlmPrefix+"transform.dense.weight"]

@@ -81,7 +81,9 @@ func ReadTorchBin(path string) (map[string]nn.SafeTensor, error) {
 
 // ReadTorchBinReaderAt reads a torch.save(state_dict) checkpoint of size bytes from r and
 // returns its tensors by name, each contiguous (row-major) in its on-disk element type: F32,
-// F16, BF16, I64 or I32. Use SafeTensor.Float32 to convert.
+// F16, BF16, I64 or I32. Use SafeTensor.Float32 to convert. Everything read (storages and
+// materialised tensors together) is bounded by MaxModelBytes; loading a model reads only the
+// tensors it needs, through OpenTorchBin, with a budget from its config.
 //
 // Two layouts are read. The zip format of torch >= 1.6 holds <prefix>/data.pkl, a pickle of
 // an OrderedDict from name to torch._utils._rebuild_tensor_v2(storage, storage_offset, size,
@@ -100,8 +102,53 @@ func ReadTorchBin(path string) (map[string]nn.SafeTensor, error) {
 // file's size before anything is allocated for them, the pickles are bounded by a 64 MiB
 // limit, and a tensor expanded from a smaller storage by MaxExpandedTensorBytes.
 func ReadTorchBinReaderAt(r io.ReaderAt, size int64) (map[string]nn.SafeTensor, error) {
+	tb, err := OpenTorchBin(r, size)
+	if err != nil {
+		return nil, err
+	}
+	tb.Budget = MaxModelBytes
+	return tb.all()
+}
+
+// all materialises every tensor, in state dict order.
+func (tb *TorchBin) all() (map[string]nn.SafeTensor, error) {
+	out := make(map[string]nn.SafeTensor, len(tb.entries))
+	for _, e := range tb.entries {
+		t, err := tb.Tensor(e.name)
+		if err != nil {
+			return nil, err
+		}
+		out[e.name] = t
+	}
+	return out, nil
+}
+
+// TorchBin is a parsed torch.save checkpoint whose tensors have not been read yet: its names
+// and shapes are known, and Tensor reads one, charging what it allocates to Budget.
+type TorchBin struct {
+	// Budget bounds the bytes Tensor allocates over the whole load: every storage read
+	// (once, however many tensors view it) and every materialised tensor. It is checked
+	// before each allocation; 0 means MaxModelBytes.
+	Budget int64
+	used   int64
+
+	entries []namedTensor
+	byName  map[string]*torchTensor
+	load    func(st *torchStorage) ([]byte, error)
+	cache   map[*torchStorage][]byte
+	charged map[*torchStorage]bool // root storages whose bytes are charged
+}
+
+// OpenTorchBin parses the pickles of the checkpoint of size bytes in r (see
+// ReadTorchBinReaderAt) and checks its structure: every name unique, every storage of a type
+// mtbert reads, every storage's data present with its declared size. It reads no tensor data.
+func OpenTorchBin(r io.ReaderAt, size int64) (*TorchBin, error) {
 	if isLegacyTorchSave(r, size) {
-		return readLegacyTorchBin(r, size)
+		lf, err := parseLegacy(r, size)
+		if err != nil {
+			return nil, err
+		}
+		return newTorchBin(lf.entries, lf.load)
 	}
 	zr, err := zip.NewReader(r, size)
 	if err != nil {
@@ -148,7 +195,7 @@ func ReadTorchBinReaderAt(r io.ReaderAt, size int64) (map[string]nn.SafeTensor, 
 	if err != nil {
 		return nil, fmt.Errorf("torchbin: %s: %w", pkl.Name, err)
 	}
-	return buildTensors(entries, func(st *torchStorage) ([]byte, error) {
+	storageFile := func(st *torchStorage) (*zip.File, error) {
 		f := files[prefix+"data/"+st.key]
 		if f == nil {
 			return nil, fmt.Errorf("storage file %sdata/%s is missing", prefix, st.key)
@@ -158,12 +205,26 @@ func ReadTorchBinReaderAt(r io.ReaderAt, size int64) (map[string]nn.SafeTensor, 
 		if f.Method != zip.Store {
 			return nil, fmt.Errorf("storage %q is compressed (zip method %d); torch.save stores storages uncompressed", st.key, f.Method)
 		}
-		want := st.numel * int64(st.dtype.Size())
-		if f.UncompressedSize64 != uint64(want) {
+		if want := st.numel * int64(st.dtype.Size()); f.UncompressedSize64 != uint64(want) {
 			return nil, fmt.Errorf("storage %q holds %d bytes, want %d (%d elements of %v)",
 				st.key, f.UncompressedSize64, want, st.numel, st.dtype)
 		}
-		data, err := readZipFile(f, want, size)
+		return f, nil
+	}
+	for _, e := range entries {
+		if !e.t.storage.known {
+			continue // refused by Tensor, with the tensor's name
+		}
+		if _, err := storageFile(e.t.storage); err != nil {
+			return nil, fmt.Errorf("torchbin: tensor %q: %w", e.name, err)
+		}
+	}
+	return newTorchBin(entries, func(st *torchStorage) ([]byte, error) {
+		f, err := storageFile(st)
+		if err != nil {
+			return nil, err
+		}
+		data, err := readZipFile(f, st.numel*int64(st.dtype.Size()), size)
 		if err != nil {
 			return nil, fmt.Errorf("storage %q: %w", st.key, err)
 		}
@@ -171,36 +232,98 @@ func ReadTorchBinReaderAt(r io.ReaderAt, size int64) (map[string]nn.SafeTensor, 
 	})
 }
 
-// buildTensors materialises the entries of a state dict. load returns the bytes of a storage
-// (exactly numel elements); it is called once per storage, and only for storages of a type
+// newTorchBin indexes the entries of a state dict. load returns the bytes of a storage
+// (exactly numel elements); Tensor calls it once per storage, and only for storages of a type
 // mtbert supports. Both checkpoint formats share this.
-func buildTensors(entries []namedTensor, load func(st *torchStorage) ([]byte, error)) (map[string]nn.SafeTensor, error) {
-	out := make(map[string]nn.SafeTensor, len(entries))
-	cache := map[*torchStorage][]byte{}
+func newTorchBin(entries []namedTensor, load func(st *torchStorage) ([]byte, error)) (*TorchBin, error) {
+	tb := &TorchBin{entries: entries, byName: make(map[string]*torchTensor, len(entries)), load: load,
+		cache: map[*torchStorage][]byte{}, charged: map[*torchStorage]bool{}}
 	for _, e := range entries {
-		st := e.t.storage
-		if !st.known {
-			return nil, fmt.Errorf("torchbin: tensor %q: storage type %s is not supported", e.name, st.class)
-		}
-		data, ok := cache[st]
-		if !ok {
-			var err error
-			if data, err = load(st); err != nil {
-				return nil, fmt.Errorf("torchbin: tensor %q: %w", e.name, err)
-			}
-			if want := st.numel * int64(st.dtype.Size()); int64(len(data)) != want {
-				return nil, fmt.Errorf("torchbin: tensor %q: storage %q: got %d bytes, want %d", e.name, st.key, len(data), want)
-			}
-			cache[st] = data
-		}
-		t, err := materialise(e.t, data)
-		if err != nil {
-			return nil, fmt.Errorf("torchbin: tensor %q: %w", e.name, err)
-		}
-		if _, dup := out[e.name]; dup {
+		if _, dup := tb.byName[e.name]; dup {
 			return nil, fmt.Errorf("torchbin: tensor %q appears twice", e.name)
 		}
-		out[e.name] = t
+		tb.byName[e.name] = e.t
+	}
+	return tb, nil
+}
+
+// Names returns the tensor names in the order of the state dict.
+func (tb *TorchBin) Names() []string {
+	out := make([]string, len(tb.entries))
+	for i, e := range tb.entries {
+		out[i] = e.name
+	}
+	return out
+}
+
+// Shape returns the shape of the named tensor, or false when there is none.
+func (tb *TorchBin) Shape(name string) ([]int, bool) {
+	t, ok := tb.byName[name]
+	if !ok {
+		return nil, false
+	}
+	shape := make([]int, len(t.size))
+	for i, d := range t.size {
+		shape[i] = int(d)
+	}
+	return shape, true
+}
+
+// Tensor materialises the named tensor as a contiguous SafeTensor, reading its storage first
+// when no earlier tensor did. Both allocations are charged to Budget before they are made; a
+// load that would exceed it is an error naming the tensor.
+func (tb *TorchBin) Tensor(name string) (nn.SafeTensor, error) {
+	t, ok := tb.byName[name]
+	if !ok {
+		return nn.SafeTensor{}, fmt.Errorf("torchbin: no tensor %q", name)
+	}
+	st := t.storage
+	if !st.known {
+		return nn.SafeTensor{}, fmt.Errorf("torchbin: tensor %q: storage type %s is not supported", name, st.class)
+	}
+	budget := tb.Budget
+	if budget <= 0 {
+		budget = MaxModelBytes
+	}
+	charge := func(n int64, what string) error {
+		if n > budget-tb.used {
+			return fmt.Errorf("torchbin: tensor %q: %s of %d bytes would bring the load to %d bytes, more than its budget of %d (the model's expected size plus a margin)",
+				name, what, n, tb.used+n, budget)
+		}
+		tb.used += n
+		return nil
+	}
+	n, err := checkView(t)
+	if err != nil {
+		return nn.SafeTensor{}, fmt.Errorf("torchbin: tensor %q: %w", name, err)
+	}
+	data, ok := tb.cache[st]
+	if !ok {
+		root := st
+		if st.root != nil {
+			root = st.root
+		}
+		if !tb.charged[root] {
+			if err := charge(root.numel*int64(root.dtype.Size()), fmt.Sprintf("reading storage %q", root.key)); err != nil {
+				return nn.SafeTensor{}, err
+			}
+			tb.charged[root] = true
+		}
+		var err error
+		if data, err = tb.load(st); err != nil {
+			return nn.SafeTensor{}, fmt.Errorf("torchbin: tensor %q: %w", name, err)
+		}
+		if want := st.numel * int64(st.dtype.Size()); int64(len(data)) != want {
+			return nn.SafeTensor{}, fmt.Errorf("torchbin: tensor %q: storage %q: got %d bytes, want %d", name, st.key, len(data), want)
+		}
+		tb.cache[st] = data
+	}
+	if err := charge(n, "materialising it"); err != nil {
+		return nn.SafeTensor{}, err
+	}
+	out, err := materialise(t, data)
+	if err != nil {
+		return nn.SafeTensor{}, fmt.Errorf("torchbin: tensor %q: %w", name, err)
 	}
 	return out, nil
 }
@@ -377,42 +500,61 @@ func intTuple(v any, what string) ([]int64, error) {
 	return out, nil
 }
 
-// materialise copies the strided view t of the storage bytes data into a contiguous tensor.
-func materialise(t *torchTensor, data []byte) (nn.SafeTensor, error) {
+// checkView checks that the view t stays within its storage and that a tensor expanded from
+// a smaller storage stays within MaxExpandedTensorBytes, and returns the bytes of the
+// contiguous tensor it materialises into. It needs only the storage's declared size.
+func checkView(t *torchTensor) (int64, error) {
 	st := t.storage
 	es := int64(st.dtype.Size())
-	shape := make([]int, len(t.size))
 	numel := int64(1)
-	for i, d := range t.size {
+	for _, d := range t.size {
 		if d != 0 && numel > math.MaxInt64/es/d {
-			return nn.SafeTensor{}, fmt.Errorf("size %v has too many elements", t.size)
+			return 0, fmt.Errorf("size %v has too many elements", t.size)
 		}
 		numel *= d
-		shape[i] = int(d)
 	}
-	out := nn.SafeTensor{DType: st.dtype, Shape: shape}
 	if numel == 0 {
-		out.Data = []byte{}
-		return out, nil
+		return 0, nil
 	}
 	// The last element the view touches: offset + sum((size-1)*stride).
 	last := t.offset
 	for i, d := range t.size {
 		s := t.stride[i]
 		if s != 0 && d-1 > (math.MaxInt64-last)/s {
-			return nn.SafeTensor{}, fmt.Errorf("stride %v overflows", t.stride)
+			return 0, fmt.Errorf("stride %v overflows", t.stride)
 		}
 		last += (d - 1) * s
 	}
 	if last >= st.numel {
-		return nn.SafeTensor{}, fmt.Errorf("view (offset %d, size %v, stride %v) reaches element %d of storage %q, which holds %d elements",
+		return 0, fmt.Errorf("view (offset %d, size %v, stride %v) reaches element %d of storage %q, which holds %d elements",
 			t.offset, t.size, t.stride, last, st.key, st.numel)
 	}
-	nbytes := numel * es
-	if nbytes > int64(len(data)) && nbytes > MaxExpandedTensorBytes {
-		return nn.SafeTensor{}, fmt.Errorf("view of %d bytes over a %d-byte storage exceeds the %d-byte limit for expanded tensors",
-			nbytes, len(data), MaxExpandedTensorBytes)
+	nbytes, sbytes := numel*es, st.numel*es
+	if nbytes > sbytes && nbytes > MaxExpandedTensorBytes {
+		return 0, fmt.Errorf("view of %d bytes over a %d-byte storage exceeds the %d-byte limit for expanded tensors",
+			nbytes, sbytes, MaxExpandedTensorBytes)
 	}
+	return nbytes, nil
+}
+
+// materialise copies the strided view t of the storage bytes data into a contiguous tensor.
+func materialise(t *torchTensor, data []byte) (nn.SafeTensor, error) {
+	st := t.storage
+	es := int64(st.dtype.Size())
+	nbytes, err := checkView(t)
+	if err != nil {
+		return nn.SafeTensor{}, err
+	}
+	shape := make([]int, len(t.size))
+	for i, d := range t.size {
+		shape[i] = int(d)
+	}
+	out := nn.SafeTensor{DType: st.dtype, Shape: shape}
+	if nbytes == 0 {
+		out.Data = []byte{}
+		return out, nil
+	}
+	numel := nbytes / es
 	out.Data = make([]byte, nbytes)
 	// Contiguous (row-major) views are one copy; dimensions of size 1 may have any stride.
 	contiguous := true

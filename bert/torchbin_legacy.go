@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-
-	"github.com/mtbert/mtbert/nn"
 )
 
 // This file reads the legacy torch.save format (torch < 1.6, or
@@ -76,15 +74,6 @@ type legacyFile struct {
 	entries []namedTensor
 	data    map[*torchStorage]int64 // root storage -> file offset of its elements
 	cache   map[*torchStorage][]byte
-}
-
-// readLegacyTorchBin reads a legacy torch.save file; see ReadTorchBinReaderAt.
-func readLegacyTorchBin(r io.ReaderAt, size int64) (map[string]nn.SafeTensor, error) {
-	lf, err := parseLegacy(r, size)
-	if err != nil {
-		return nil, err
-	}
-	return buildTensors(lf.entries, lf.load)
 }
 
 // legacyPickles is what the pickles at the start of a legacy file hold.

@@ -65,7 +65,7 @@ func SaveCheckpoint(dir string, m *Model, tok *bert.Tokenizer, tr *Trainer) erro
 				return err
 			}
 		}
-		return writeChecksums(tmp)
+		return WriteChecksums(tmp)
 	})
 }
 
@@ -110,7 +110,9 @@ func fileSHA256(path string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-func writeChecksums(dir string) error {
+// WriteChecksums writes checksums.json: the sha256 of every other file of the checkpoint
+// folder dir (after a tool has rewritten one of them, for example).
+func WriteChecksums(dir string) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return err
@@ -173,6 +175,15 @@ func LoadCheckpoint(dir string, lowerDefault bool) (*Model, *bert.Tokenizer, err
 	if err := json.Unmarshal(raw, &specs); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", filepath.Join(dir, TasksFile), err)
 	}
+	// The heads' sizes come from tasks.json: checked with the encoder's against the limit
+	// before either is built.
+	cfg, err := bert.LoadConfig(filepath.Join(dir, bert.ConfigFile))
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkHeadSizes(specs, cfg); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", filepath.Join(dir, TasksFile), err)
+	}
 	var enc *bert.Model
 	if slices.ContainsFunc(specs, func(s TaskSpec) bool { return s.Kind == MLM }) {
 		enc, _, err = bert.LoadMaskedLM(dir, 0)
@@ -194,6 +205,28 @@ func LoadCheckpoint(dir string, lowerDefault bool) (*Model, *bert.Tokenizer, err
 		return nil, nil, err
 	}
 	return m, tok, nil
+}
+
+// maxTasks bounds the tasks of a checkpoint.
+const maxTasks = 1024
+
+// checkHeadSizes checks the heads that specs describe, with the encoder of cfg, against
+// bert.MaxModelBytes: a hostile tasks.json with millions of labels is an error naming the
+// task, not an allocation.
+func checkHeadSizes(specs []TaskSpec, cfg bert.Config) error {
+	if len(specs) > maxTasks {
+		return fmt.Errorf("%d tasks, more than %d", len(specs), maxTasks)
+	}
+	total := cfg.ParamBytes()
+	h := float64(cfg.HiddenSize)
+	for _, s := range specs {
+		total += 4 * (h + 1) * float64(s.Outputs())
+		if total > float64(bert.MaxModelBytes) {
+			return fmt.Errorf("task %q has %d labels: with the encoder the model takes %.4g bytes of float32 parameters, more than the limit of %d bytes (raise it with -max-model-bytes)",
+				s.Name, s.Outputs(), total, bert.MaxModelBytes)
+		}
+	}
+	return nil
 }
 
 // loadHeads copies dir/heads.safetensors into the heads.
@@ -250,6 +283,9 @@ func LoadTrainerState(dir string, tr *Trainer) error {
 		if !ok {
 			continue
 		}
+		if step < 0 {
+			return fmt.Errorf("%s: adam_steps[%q] = %d, must not be negative", filepath.Join(dir, TrainerStateFile), p.Name, step)
+		}
 		mt, ok1 := mf.Tensors["m."+p.Name]
 		vt, ok2 := mf.Tensors["v."+p.Name]
 		if !ok1 || !ok2 {
@@ -267,5 +303,8 @@ func LoadTrainerState(dir string, tr *Trainer) error {
 	if tf.Seed != tr.Seed {
 		return fmt.Errorf("%s: saved with seed %d, the run has seed %d", filepath.Join(dir, TrainerStateFile), tf.Seed, tr.Seed)
 	}
-	return tr.RestoreState(tf.State)
+	if err := tr.RestoreState(tf.State); err != nil {
+		return fmt.Errorf("%s: %w", filepath.Join(dir, TrainerStateFile), err)
+	}
+	return nil
 }

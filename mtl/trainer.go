@@ -353,9 +353,31 @@ func (tr *Trainer) SyncState() {
 }
 
 // RestoreState sets the position and the dropout counters from s (after loading a checkpoint).
+// Every field is checked against the data it indexes; an error names the field (as
+// trainer.json spells it).
 func (tr *Trainer) RestoreState(s TrainState) error {
 	if len(s.Passes) != len(tr.Tasks) || len(s.Pos) != len(tr.Tasks) {
-		return fmt.Errorf("trainer state has %d tasks, the run has %d", len(s.Passes), len(tr.Tasks))
+		return fmt.Errorf("state.passes has %d entries and state.pos %d, the run has %d tasks", len(s.Passes), len(s.Pos), len(tr.Tasks))
+	}
+	rounds := tr.RoundsPerEpoch()
+	switch {
+	case s.Step < 0:
+		return fmt.Errorf("state.step = %d, must not be negative", s.Step)
+	case s.Epoch < 0:
+		return fmt.Errorf("state.epoch = %d, must not be negative", s.Epoch)
+	case s.Round < 0 || s.Round >= rounds:
+		return fmt.Errorf("state.round = %d, must be in [0, %d) (rounds per epoch)", s.Round, rounds)
+	case s.Next < 0 || s.Next >= len(tr.Tasks):
+		return fmt.Errorf("state.next = %d, must be in [0, %d) (tasks)", s.Next, len(tr.Tasks))
+	}
+	for i, t := range tr.Tasks {
+		if s.Passes[i] < 0 {
+			return fmt.Errorf("state.passes[%d] = %d (task %s), must not be negative", i, s.Passes[i], t.Head.Spec.Name)
+		}
+		// Pos may equal the batch count: the next batch then starts a new pass.
+		if s.Pos[i] < 0 || s.Pos[i] > t.Batches() {
+			return fmt.Errorf("state.pos[%d] = %d (task %s), must be in [0, %d] (batches per pass)", i, s.Pos[i], t.Head.Spec.Name, t.Batches())
+		}
 	}
 	ds := tr.Model.Dropouts()
 	if len(s.Dropout) != len(ds) {

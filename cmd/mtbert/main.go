@@ -81,6 +81,9 @@ func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 		fmt.Fprintf(stderr, "Usage: mtbert %s\n\n", synopsis)
 		fs.PrintDefaults()
 	}
+	if loadsModels[name] {
+		addModelLimitFlag(fs)
+	}
 	return fs
 }
 

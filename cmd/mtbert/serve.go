@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/mtbert/mtbert/kernels/cuda"
-	"github.com/mtbert/mtbert/mtl"
 	"github.com/mtbert/mtbert/mtl/serve"
 )
 

@@ -29,15 +29,16 @@ func runPretrain(args []string, stdout, stderr io.Writer) error {
 // pretrain refuses a config with other than mlm tasks and says where the masked language model
 // is.
 func runTraining(name string, args []string, stdout, stderr io.Writer) error {
-	synopsis := name + " -config FILE [-out DIR] [-resume] [-data-root DIR] [-task NAME]"
+	synopsis := name + " -config FILE [-out DIR] [-resume | -force] [-data-root DIR] [-task NAME]"
 	if name == "pretrain" {
-		synopsis = name + " -config FILE [-out DIR] [-resume] [-data-root DIR]"
+		synopsis = name + " -config FILE [-out DIR] [-resume | -force] [-data-root DIR]"
 	}
 	fs := newFlags(name, synopsis, stderr)
 	dev := addDeviceFlag(fs)
 	config := fs.String("config", "", "YAML or JSON config (required)")
 	out := fs.String("out", "run", "output folder: metrics.jsonl, last/ and best/ checkpoints, best.json, summary.json")
-	resume := fs.Bool("resume", false, "continue exactly from OUT/last (the model is rebuilt from the same config and takes its weights and trainer state)")
+	resume := fs.Bool("resume", false, "continue exactly from OUT/last (the model is rebuilt from the same config and takes its weights and trainer state); a save a crash interrupted is finished or undone first")
+	force := fs.Bool("force", false, "start a new run in a non-empty OUT, removing the files of the run there (last/, best/, metrics.jsonl, best.json, summary.json, plots)")
 	dataRoot := fs.String("data-root", "", "folder that relative task paths resolve against (default: the config's data_root, else the config's folder)")
 	task := new(string)
 	if name == "train" {
@@ -51,7 +52,7 @@ func runTraining(name string, args []string, stdout, stderr io.Writer) error {
 	if err := useDevice(*dev, stderr); err != nil {
 		return err
 	}
-	if *config == "" || *out == "" || *maxSteps < 0 {
+	if *config == "" || *out == "" || *maxSteps < 0 || (*resume && *force) {
 		fs.Usage()
 		return errUsage
 	}
@@ -93,7 +94,7 @@ func runTraining(name string, args []string, stdout, stderr io.Writer) error {
 	// SIGINT: the step in flight finishes, OUT/last is saved, and the command exits.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	sum, err := train.Train(ctx, r, train.Options{Out: *out, Resume: *resume, MaxSteps: *maxSteps, Progress: progress})
+	sum, err := train.Train(ctx, r, train.Options{Out: *out, Resume: *resume, Force: *force, MaxSteps: *maxSteps, Progress: progress})
 	if err != nil {
 		return err // an interruption (train.ErrInterrupted) says where OUT/last is and exits 1
 	}

@@ -2,6 +2,7 @@ package train
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -298,9 +299,13 @@ type Options struct {
 	// Out is the output folder (created if needed).
 	Out string
 	// Resume continues from Out/last exactly: the run's model (rebuilt from the same config)
-	// takes its weights and the trainer its state. Without Resume an existing Out/last is an
-	// error, so that nothing already written is overwritten.
+	// takes its weights and the trainer its state. A checkpoint save a crash interrupted is
+	// first finished or undone (bert.RecoverDir) and stale temporaries removed. Without Resume
+	// or Force a non-empty Out is an error, so that nothing already written is overwritten.
 	Resume bool
+	// Force starts a new run in a non-empty Out, removing the files a run writes there (last/,
+	// best/, metrics.jsonl, best.json, summary.json, the plots and their temporaries) first.
+	Force bool
 	// MaxSteps, when positive, stops the run as an interruption does once this many steps
 	// are done in total: Out/last is saved and Train returns ErrInterrupted.
 	MaxSteps int
@@ -422,10 +427,18 @@ func Train(ctx context.Context, r *Run, opts Options) (*RunSummary, error) {
 		return nil, err
 	}
 	var bestInfo *BestInfo
+	lastSaved := -1
 	if opts.Resume {
+		if err := recoverRun(opts.Out); err != nil {
+			return nil, fmt.Errorf("resume: recovering %s: %w", opts.Out, err)
+		}
+		if _, err := os.Stat(last); errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("resume: %s has no checkpoint to resume from (the run stopped before its first save of %s): start the run again with -force", opts.Out, last)
+		}
 		if err := resume(r, last); err != nil {
 			return nil, err
 		}
+		lastSaved = tr.State.Step // Out/last is this state: nothing to save before a step
 		if raw, err := os.ReadFile(filepath.Join(opts.Out, BestFile)); err == nil {
 			bestInfo = &BestInfo{}
 			if err := json.Unmarshal(raw, bestInfo); err != nil {
@@ -438,14 +451,22 @@ func Train(ctx context.Context, r *Run, opts Options) (*RunSummary, error) {
 		if err := truncateMetrics(filepath.Join(opts.Out, MetricsFile), tr.State.Step); err != nil {
 			return nil, err
 		}
-	} else if _, err := os.Stat(last); err == nil {
-		return nil, fmt.Errorf("%s exists: pass -resume to continue that run, or choose another output folder", last)
+	} else if names, err := runFiles(opts.Out); err != nil {
+		return nil, err
+	} else if len(names) > 0 {
+		if !opts.Force {
+			return nil, fmt.Errorf("%s is not empty (%s): pass -resume to continue the run there, -force to start a new run over it, or choose another output folder",
+				opts.Out, strings.Join(names, ", "))
+		}
+		if err := removeRun(opts.Out); err != nil {
+			return nil, err
+		}
 	}
 	mf, err := os.OpenFile(filepath.Join(opts.Out, MetricsFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	defer mf.Close()
+	defer mf.Close() // on error paths; the end of the run closes it and checks the error
 	mw := bufio.NewWriter(mf)
 	defer mw.Flush()
 	logLine := func(v any) error {
@@ -460,7 +481,6 @@ func Train(ctx context.Context, r *Run, opts Options) (*RunSummary, error) {
 	perEpoch := tr.RoundsPerEpoch() * len(tr.Tasks)
 	epochOf := func(step int) float64 { return float64(step) / float64(perEpoch) }
 	prog := newProgress(opts.Progress, r, tr.State.Step)
-	lastSaved := -1
 
 	evaluate := func() error {
 		prog.newline()
@@ -488,24 +508,33 @@ func Train(ctx context.Context, r *Run, opts Options) (*RunSummary, error) {
 		if err := mw.Flush(); err != nil {
 			return err
 		}
-		if err := mtl.SaveCheckpoint(last, r.Model, r.Tokenizer, tr); err != nil {
+		if err := mf.Sync(); err != nil {
 			return err
 		}
-		lastSaved = step
+		// best/ and best.json before last/: a run resumed from last/ at this step has its
+		// best as of this step, and one resumed from an earlier last/ repeats this step's
+		// decision (a best.json of a later step than last/ is ignored).
 		if v, ok := selectValue(ms, cfg.Training.BestMetric); ok && (bestInfo == nil || v > bestInfo.Value) {
 			if err := mtl.SaveCheckpoint(best, r.Model, r.Tokenizer, nil); err != nil {
 				return err
 			}
 			bestInfo = &BestInfo{Step: step, Epoch: epochOf(step), Metric: cfg.Training.BestMetric, Value: v}
-			if err := mtl.WriteJSON(filepath.Join(opts.Out, BestFile), bestInfo); err != nil {
+			if err := writeJSONAtomic(filepath.Join(opts.Out, BestFile), bestInfo); err != nil {
 				return err
 			}
 		}
+		if err := mtl.SaveCheckpoint(last, r.Model, r.Tokenizer, tr); err != nil {
+			return err
+		}
+		lastSaved = step
 		return nil
 	}
 	interrupt := func(why string) error {
 		prog.newline()
 		if err := mw.Flush(); err != nil {
+			return err
+		}
+		if err := mf.Sync(); err != nil {
 			return err
 		}
 		if lastSaved != tr.State.Step {
@@ -551,6 +580,12 @@ func Train(ctx context.Context, r *Run, opts Options) (*RunSummary, error) {
 	if err := mw.Flush(); err != nil {
 		return nil, err
 	}
+	if err := mf.Sync(); err != nil {
+		return nil, err
+	}
+	if err := mf.Close(); err != nil {
+		return nil, fmt.Errorf("%s: %w", mf.Name(), err)
+	}
 
 	sum := &RunSummary{Model: "last", Best: bestInfo, Steps: tr.State.Step}
 	if bestInfo != nil {
@@ -571,7 +606,7 @@ func Train(ctx context.Context, r *Run, opts Options) (*RunSummary, error) {
 		sum.Tasks = append(sum.Tasks, row)
 	}
 	sum.Seconds = time.Since(t0).Seconds()
-	if err := mtl.WriteJSON(filepath.Join(opts.Out, SummaryFile), sum); err != nil {
+	if err := writeJSONAtomic(filepath.Join(opts.Out, SummaryFile), sum); err != nil {
 		return nil, err
 	}
 	return sum, nil
@@ -607,8 +642,68 @@ func resume(r *Run, dir string) error {
 	return nil
 }
 
+// runOutputs are the files and folders Train writes into its output folder.
+var runOutputs = []string{LastDir, BestDir, MetricsFile, BestFile, SummaryFile, LossPlotFile, DevPlotFile}
+
+// runFiles lists what out holds (hidden temporaries included); a missing out holds nothing.
+func runFiles(out string) ([]string, error) {
+	entries, err := os.ReadDir(out)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names, nil
+}
+
+// recoverRun puts a run folder a crash interrupted back in order: a half-finished save of
+// last/ or best/ is finished or undone, and the temporaries of every file a run writes are
+// removed.
+func recoverRun(out string) error {
+	for _, d := range []string{LastDir, BestDir} {
+		if err := bert.RecoverDir(filepath.Join(out, d)); err != nil {
+			return err
+		}
+	}
+	for _, f := range runOutputs {
+		if err := bert.RemoveStaleTemps(filepath.Join(out, f)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// removeRun removes what a run wrote into out (for Force), temporaries first.
+func removeRun(out string) error {
+	if err := recoverRun(out); err != nil {
+		return err
+	}
+	for _, f := range runOutputs {
+		if err := os.RemoveAll(filepath.Join(out, f)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeJSONAtomic is writeJSON through bert.WriteFileAtomic: a crash leaves the old or the
+// new file, never a truncated one.
+func writeJSONAtomic(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return bert.WriteFileAtomic(path, func(w io.Writer) error { _, err := w.Write(append(b, '\n')); return err })
+}
+
 // truncateMetrics keeps the lines of path whose step is at most step (lines written after the
-// checkpoint a run resumes from are dropped). A missing file is fine.
+// checkpoint a run resumes from are dropped), replacing the file atomically. A missing file is
+// fine.
 func truncateMetrics(path string, step int) error {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -632,7 +727,10 @@ func truncateMetrics(path string, step int) error {
 			keep = append(keep, strings.TrimSuffix(l, "\n")+"\n"...)
 		}
 	}
-	return os.WriteFile(path, keep, 0o644)
+	if bytes.Equal(keep, data) {
+		return nil
+	}
+	return bert.WriteFileAtomic(path, func(w io.Writer) error { _, err := w.Write(keep); return err })
 }
 
 // evalKeepingStreams evaluates every task on split and then puts the dropout counters back
