@@ -245,10 +245,10 @@ func LoadNotes(path string) ([]string, error) {
 	return notes, nil
 }
 
-// SynthNotes returns n synthetic clinical notes (synth.GenerateSynth) of at least words words
+// SynthNotes returns n synthetic clinical notes (synth.Generate) of at least words words
 // each: several generated notes joined by a blank line.
 func SynthNotes(seed uint64, n, words int) ([]string, error) {
-	c, err := synth.GenerateSynth(seed, 4*n+4, 0)
+	c, err := synth.Generate(seed, 4*n+4, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -1,43 +1,27 @@
-// Package mtl holds the multitask side of mtbert: the data formats of the
-// clinical information-extraction tasks of MT-Clinical BERT (Mulyar &
-// McInnes 2020), the overlap policy that turns span annotations into
-// something a token tagger can learn, and the evaluation metrics.
+// Package mtl is the multitask model of mtbert (MT-Clinical BERT, Mulyar & McInnes 2020):
+// one shared BERT encoder with one light head per task, and everything that runs it.
 //
-// # Documents and spans
+//   - Heads and tasks: Kind (ner, pair-classification, classification, regression, mlm),
+//     TaskSpec (what a checkpoint records of a task: labels, scheme, window length and
+//     stride), Head, Model (the encoder and its heads; Loss for training, Predict for
+//     inference; UseEncoder puts the encoder pass on another bert.Encoder, a GPU one).
+//   - Alignment: Labels, Align (spans to word tags to sub-word labels, overlaps resolved and
+//     counted), windows of long documents (AlignedDoc.MakeWindows) and MergeWindows.
+//   - Inference, one path for all: PlanNote and PlanPair make Sequences, Extractor.Run pads
+//     and batches them (PadLength) through the encoder and the heads, NotePlan.Decode and
+//     PairPlan.Decode give entities (character and byte offsets, scores) and pair labels.
+//     Extract, ExtractMany and Pair, the server (mtl/serve), bulk prediction and evaluation
+//     all take it, so what Evaluate scores is what predict and serve return.
+//   - Evaluation: Evaluate scores a task's split (strict span F1 and the reference's token
+//     F1, accuracy and macro-F1, Pearson and Spearman, masked-token accuracy) with the
+//     metrics of mtl/score.
+//   - Training: Trainer (the round-robin schedule of Algorithm 1: one batch per task per
+//     round, the shared encoder and that task's head updated), Collate, PackText for masked
+//     language modelling.
+//   - Checkpoints: SaveCheckpoint and LoadCheckpoint (a Hugging Face BERT folder plus
+//     heads.safetensors, tasks.json, trainer state and checksums, written atomically).
 //
-// Every named-entity reader returns []Document. A Document holds the raw
-// text of one unit (a file, or one sentence for CoNLL input) and its
-// annotations as []Span. Span offsets are BYTE offsets into Document.Text,
-// half-open [Start,End), and Span.Text == Document.Text[Start:End] always.
-// Formats that count characters (brat, i2b2 XML) are converted from Unicode
-// code points to bytes when read. Discontinuous brat annotations keep their
-// pieces in Span.Fragments (see Span). Sentence-pair readers return []Pair.
-//
-// Readers open every file through Open, so gzip and zstd files are read
-// transparently (detected by their magic bytes). Invalid UTF-8 is an
-// error. Malformed input gives an error that names the file and line,
-// never a panic; errors never drop input silently.
-//
-// # Formats
-//
-//   - ReadCoNLL: token<TAB>tag lines, blank line between sentences (NCBI
-//     disease, BC5CDR). One Document per sentence.
-//   - ReadBrat: brat standoff .txt + .ann (Quaero, MEDDOCAN).
-//   - ReadI2B2Con: i2b2-2010 .txt + .con concept files.
-//   - ReadI2B2XML: i2b2-2012 (events) and i2b2-2014 (PHI) XML.
-//   - ReadMedNLI, ReadMedRQE, ReadSTS, ReadBIOSSES: sentence pairs.
-//
-// # Overlaps
-//
-// A BIO/BILOU tagger cannot represent nested or overlapping spans.
-// ResolveOverlaps applies one explicit OverlapPolicy and returns an
-// OverlapReport that records every span kept, dropped and collapsed.
-//
-// # Metrics
-//
-// SpanF1 is strict span matching (exact boundaries and type, as the CoNLL
-// evaluation script and seqeval). TokenF1 is the word-level micro-F1 the
-// reference code of the paper reports. DecodeTags turns BIO or BILOU tag
-// sequences into spans with seqeval's default (lenient) rules. Accuracy,
-// MacroF1, Pearson and Spearman cover the sentence-pair tasks.
+// Around it: mtl/corpus reads and writes the data formats, mtl/score computes metrics,
+// mtl/train runs a config's training, mtl/serve serves a model over HTTP, mtl/synth makes the
+// demo corpus. A new head kind goes here.
 package mtl

@@ -52,7 +52,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 		dir = tmp
 	}
 	fmt.Fprintln(stdout, demoDisclaimer)
-	cfgPath, err := synth.WriteSynthCorpus(filepath.Join(dir, "data"), *seed, *notes, *pairs)
+	cfgPath, err := synth.WriteCorpus(filepath.Join(dir, "data"), *seed, *notes, *pairs)
 	if err != nil {
 		return err
 	}

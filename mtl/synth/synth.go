@@ -13,32 +13,28 @@ import (
 	"github.com/mtbert/mtbert/mtl/train"
 )
 
-// This file generates a synthetic clinical corpus for `mtbert demo`: notes annotated for three
-// NER tasks at once, and sentence pairs for entailment and similarity, all from templates and
-// word lists embedded here. It is a tour of the pipeline, not data to measure a model on.
-
-// Names of the synthetic tasks, in the order of the config WriteSynthCorpus writes.
+// Names of the synthetic tasks, in the order of the config WriteCorpus writes.
 const (
-	SynthMedication = "medication" // n2c2-2018-like: Drug, Strength, Dosage, Route, Frequency
-	SynthClinical   = "clinical"   // i2b2-2010-like: problem, test, treatment
-	SynthPHI        = "phi"        // i2b2-2014-like: NAME, DATE, PHONE, HOSPITAL, MRN
-	SynthNLI        = "nli"        // MedNLI-like: entailment, neutral, contradiction
-	SynthSTS        = "sts"        // clinical STS-like: score 0-5
+	Medication = "medication" // n2c2-2018-like: Drug, Strength, Dosage, Route, Frequency
+	Clinical   = "clinical"   // i2b2-2010-like: problem, test, treatment
+	PHI        = "phi"        // i2b2-2014-like: NAME, DATE, PHONE, HOSPITAL, MRN
+	NLI        = "nli"        // MedNLI-like: entailment, neutral, contradiction
+	STS        = "sts"        // clinical STS-like: score 0-5
 )
 
-// SynthTypes lists the entity types of each synthetic NER task.
-var SynthTypes = map[string][]string{
-	SynthMedication: {"Drug", "Strength", "Dosage", "Route", "Frequency"},
-	SynthClinical:   {"problem", "test", "treatment"},
-	SynthPHI:        {"NAME", "DATE", "PHONE", "HOSPITAL", "MRN"},
+// Types lists the entity types of each synthetic NER task.
+var Types = map[string][]string{
+	Medication: {"Drug", "Strength", "Dosage", "Route", "Frequency"},
+	Clinical:   {"problem", "test", "treatment"},
+	PHI:        {"NAME", "DATE", "PHONE", "HOSPITAL", "MRN"},
 }
 
-// SynthNLILabels are the entailment classes, in the order they are dealt.
-var SynthNLILabels = []string{"entailment", "neutral", "contradiction"}
+// NLILabels are the entailment classes, in the order they are dealt.
+var NLILabels = []string{"entailment", "neutral", "contradiction"}
 
-// SynthCorpus is a generated corpus. Medication, Clinical and PHI hold the same notes (same
+// Corpus is a generated corpus. Medication, Clinical and PHI hold the same notes (same
 // IDs and texts, in the same order), each with the spans of one task.
-type SynthCorpus struct {
+type Corpus struct {
 	Medication, Clinical, PHI []corpus.Document
 	// NLI pairs carry Label; STS pairs carry Score (HasScore), one of 0, 1, 2, 3, 4, 5.
 	NLI, STS []corpus.Pair
@@ -423,7 +419,7 @@ func synthNote(r *synthRNG, id string) [3]corpus.Document {
 }
 
 // NLI: a premise states facts about a patient; each hypothesis list is entailed, neutral or
-// contradicted by construction (index as SynthNLILabels).
+// contradicted by construction (index as NLILabels).
 type nliFrame struct {
 	premise []string
 	hyp     [3][]string
@@ -582,7 +578,7 @@ func synthSTSPair(r *synthRNG, level int) (string, string) {
 	}
 }
 
-// synthNLIPair builds a pair of the given label index (SynthNLILabels).
+// synthNLIPair builds a pair of the given label index (NLILabels).
 func synthNLIPair(r *synthRNG, label int) (string, string) {
 	f := synthNLIFrames[r.intn(len(synthNLIFrames))]
 	vals := map[string]string{}
@@ -596,15 +592,15 @@ func synthNLIPair(r *synthRNG, label int) (string, string) {
 	return renderPlain(r, r.pick(f.premise), vals), renderPlain(r, r.pick(f.hyp[label]), vals)
 }
 
-// GenerateSynth generates nNotes notes and nPairs pairs of each pair task from seed. The same
+// Generate generates nNotes notes and nPairs pairs of each pair task from seed. The same
 // seed gives the same corpus. Pair labels (NLI) and score levels (STS) are dealt in turn, so
 // they are balanced to within one, then the pairs are shuffled.
-func GenerateSynth(seed uint64, nNotes, nPairs int) (*SynthCorpus, error) {
+func Generate(seed uint64, nNotes, nPairs int) (*Corpus, error) {
 	if nNotes < 0 || nPairs < 0 {
 		return nil, fmt.Errorf("mtl: synth: negative count (%d notes, %d pairs)", nNotes, nPairs)
 	}
 	r := &synthRNG{s: seed}
-	c := &SynthCorpus{}
+	c := &Corpus{}
 	for i := range nNotes {
 		d := synthNote(r, fmt.Sprintf("note-%05d", i+1))
 		c.Medication = append(c.Medication, d[tMed])
@@ -612,9 +608,9 @@ func GenerateSynth(seed uint64, nNotes, nPairs int) (*SynthCorpus, error) {
 		c.PHI = append(c.PHI, d[tPHI])
 	}
 	for i := range nPairs {
-		lab := i % len(SynthNLILabels)
+		lab := i % len(NLILabels)
 		a, b := synthNLIPair(r, lab)
-		c.NLI = append(c.NLI, corpus.Pair{ID: fmt.Sprintf("nli-%05d", i+1), TextA: a, TextB: b, Label: SynthNLILabels[lab]})
+		c.NLI = append(c.NLI, corpus.Pair{ID: fmt.Sprintf("nli-%05d", i+1), TextA: a, TextB: b, Label: NLILabels[lab]})
 	}
 	for i := range nPairs {
 		lvl := i % 6
@@ -640,11 +636,11 @@ func synthSplit(n int) [3][2]int {
 	return [3][2]int{{0, tr}, {tr, tr + d}, {tr + d, n}}
 }
 
-// SynthVocabSize is the size of the vocabulary WriteSynthCorpus trains (it stops earlier when
+// VocabSize is the size of the vocabulary WriteCorpus trains (it stops earlier when
 // nothing is left to merge).
-const SynthVocabSize = 4000
+const VocabSize = 4000
 
-// WriteSynthCorpus generates a corpus (GenerateSynth) and writes it under dir in the formats
+// WriteCorpus generates a corpus (Generate) and writes it under dir in the formats
 // the readers take, with a vocabulary and a config:
 //
 //	synth.yaml                         the config (returned): five tasks, a small encoder
@@ -657,7 +653,7 @@ const SynthVocabSize = 4000
 // train the rest. nNotes and nPairs must be at least 10 (so every split is non-empty). dir is
 // created if needed and must be empty: files of an earlier, larger corpus would otherwise be
 // read with the new one. The same arguments give byte-identical files.
-func WriteSynthCorpus(dir string, seed uint64, nNotes, nPairs int) (configPath string, err error) {
+func WriteCorpus(dir string, seed uint64, nNotes, nPairs int) (configPath string, err error) {
 	if nNotes < 10 || nPairs < 10 {
 		return "", fmt.Errorf("mtl: synth: need at least 10 notes and 10 pairs (for train, dev and test), have %d and %d", nNotes, nPairs)
 	}
@@ -669,7 +665,7 @@ func WriteSynthCorpus(dir string, seed uint64, nNotes, nPairs int) (configPath s
 	} else if len(ents) > 0 {
 		return "", fmt.Errorf("mtl: synth: %s is not empty (%d entries); give an empty or new folder", dir, len(ents))
 	}
-	c, err := GenerateSynth(seed, nNotes, nPairs)
+	c, err := Generate(seed, nNotes, nPairs)
 	if err != nil {
 		return "", err
 	}
@@ -685,7 +681,7 @@ func WriteSynthCorpus(dir string, seed uint64, nNotes, nPairs int) (configPath s
 	}
 	var vocabTexts []string
 	noteSplit := synthSplit(nNotes)
-	for task, docs := range map[string][]corpus.Document{SynthMedication: c.Medication, SynthClinical: c.Clinical, SynthPHI: c.PHI} {
+	for task, docs := range map[string][]corpus.Document{Medication: c.Medication, Clinical: c.Clinical, PHI: c.PHI} {
 		for si, sp := range splits {
 			for _, d := range docs[noteSplit[si][0]:noteSplit[si][1]] {
 				base := filepath.Join(dir, task, sp, d.ID)
@@ -726,10 +722,10 @@ func WriteSynthCorpus(dir string, seed uint64, nNotes, nPairs int) (configPath s
 				vocabTexts = append(vocabTexts, p.TextA, p.TextB)
 			}
 		}
-		if err := write(filepath.Join(dir, SynthNLI, sp+".jsonl"), []byte(nli.String())); err != nil {
+		if err := write(filepath.Join(dir, NLI, sp+".jsonl"), []byte(nli.String())); err != nil {
 			return "", err
 		}
-		if err := write(filepath.Join(dir, SynthSTS, sp+".tsv"), []byte(sts.String())); err != nil {
+		if err := write(filepath.Join(dir, STS, sp+".tsv"), []byte(sts.String())); err != nil {
 			return "", err
 		}
 	}
@@ -739,7 +735,7 @@ func WriteSynthCorpus(dir string, seed uint64, nNotes, nPairs int) (configPath s
 		synthFirst, synthLast, synthHospPlace, synthHospKind, synthMonths, synthRoutes, synthFreqs, synthDosages, synthUnits, synthNonClinical} {
 		vocabTexts = append(vocabTexts, strings.Join(l, " "))
 	}
-	v, err := bert.TrainWordPiece(vocabTexts, bert.WordPieceOptions{Size: SynthVocabSize})
+	v, err := bert.TrainWordPiece(vocabTexts, bert.WordPieceOptions{Size: VocabSize})
 	if err != nil {
 		return "", fmt.Errorf("mtl: synth: vocabulary: %w", err)
 	}
@@ -771,7 +767,7 @@ func bratAnn(d corpus.Document) []byte {
 // randomly initialised encoder trained for minutes, not the paper's fine-tuning of BERT-base.
 func synthConfig(seed uint64) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, `# Synthetic clinical corpus written by mtl.WriteSynthCorpus (seed %d).
+	fmt.Fprintf(&b, `# Synthetic clinical corpus written by mtl.WriteCorpus (seed %d).
 # Generated from templates: a tour of the pipeline, not a benchmark.
 encoder:
   vocab: vocab.txt
@@ -783,7 +779,7 @@ encoder:
   lower_case: false
 tasks:
 `, seed)
-	for _, t := range []string{SynthMedication, SynthClinical, SynthPHI} {
+	for _, t := range []string{Medication, Clinical, PHI} {
 		fmt.Fprintf(&b, `  - name: %[1]s
     kind: ner
     format: brat
@@ -820,6 +816,6 @@ training:
   seed: %[3]d
   dropout: 0.1
   best_metric: mean
-`, SynthNLI, SynthSTS, int64(seed>>1))
+`, NLI, STS, int64(seed>>1))
 	return b.String()
 }

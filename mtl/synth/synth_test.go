@@ -21,7 +21,7 @@ import (
 func TestWriteSynthCorpus(t *testing.T) {
 	dir := t.TempDir()
 	const nNotes, nPairs = 60, 90
-	cfgPath, err := WriteSynthCorpus(dir, 42, nNotes, nPairs)
+	cfgPath, err := WriteCorpus(dir, 42, nNotes, nPairs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestWriteSynthCorpus(t *testing.T) {
 	for _, lt := range tasks {
 		names = append(names, lt.Task.Name)
 	}
-	if want := []string{SynthMedication, SynthClinical, SynthPHI, SynthNLI, SynthSTS}; !slices.Equal(names, want) {
+	if want := []string{Medication, Clinical, PHI, NLI, STS}; !slices.Equal(names, want) {
 		t.Fatalf("tasks %q, want %q", names, want)
 	}
 	tok, err := cfg.Tokenizer()
@@ -85,15 +85,15 @@ func TestWriteSynthCorpus(t *testing.T) {
 				if n := countUnk(d.Text); n > 0 {
 					t.Errorf("%s: %d [UNK] in %q", d.ID, n, d.Text)
 				}
-				if lt.Task.Name == SynthMedication && sd.Split == train.SplitTrain {
+				if lt.Task.Name == Medication && sd.Split == train.SplitTrain {
 					trainTexts = append(trainTexts, d.Text)
 				}
-				if lt.Task.Name == SynthMedication && sd.Split == train.SplitTest && slices.Contains(trainTexts, d.Text) {
+				if lt.Task.Name == Medication && sd.Split == train.SplitTest && slices.Contains(trainTexts, d.Text) {
 					t.Errorf("test note %s is a copy of a training note", d.ID)
 				}
 			}
 		}
-		want := SynthTypes[lt.Task.Name]
+		want := Types[lt.Task.Name]
 		got := slices.Sorted(maps.Keys(types))
 		if !slices.Equal(got, sortedCopy(want)) {
 			t.Errorf("%s: types %q, want %q", lt.Task.Name, got, want)
@@ -129,7 +129,7 @@ func TestWriteSynthCorpus(t *testing.T) {
 			levels[p.Score]++
 		}
 	}
-	for _, l := range SynthNLILabels {
+	for _, l := range NLILabels {
 		if labels[l] != 30 {
 			t.Errorf("NLI labels %v, want 30 each", labels)
 			break
@@ -180,7 +180,7 @@ func TestWriteSynthCorpusDeterministic(t *testing.T) {
 		dir  string
 		seed uint64
 	}{{a, 7}, {b, 7}, {c, 8}} {
-		if _, err := WriteSynthCorpus(d.dir, d.seed, 20, 30); err != nil {
+		if _, err := WriteCorpus(d.dir, d.seed, 20, 30); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -210,22 +210,22 @@ func TestWriteSynthCorpusDeterministic(t *testing.T) {
 
 func TestWriteSynthCorpusErrors(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := WriteSynthCorpus(dir, 1, 9, 30); err == nil || !strings.Contains(err.Error(), "at least 10") {
+	if _, err := WriteCorpus(dir, 1, 9, 30); err == nil || !strings.Contains(err.Error(), "at least 10") {
 		t.Errorf("9 notes: %v", err)
 	}
-	if _, err := WriteSynthCorpus(dir, 1, 30, 5); err == nil || !strings.Contains(err.Error(), "at least 10") {
+	if _, err := WriteCorpus(dir, 1, 30, 5); err == nil || !strings.Contains(err.Error(), "at least 10") {
 		t.Errorf("5 pairs: %v", err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "keep.txt"), []byte("mine"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := WriteSynthCorpus(dir, 1, 10, 10); err == nil || !strings.Contains(err.Error(), "not empty") {
+	if _, err := WriteCorpus(dir, 1, 10, 10); err == nil || !strings.Contains(err.Error(), "not empty") {
 		t.Errorf("non-empty folder: %v", err)
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "keep.txt")); string(b) != "mine" {
 		t.Error("existing file changed")
 	}
-	if _, err := GenerateSynth(1, -1, 3); err == nil {
+	if _, err := Generate(1, -1, 3); err == nil {
 		t.Error("negative count: no error")
 	}
 }
@@ -233,7 +233,7 @@ func TestWriteSynthCorpusErrors(t *testing.T) {
 // TestGenerateSynthVariety: the notes use many of the embedded values and formats, so that a
 // model cannot learn a handful of strings.
 func TestGenerateSynthVariety(t *testing.T) {
-	c, err := GenerateSynth(3, 300, 0)
+	c, err := Generate(3, 300, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
