@@ -101,3 +101,46 @@ func TestOnlyCUDABertImportsCUDA(t *testing.T) {
 		}
 	}
 }
+
+// mtlLayer orders the packages under mtl: corpus (data formats) and score (metrics) below the
+// model (mtl itself), the jobs built on the model (train, serve, bulk) above it, and the demo
+// corpus, which writes a training config, above train. A package imports only packages of a
+// lower rank (the internal test helpers: mtltest imports none of mtl, fixture trains a model).
+var mtlLayer = map[string]int{
+	"mtl/internal/mtltest": 0, "mtl/corpus": 1, "mtl/score": 2, "mtl": 3,
+	"mtl/train": 4, "mtl/serve": 4, "mtl/bulk": 4, "mtl/synth": 5, "mtl/internal/fixture": 5,
+}
+
+// TestMTLPackagesFlowOneWay fails on an import between mtl's packages against mtlLayer, and
+// on a package under mtl that mtlLayer does not place.
+func TestMTLPackagesFlowOneWay(t *testing.T) {
+	const mod = "github.com/mtbert/mtbert/"
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", mod+"mtl/...").Output()
+	if err != nil {
+		t.Skipf("go list unavailable: %v", err)
+	}
+	checked := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		from := strings.TrimPrefix(f[0], mod)
+		lf, ok := mtlLayer[from]
+		if !ok {
+			t.Errorf("package %s is not placed in mtlLayer", from)
+			continue
+		}
+		for _, imp := range f[1:] {
+			to := strings.TrimPrefix(imp, mod)
+			lt, ok := mtlLayer[to]
+			if !ok {
+				continue // not under mtl
+			}
+			checked++
+			if lt >= lf {
+				t.Errorf("%s imports %s against the flow corpus <- score <- mtl <- train, serve, bulk <- synth", from, to)
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no imports between mtl's packages found")
+	}
+}
