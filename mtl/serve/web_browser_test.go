@@ -22,6 +22,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/mtbert/mtbert/mtl"
 	"github.com/mtbert/mtbert/mtl/internal/fixture"
+	"github.com/mtbert/mtbert/mtl/internal/mtltest"
 	"github.com/mtbert/mtbert/mtl/train"
 )
 
@@ -572,14 +573,14 @@ Transferred from Cedar Valley Hospital on 8 January 1998.`
 // (and a window MTBERT_SCREENSHOT_WIDTH pixels wide, 1280 by default):
 //
 //	go run ./cmd/mtbert demo -out /tmp/demo -quiet
-//	MTBERT_SCREENSHOT=docs/serve-page.png MTBERT_SCREENSHOT_MODEL=/tmp/demo/run/best go test ./mtl -run TestWebScreenshot
+//	MTBERT_SCREENSHOT=docs/serve-page.png MTBERT_SCREENSHOT_MODEL=/tmp/demo/run/best go test ./mtl/serve -run TestWebScreenshot
 func TestWebScreenshot(t *testing.T) {
 	out := os.Getenv("MTBERT_SCREENSHOT")
 	if out == "" {
 		t.Skip("set MTBERT_SCREENSHOT=FILE.png and MTBERT_SCREENSHOT_MODEL=DIR to write the screenshot of the page")
 	}
 	if !filepath.IsAbs(out) {
-		out = filepath.Join("..", out)
+		out = filepath.Join(mtltest.Root(), out)
 	}
 	dir := os.Getenv("MTBERT_SCREENSHOT_MODEL")
 	if dir == "" {
