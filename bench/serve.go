@@ -496,34 +496,58 @@ func Serve(o ServeOptions) (*ServeResult, error) {
 			return nil, err
 		}
 	}
-	var ex *mtl.Extractor
-	var tok *bert.Tokenizer
-	var encCfg bert.Config
-	var err error
 	res := &ServeResult{Threads: kernels.Threads(), GOMAXPROCS: runtime.GOMAXPROCS(0), MaxQueue: o.MaxQueue,
 		MaxBatchTok: o.MaxBatchTokens, MaxWaitMs: float64(o.MaxWait) / 1e6, Notes: len(notes)}
-	if o.Model != "" {
-		m, t, err := mtl.LoadCheckpoint(o.Model, bert.DefaultLowerCase)
-		if err != nil {
+	ex, tok, err := serveModel(o, notes, res)
+	if err != nil {
+		return nil, err
+	}
+	b := &serveBench{o: o, ex: ex, notes: notes, bodies: requestBodies(notes, tok, res), client: newClient(o.Timeout + 30*time.Second)}
+	defer b.client.CloseIdleConnections()
+	b.warmUp()
+	if err := b.closedLoops(res); err != nil {
+		return nil, err
+	}
+	res.Speedup = speedups(res.Phases)
+	if o.Overload > 0 {
+		if res.Overload, err = b.overloadPhase(res.Phases); err != nil {
 			return nil, err
 		}
-		ex, tok, encCfg = mtl.NewExtractor(m, t), t, m.Encoder.Cfg
+	}
+	return res, nil
+}
+
+// serveModel loads the checkpoint of o.Model, or makes the random model o describes (its
+// vocabulary from notes), and records what it is in res.
+func serveModel(o ServeOptions, notes []string, res *ServeResult) (*mtl.Extractor, *bert.Tokenizer, error) {
+	if o.Model != "" {
+		m, tok, err := mtl.LoadCheckpoint(o.Model, bert.DefaultLowerCase)
+		if err != nil {
+			return nil, nil, err
+		}
+		ex := mtl.NewExtractor(m, tok)
 		res.Model = o.Model
 		for _, t := range ex.Tasks() {
 			if t.Kind == mtl.NER {
 				res.NERHeads++
 			}
 		}
-	} else {
-		var m *mtl.Model
-		if m, tok, err = randomModel(o, notes); err != nil {
-			return nil, err
-		}
-		ex, encCfg = mtl.NewExtractor(m, tok), m.Encoder.Cfg
-		res.Model = fmt.Sprintf("random: %d layers, %d hidden, %d ner heads of %d labels, max_length %d", o.Layers, o.Hidden, o.K, o.Labels, o.MaxLen)
-		res.NERHeads = o.K
+		res.Layers, res.Hidden = m.Encoder.Cfg.NumHiddenLayers, m.Encoder.Cfg.HiddenSize
+		return ex, tok, nil
 	}
-	res.Layers, res.Hidden = encCfg.NumHiddenLayers, encCfg.HiddenSize
+	m, tok, err := randomModel(o, notes)
+	if err != nil {
+		return nil, nil, err
+	}
+	res.Model = fmt.Sprintf("random: %d layers, %d hidden, %d ner heads of %d labels, max_length %d", o.Layers, o.Hidden, o.K, o.Labels, o.MaxLen)
+	res.NERHeads = o.K
+	res.Layers, res.Hidden = m.Encoder.Cfg.NumHiddenLayers, m.Encoder.Cfg.HiddenSize
+	return mtl.NewExtractor(m, tok), tok, nil
+}
+
+// requestBodies encodes each note as a /v1/extract request body and records the notes'
+// mean length in characters and sub-words in res.
+func requestBodies(notes []string, tok *bert.Tokenizer, res *ServeResult) [][]byte {
 	bodies := make([][]byte, len(notes))
 	chars, subs := 0, 0
 	for i, n := range notes {
@@ -532,93 +556,129 @@ func Serve(o ServeOptions) (*ServeResult, error) {
 		subs += len(tok.Tokenize(n))
 	}
 	res.MeanChars, res.MeanSubwords = float64(chars)/float64(len(notes)), float64(subs)/float64(len(notes))
-	// The closed-loop phases admit every client (a queue of at least the concurrency), so that
-	// they measure throughput and latency, not refusals; the overload phase has MaxQueue.
-	cfgQ := func(batching bool, queue int) serve.Config {
-		c := serve.Config{MaxBatchTokens: o.MaxBatchTokens, MaxWait: o.MaxWait, MaxQueue: queue, MaxBody: o.MaxBody, Timeout: o.Timeout}
-		if !batching {
-			c.MaxBatchRequests = 1
-		}
-		return c
+	return bodies
+}
+
+// serveBench is one bench serve run: the model, the notes and their request bodies, the
+// client, and the count of requests sent (their ids).
+type serveBench struct {
+	o      ServeOptions
+	ex     *mtl.Extractor
+	notes  []string
+	bodies [][]byte
+	client *http.Client
+	seq    int
+}
+
+// config is the server's configuration for a phase: batching on or off, and a queue of
+// queue requests.
+func (b *serveBench) config(batching bool, queue int) serve.Config {
+	c := serve.Config{MaxBatchTokens: b.o.MaxBatchTokens, MaxWait: b.o.MaxWait, MaxQueue: queue, MaxBody: b.o.MaxBody, Timeout: b.o.Timeout}
+	if !batching {
+		c.MaxBatchRequests = 1
 	}
-	cfg := func(batching bool) serve.Config { return cfgQ(batching, o.MaxQueue) }
-	client := newClient(o.Timeout + 30*time.Second)
-	defer client.CloseIdleConnections()
-	// Warm-up: one request through a server, so the first phase does not pay first-use costs.
-	if ls, err := startServer(ex, cfg(true)); err == nil {
-		send(client, ls.base, request{id: "warmup", note: notes[0], body: bodies[0]})
+	return c
+}
+
+// warmUp sends one request through a server, so the first phase does not pay first-use
+// costs.
+func (b *serveBench) warmUp() {
+	if ls, err := startServer(b.ex, b.config(true, b.o.MaxQueue)); err == nil {
+		send(b.client, ls.base, request{id: "warmup", note: b.notes[0], body: b.bodies[0]})
 		ls.close()
 	}
+}
 
-	// Each concurrency level runs with batching on and off back to back, so that the two
-	// figures compared share the machine's state as far as possible.
-	seq := 0
-	for _, conc := range o.Concurrency {
-		for _, batching := range o.Batching {
-			ls, err := startServer(ex, cfgQ(batching, max(o.MaxQueue, conc)))
+// closedLoops runs the closed-loop phases into res.Phases. Each concurrency level runs with
+// batching on and off back to back, so that the two figures compared share the machine's
+// state as far as possible. These phases admit every client (a queue of at least the
+// concurrency), so that they measure throughput and latency, not refusals; the overload
+// phase has MaxQueue.
+func (b *serveBench) closedLoops(res *ServeResult) error {
+	for _, conc := range b.o.Concurrency {
+		for _, batching := range b.o.Batching {
+			ph, err := b.closedLoop(b.config(batching, max(b.o.MaxQueue, conc)), conc, b.o)
 			if err != nil {
-				return nil, err
-			}
-			ph, err := closedLoop(client, ls, conc, o, notes, bodies, &seq)
-			ls.close()
-			if err != nil {
-				return nil, err
+				return err
 			}
 			ph.Batching = batching
 			res.Phases = append(res.Phases, ph)
-			if o.Log != nil {
-				fmt.Fprintf(o.Log, "batching %-3s concurrency %3d: %d/%d ok, %.2f notes/s, p50 %.0f ms, p99 %.0f ms, %.2f requests/batch\n",
+			if b.o.Log != nil {
+				fmt.Fprintf(b.o.Log, "batching %-3s concurrency %3d: %d/%d ok, %.2f notes/s, p50 %.0f ms, p99 %.0f ms, %.2f requests/batch\n",
 					onOff(batching), conc, ph.OK, ph.Requests, ph.NotesPerS, ph.P50Ms, ph.P99Ms, ph.MeanBatchRequests)
 			}
 		}
 	}
-	for _, on := range res.Phases {
+	return nil
+}
+
+// closedLoop starts a server with cfg and runs one closed-loop phase of conc clients on it.
+func (b *serveBench) closedLoop(cfg serve.Config, conc int, o ServeOptions) (ServePhase, error) {
+	ls, err := startServer(b.ex, cfg)
+	if err != nil {
+		return ServePhase{}, err
+	}
+	defer ls.close()
+	return closedLoop(b.client, ls, conc, o, b.notes, b.bodies, &b.seq)
+}
+
+// speedups pairs each batching-on phase with the batching-off phase of its concurrency.
+func speedups(phases []ServePhase) []ServeSpeedup {
+	var out []ServeSpeedup
+	for _, on := range phases {
 		if !on.Batching {
 			continue
 		}
-		for _, off := range res.Phases {
+		for _, off := range phases {
 			if !off.Batching && off.Concurrency == on.Concurrency && off.NotesPerS > 0 {
-				res.Speedup = append(res.Speedup, ServeSpeedup{Concurrency: on.Concurrency, On: on.NotesPerS, Off: off.NotesPerS, Ratio: on.NotesPerS / off.NotesPerS})
+				out = append(out, ServeSpeedup{Concurrency: on.Concurrency, On: on.NotesPerS, Off: off.NotesPerS, Ratio: on.NotesPerS / off.NotesPerS})
 			}
 		}
 	}
-	if o.Overload > 0 {
-		capacity := 0.0
-		for _, p := range res.Phases {
-			capacity = max(capacity, p.NotesPerS)
+	return out
+}
+
+// overloadPhase sends o.Overload times the capacity (the best closed-loop throughput, or a
+// calibration's) to a server with batching on and MaxQueue.
+func (b *serveBench) overloadPhase(phases []ServePhase) (*ServeOverload, error) {
+	capacity, err := b.capacity(phases)
+	if err != nil {
+		return nil, err
+	}
+	ov, err := overload(b.ex, b.config(true, b.o.MaxQueue), b.o, capacity, b.notes, b.bodies)
+	if err != nil {
+		return nil, err
+	}
+	if b.o.Log != nil {
+		fmt.Fprintf(b.o.Log, "overload x%.1f: %d sent, %d answered (200 %d, 503 %d, 413 %d, other %d), peak heap %.0f MB (idle %.0f)\n",
+			b.o.Overload, ov.Sent, ov.Answered, ov.Status200, ov.Status503, ov.Status413, ov.StatusOther, ov.PeakHeapMB, ov.IdleHeapMB)
+	}
+	return ov, nil
+}
+
+// capacity is the best notes/s of the closed-loop phases; when none measured it, a short
+// calibration with batching at concurrency 16 does.
+func (b *serveBench) capacity(phases []ServePhase) (float64, error) {
+	capacity := 0.0
+	for _, p := range phases {
+		capacity = max(capacity, p.NotesPerS)
+	}
+	if capacity == 0 {
+		oc := b.o
+		oc.Requests, oc.Duration = 0, min(b.o.Duration, 5*time.Second)
+		if oc.Duration <= 0 {
+			oc.Duration = 5 * time.Second
 		}
-		if capacity == 0 {
-			// No phase measured it: a short calibration with batching at concurrency 16.
-			ls, err := startServer(ex, cfg(true))
-			if err != nil {
-				return nil, err
-			}
-			oc := o
-			oc.Requests, oc.Duration = 0, min(o.Duration, 5*time.Second)
-			if oc.Duration <= 0 {
-				oc.Duration = 5 * time.Second
-			}
-			ph, err := closedLoop(client, ls, 16, oc, notes, bodies, &seq)
-			ls.close()
-			if err != nil {
-				return nil, err
-			}
-			capacity = ph.NotesPerS
-		}
-		if capacity <= 0 {
-			return nil, errors.New("bench serve: no request succeeded, so the capacity is unknown")
-		}
-		ov, err := overload(ex, cfg(true), o, capacity, notes, bodies)
+		ph, err := b.closedLoop(b.config(true, b.o.MaxQueue), 16, oc)
 		if err != nil {
-			return nil, err
+			return 0, err
 		}
-		res.Overload = ov
-		if o.Log != nil {
-			fmt.Fprintf(o.Log, "overload x%.1f: %d sent, %d answered (200 %d, 503 %d, 413 %d, other %d), peak heap %.0f MB (idle %.0f)\n",
-				o.Overload, ov.Sent, ov.Answered, ov.Status200, ov.Status503, ov.Status413, ov.StatusOther, ov.PeakHeapMB, ov.IdleHeapMB)
-		}
+		capacity = ph.NotesPerS
 	}
-	return res, nil
+	if capacity <= 0 {
+		return 0, errors.New("bench serve: no request succeeded, so the capacity is unknown")
+	}
+	return capacity, nil
 }
 
 func onOff(b bool) string {

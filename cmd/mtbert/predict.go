@@ -1,28 +1,16 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
-	"unicode/utf8"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
-
-	"github.com/mtbert/mtbert/mtl"
-	"github.com/mtbert/mtbert/mtl/corpus"
+	"github.com/mtbert/mtbert/mtl/bulk"
 )
 
 func init() {
@@ -87,23 +75,6 @@ elapsed time and ETA (from the lines, or the bytes read of a compressed input). 
 output only ever holds results.
 `
 
-// predictInput is one JSONL input line.
-type predictInput struct {
-	ID    json.RawMessage `json:"id"`
-	Text  *string         `json:"text"`
-	TextA *string         `json:"text_a"`
-	TextB *string         `json:"text_b"`
-}
-
-// predictOutput is one output line.
-type predictOutput struct {
-	ID       string                    `json:"id"`
-	Line     int                       `json:"line"`
-	Entities map[string][]mtl.Entity   `json:"entities,omitempty"`
-	Pairs    map[string]mtl.PairResult `json:"pairs,omitempty"`
-	Error    string                    `json:"error,omitempty"`
-}
-
 func runPredict(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("predict", "predict -model DIR [-tasks a,b] [-in FILE] [-out FILE|DIR] [-format jsonl|brat|bioc] [-shard i/N] [-workers W] [-resume] [-progress]", stderr)
 	dev := addDeviceFlag(fs)
@@ -130,45 +101,28 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
-	shard, nShards := 0, 1
-	if *shardFlag != "" {
-		var ok bool
-		if shard, nShards, ok = parseShard(*shardFlag); !ok {
-			fmt.Fprintf(stderr, "mtbert predict: -shard %q: want i/N with integers 0 <= i < N\n", *shardFlag)
-			fs.Usage()
-			return errUsage
-		}
-	}
-	if *resume && *out == "-" {
-		fmt.Fprintln(stderr, "mtbert predict: -resume needs -out FILE")
+	opts := bulk.Options{Batch: *batch, Workers: *workers, Resume: *resume, Format: bulk.Format(*format),
+		Source: "mtbert predict -model " + *model, Warn: func(msg string) { fmt.Fprintf(stderr, "mtbert predict: %s\n", msg) }}
+	if msg := checkPredictFlags(&opts, *shardFlag, *out); msg != "" {
+		fmt.Fprintln(stderr, "mtbert predict: "+msg)
 		fs.Usage()
 		return errUsage
 	}
-	switch *format {
-	case "jsonl":
-	case "brat":
-		if *out == "-" {
-			fmt.Fprintln(stderr, "mtbert predict: -format brat needs -out DIR (a folder for the .txt and .ann files)")
-			fs.Usage()
-			return errUsage
+	for _, n := range strings.Split(*tasks, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			opts.Tasks = append(opts.Tasks, n)
 		}
-	case "bioc":
-		if *resume {
-			fmt.Fprintln(stderr, "mtbert predict: -resume does not apply to -format bioc: a BioC collection is written whole (split the work with -shard instead)")
-			fs.Usage()
-			return errUsage
-		}
-	default:
-		fmt.Fprintf(stderr, "mtbert predict: -format %q: want jsonl, brat or bioc\n", *format)
-		fs.Usage()
-		return errUsage
 	}
-	showProgress := isTerminal(stderr)
+	opts.ProgressTTY = isTerminal(stderr)
+	showProgress := opts.ProgressTTY
 	fs.Visit(func(f *flag.Flag) {
 		if f.Name == "progress" {
 			showProgress = *progressFlag
 		}
 	})
+	if showProgress {
+		opts.Progress = stderr
+	}
 	ex, genc, err := loadExtractor(*model, gpu)
 	if err != nil {
 		return err
@@ -177,480 +131,63 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 		defer genc.Close()
 	}
 	ex.Batch = *batch
-	var names []string
-	if *tasks != "" {
-		for _, n := range strings.Split(*tasks, ",") {
-			if n = strings.TrimSpace(n); n != "" {
-				names = append(names, n)
-			}
-		}
-	}
-	nerTasks, pairTasks, err := ex.SplitTasks(names)
-	if err != nil {
-		return err
-	}
-
-	// -resume: the ids already done, and the old output to carry over.
-	var done map[string]bool
-	var old []byte
-	if *format == "brat" {
-		if fi, err := os.Stat(*out); err == nil && !fi.IsDir() {
-			return fmt.Errorf("-format brat: %s is a file, not a folder", *out)
-		}
-		if err := os.MkdirAll(*out, 0o755); err != nil {
-			return err
-		}
-	}
-	skip := func(id string) bool { return done[id] }
-	if *resume && *format == "brat" {
-		skip = func(id string) bool { return bratDone(*out, id) }
-	} else if *resume {
-		if old, err = os.ReadFile(*out); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-		if done, err = predictedIDs(old); err != nil {
-			return fmt.Errorf("-resume: %s: %w", *out, err)
-		}
-	}
-
 	var src io.Reader = os.Stdin
-	name := "standard input"
-	var prog *progress
+	opts.Name = "standard input"
 	if *in != "-" {
 		f, err := os.Open(*in)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		src, name = f, *in
-		if showProgress {
-			var lines, size int64
-			if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
-				size = fi.Size()
-				if n, ok := countLines(*in); ok {
-					lines = n
-				}
-			}
-			cr := &countingReader{r: f}
-			src = cr
-			prog = newProgress(stderr, isTerminal(stderr), lines, size, cr)
-		}
-	} else if showProgress {
-		prog = newProgress(stderr, isTerminal(stderr), 0, 0, nil)
+		src, opts.Name = f, *in
 	}
-	if prog != nil {
-		defer prog.finish(false)
-	}
-	rc, err := corpus.NewReader(src)
-	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	defer rc.Close()
-
-	w := stdout
-	var tmp *os.File
-	var comp io.WriteCloser
-	if *out != "-" && *format != "brat" {
-		tmp, err = os.CreateTemp(filepath.Dir(*out), "."+filepath.Base(*out)+".tmp-")
-		if err != nil {
-			return err
-		}
-		if err := tmp.Chmod(0o644); err != nil { // CreateTemp makes 0600; the output is shared
-			return err
-		}
-		defer os.Remove(tmp.Name())
-		defer tmp.Close()
-		if len(old) > 0 {
-			if _, err := tmp.Write(old); err != nil {
-				return err
-			}
-			if !isCompressed(*out) && old[len(old)-1] != '\n' {
-				if _, err := tmp.Write([]byte{'\n'}); err != nil {
-					return err
-				}
-			}
-		}
-		w = tmp
-		switch {
-		case strings.HasSuffix(*out, ".gz"):
-			comp = gzip.NewWriter(tmp)
-		case strings.HasSuffix(*out, ".zst"):
-			if comp, err = zstd.NewWriter(tmp); err != nil {
-				return err
-			}
-		}
-		if comp != nil {
-			w = comp
-		}
-	}
-	bw := bufio.NewWriter(w)
-	var sink predictSink = &jsonlSink{bw}
-	var taskOrder []string
-	for _, t := range ex.Tasks() {
-		taskOrder = append(taskOrder, t.Name)
-	}
-	switch *format {
-	case "brat":
-		sink = &bratSink{dir: *out, tasks: taskOrder, prefix: len(nerTasks) > 1, stderr: stderr, names: map[string]string{}}
-	case "bioc":
-		bs := &biocSink{w: bw, tasks: taskOrder, stderr: stderr, source: "mtbert predict -model " + *model}
-		if err := bs.head(); err != nil {
-			return err
-		}
-		sink = bs
-	}
-
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-
-	// The pipeline: this goroutine reads batches of inputs, W workers run them, and a writer
-	// puts their lines out in input order. At most 2W+2 batches are in flight (read, not yet
-	// written), which bounds the reorder buffer.
-	jobs := make(chan *predictJob)
-	results := make(chan *predictJob)
-	slots := make(chan struct{}, 2**workers+2)
-	var wg sync.WaitGroup
-	for range *workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range jobs {
-				j.run(ctx, ex, names != nil, nerTasks, pairTasks)
-				results <- j
-			}
-		}()
+	var st bulk.Stats
+	if *out == "-" {
+		st, err = bulk.Run(ctx, ex, src, stdout, opts)
+	} else {
+		st, err = bulk.RunFile(ctx, ex, src, *out, opts)
 	}
-	failed, total := 0, 0
-	var werr error
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		pending := map[int]*predictJob{}
-		next := 0
-		halted := false
-		for j := range results {
-			pending[j.seq] = j
-			for p, ok := pending[next]; ok; p, ok = pending[next] {
-				delete(pending, next)
-				next++
-				// After an interrupt, the output stops before the first batch it cut short:
-				// what is written is a prefix of the full output, in input order.
-				if halted = halted || p.canceled || werr != nil; halted {
-					<-slots
-					continue
-				}
-				total += len(p.out)
-				failed += p.failed
-				for k, b := range p.out {
-					if werr != nil {
-						break
-					}
-					var bad bool
-					bad, werr = sink.put(&p.items[k], &p.res[k], b)
-					if bad {
-						failed++
-					}
-				}
-				if prog != nil && len(p.items) > 0 {
-					prog.written.Add(int64(len(p.items)))
-					prog.lines.Store(int64(p.items[len(p.items)-1].o.Line))
-				}
-				if predictInterruptAfter > 0 && total >= predictInterruptAfter {
-					stop()
-				}
-				<-slots
-			}
-		}
-	}()
-
-	br := bufio.NewReader(rc)
-	var rerrFinal error
-	seq := 0
-	cur := &predictJob{}
-	flush := func() {
-		if len(cur.items) == 0 {
-			return
-		}
-		cur.seq = seq
-		seq++
-		slots <- struct{}{}
-		jobs <- cur
-		cur = &predictJob{}
-	}
-	for line := 1; ctx.Err() == nil; line++ {
-		raw, rerr := br.ReadString('\n')
-		if rerr != nil && rerr != io.EOF {
-			rerrFinal = fmt.Errorf("%s:%d: %w", name, line, rerr)
-			break
-		}
-		if rerr == io.EOF && raw == "" {
-			break
-		}
-		raw = strings.TrimSuffix(strings.TrimSuffix(raw, "\n"), "\r")
-		it := parsePredictLine(raw, line)
-		if it.isPair && it.o.Error == "" && *format != "jsonl" {
-			it.o.Error = fmt.Sprintf("line %d: a sentence pair has no %s form (use -format jsonl)", line, *format)
-		}
-		if (nShards == 1 || shardOf(it.o.ID, nShards) == shard) && !skip(it.o.ID) {
-			cur.items = append(cur.items, it)
-			if len(cur.items) >= *batch {
-				flush()
-			}
-		}
-		if rerr == io.EOF {
-			break
-		}
-	}
-	flush()
-	close(jobs)
-	wg.Wait()
-	close(results)
-	<-writerDone
-	if rerrFinal != nil {
-		return rerrFinal
-	}
-	if werr != nil {
-		return werr
-	}
-	interrupted := ctx.Err() != nil
-	if interrupted && *format == "bioc" {
-		return fmt.Errorf("%s: interrupted: a BioC collection is written whole, so nothing was kept", name)
-	}
-	if !interrupted {
-		if err := sink.finish(); err != nil {
-			return err
-		}
-	}
-	if err := bw.Flush(); err != nil {
+	switch {
+	case errors.Is(err, bulk.ErrInterrupted) && opts.Format != bulk.BioC:
+		return fmt.Errorf("%w; rerun with -resume to go on", err)
+	case err != nil:
 		return err
-	}
-	if tmp != nil {
-		if comp != nil {
-			if err := comp.Close(); err != nil {
-				return err
-			}
-		}
-		if err := tmp.Close(); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp.Name(), *out); err != nil {
-			return err
-		}
-	}
-	if interrupted {
-		return fmt.Errorf("%s: interrupted: the results of the first %d inputs were written (in input order); rerun with -resume to go on", name, total)
-	}
-	if prog != nil {
-		prog.finish(true)
-	}
-	if failed > 0 {
-		return fmt.Errorf("%s: %d of %d inputs failed (see the error field of their output lines)", name, failed, total)
+	case st.Failed > 0:
+		return fmt.Errorf("%s: %d of %d inputs failed (see the error field of their output lines)", opts.Name, st.Failed, st.Written)
 	}
 	return nil
 }
 
-// parseShard parses "i/N" with 0 <= i < N.
-func parseShard(s string) (i, n int, ok bool) {
-	a, b, found := strings.Cut(s, "/")
-	if !found {
-		return 0, 0, false
+// checkPredictFlags sets the shard of opts from -shard and checks that the flags go
+// together; it returns what is wrong, or "".
+func checkPredictFlags(opts *bulk.Options, shard, out string) string {
+	if shard != "" {
+		var err error
+		if opts.Shard, opts.Shards, err = bulk.ParseShard(shard); err != nil {
+			return fmt.Sprintf("-shard %q: want i/N with integers 0 <= i < N", shard)
+		}
 	}
-	i, err1 := strconv.Atoi(a)
-	n, err2 := strconv.Atoi(b)
-	if err1 != nil || err2 != nil || n < 1 || i < 0 || i >= n {
-		return 0, 0, false
+	switch {
+	case opts.Resume && out == "-":
+		return "-resume needs -out FILE"
+	case opts.Format == bulk.Brat && out == "-":
+		return "-format brat needs -out DIR (a folder for the .txt and .ann files)"
+	case opts.Format == bulk.BioC && opts.Resume:
+		return "-resume does not apply to -format bioc: a BioC collection is written whole (split the work with -shard instead)"
+	case opts.Format != bulk.JSONL && opts.Format != bulk.Brat && opts.Format != bulk.BioC:
+		return fmt.Sprintf("-format %q: want jsonl, brat or bioc", string(opts.Format))
 	}
-	return i, n, true
+	return ""
 }
 
-// shardOf is the shard of an input id: FNV-1a (64-bit) of the id modulo n.
-func shardOf(id string, n int) int {
-	h := fnv.New64a()
-	h.Write([]byte(id))
-	return int(h.Sum64() % uint64(n))
-}
-
-// isCompressed says whether an output file name asks for compression.
-func isCompressed(name string) bool {
-	return strings.HasSuffix(name, ".gz") || strings.HasSuffix(name, ".zst")
-}
-
-// predictedIDs reads the ids of an existing output (plain, gzip or zstd; possibly empty).
-func predictedIDs(b []byte) (map[string]bool, error) {
-	done := map[string]bool{}
-	if len(b) == 0 {
-		return done, nil
+// isTerminal says whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
 	}
-	rc, err := corpus.NewReader(bytes.NewReader(b))
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	sc := bufio.NewScanner(rc)
-	sc.Buffer(make([]byte, 64*1024), 1<<30)
-	for n := 1; sc.Scan(); n++ {
-		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
-			continue
-		}
-		var o struct {
-			ID *string `json:"id"`
-		}
-		if err := json.Unmarshal(sc.Bytes(), &o); err != nil || o.ID == nil {
-			return nil, fmt.Errorf("line %d is not an mtbert predict output line", n)
-		}
-		done[*o.ID] = true
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	return done, nil
-}
-
-// predictItem is one parsed input line: o carries its id and line (and its error, when it
-// could not be read); the rest says what to run.
-type predictItem struct {
-	o       predictOutput
-	isPair  bool
-	text    string
-	a, b    string
-	entDone bool
-}
-
-// predictJob is a batch of inputs and, once run, their output lines.
-type predictJob struct {
-	seq    int
-	items  []predictItem
-	out    [][]byte
-	res    []predictOutput
-	failed int
-	// canceled says the run was interrupted before the batch was done: its results are not
-	// written.
-	canceled bool
-}
-
-// run runs a batch: its notes go through ExtractMany together (each result equals
-// Extract's), falling back to one Extract a note when the batch fails, so that a bad note
-// gets its own error.
-func (j *predictJob) run(ctx context.Context, ex *mtl.Extractor, selected bool, nerTasks, pairTasks []string) {
-	var texts []string
-	var idx []int
-	for k := range j.items {
-		it := &j.items[k]
-		if it.o.Error != "" || it.isPair || (selected && len(nerTasks) == 0) {
-			continue
-		}
-		texts = append(texts, it.text)
-		idx = append(idx, k)
-	}
-	if len(texts) > 1 {
-		if res, err := ex.ExtractMany(ctx, texts, nerTasks); err == nil {
-			for n, k := range idx {
-				j.items[k].o.Entities = res[n].Entities
-				j.items[k].entDone = true
-			}
-		}
-	}
-	j.out = make([][]byte, len(j.items))
-	j.res = make([]predictOutput, len(j.items))
-	for k := range j.items {
-		o := runPredictItem(ctx, ex, &j.items[k], selected, nerTasks, pairTasks)
-		j.res[k] = o
-		if o.Error != "" {
-			j.failed++
-		}
-		b, err := json.Marshal(o)
-		if err != nil {
-			b, _ = json.Marshal(predictOutput{ID: o.ID, Line: o.Line, Error: err.Error()})
-			j.failed++
-		}
-		j.out[k] = append(b, '\n')
-	}
-	j.canceled = ctx.Err() != nil
-}
-
-// predictInterruptAfter, when positive (tests), interrupts predict as Ctrl-C would once that
-// many results were written.
-var predictInterruptAfter int
-
-// parsePredictLine reads one input line: its id, and its note or pair (or its error).
-func parsePredictLine(raw string, line int) predictItem {
-	it := predictItem{o: predictOutput{ID: strconv.Itoa(line), Line: line}}
-	fail := func(format string, a ...any) predictItem {
-		it.o.Error = fmt.Sprintf("line %d: ", line) + fmt.Sprintf(format, a...)
-		return it
-	}
-	if !utf8.ValidString(raw) {
-		return fail("not valid UTF-8")
-	}
-	it.text = raw
-	if strings.HasPrefix(strings.TrimSpace(raw), "{") {
-		var in predictInput
-		if err := json.Unmarshal([]byte(raw), &in); err != nil {
-			return fail("bad JSON: %v", err)
-		}
-		if len(in.ID) > 0 && string(in.ID) != "null" {
-			var s string
-			if json.Unmarshal(in.ID, &s) == nil {
-				it.o.ID = s
-			} else if _, err := strconv.ParseFloat(string(in.ID), 64); err == nil {
-				it.o.ID = string(in.ID)
-			} else {
-				return fail(`"id" is not a string or a number`)
-			}
-		}
-		switch {
-		case in.Text != nil && (in.TextA != nil || in.TextB != nil):
-			return fail(`give "text" or "text_a"/"text_b", not both`)
-		case in.Text != nil:
-			it.text = *in.Text
-		case in.TextA != nil:
-			it.isPair, it.a = true, *in.TextA
-			if in.TextB != nil {
-				it.b = *in.TextB
-			}
-		default:
-			return fail(`want "text" or "text_a" (and "text_b")`)
-		}
-	}
-	return it
-}
-
-// runPredictItem runs a parsed input (its entities may be already there: entDone). selected
-// says whether -tasks chose the tasks (an empty list then means none of that kind, not all).
-func runPredictItem(ctx context.Context, ex *mtl.Extractor, it *predictItem, selected bool, nerTasks, pairTasks []string) predictOutput {
-	o := it.o
-	if o.Error != "" {
-		return o
-	}
-	fail := func(format string, a ...any) predictOutput {
-		o.Error = fmt.Sprintf("line %d: ", o.Line) + fmt.Sprintf(format, a...)
-		return o
-	}
-	var err error
-	if it.isPair {
-		o.Pairs = map[string]mtl.PairResult{}
-		if selected && len(pairTasks) == 0 {
-			return o
-		}
-		if o.Pairs, err = ex.Pair(ctx, it.a, it.b, pairTasks); err != nil {
-			return fail("%v", err)
-		}
-		return o
-	}
-	if it.entDone {
-		return o
-	}
-	o.Entities = map[string][]mtl.Entity{}
-	if selected && len(nerTasks) == 0 {
-		return o
-	}
-	res, err := ex.Extract(ctx, it.text, nerTasks)
-	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			return o
-		}
-		return fail("%v", err)
-	}
-	o.Entities = res.Entities
-	return o
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

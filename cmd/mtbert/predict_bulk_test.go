@@ -183,7 +183,6 @@ func TestPredictBulk(t *testing.T) {
 	})
 
 	t.Run("shards4", func(t *testing.T) { testShards4(t, dir, model, in, full) })
-	t.Run("interrupt", func(t *testing.T) { testInterruptResume(t, dir, model, in, full) })
 	t.Run("formats", func(t *testing.T) { testPredictFormats(t, dir, model, in, full) })
 	t.Run("serve-equals-predict", func(t *testing.T) { testServeEqualsPredict(t, dir, model) })
 

@@ -17,6 +17,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/mtbert/mtbert/mtl"
+	"github.com/mtbert/mtbert/mtl/bulk"
 	"github.com/mtbert/mtbert/mtl/corpus"
 	"github.com/mtbert/mtbert/mtl/serve"
 )
@@ -99,7 +100,7 @@ func testPredictFormats(t *testing.T, dir, model, bulkIn, bulkFull string) {
 			byName[d.ID] = d
 		}
 		for i, id := range ids {
-			name, err := bratFileName(id)
+			name, err := bulk.BratFileName(id)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -157,8 +158,8 @@ func testPredictFormats(t *testing.T, dir, model, bulkIn, bulkFull string) {
 	})
 
 	t.Run("bioc", func(t *testing.T) {
-		read := func(path string) biocCollection {
-			var c biocCollection
+		read := func(path string) bulk.BioCCollection {
+			var c bulk.BioCCollection
 			dec := json.NewDecoder(strings.NewReader(readOut(t, path)))
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&c); err != nil {
@@ -193,7 +194,7 @@ func testPredictFormats(t *testing.T, dir, model, bulkIn, bulkFull string) {
 			}
 		}
 		// Four shards, merged, hold the same documents; a .gz output decompresses to the same.
-		var merged []biocDocument
+		var merged []bulk.BioCDocument
 		for i := range 4 {
 			p := filepath.Join(dir, fmt.Sprintf("shard%d.bioc.json.gz", i))
 			runCmd(t, 0, "predict", "-model", model, "-in", in, "-format", "bioc", "-out", p, "-shard", fmt.Sprintf("%d/4", i))
@@ -205,7 +206,7 @@ func testPredictFormats(t *testing.T, dir, model, bulkIn, bulkFull string) {
 		}
 		// To standard output; -resume refused.
 		stdout, _ := runCmd(t, 0, "predict", "-model", model, "-in", in, "-format", "bioc")
-		var sc biocCollection
+		var sc bulk.BioCCollection
 		if err := json.Unmarshal([]byte(stdout), &sc); err != nil || mustJSONString(t, sc.Docs) != mustJSONString(t, c.Docs) || sc.Source != c.Source {
 			t.Errorf("bioc on standard output differs from -out: %v", err)
 		}
@@ -237,46 +238,6 @@ func testPredictFormats(t *testing.T, dir, model, bulkIn, bulkFull string) {
 			t.Errorf("progress without a terminal nor -progress: %q", stderr)
 		}
 	})
-}
-
-// testInterruptResume interrupts a run once 8 results are written: the output holds the
-// results of a prefix of the inputs, in order, and -resume completes it with every input
-// exactly once.
-func testInterruptResume(t *testing.T, dir, model, in, full string) {
-	fullLines := outLines(full)
-	for _, ext := range []string{".jsonl", ".jsonl.zst"} {
-		out := filepath.Join(dir, "interrupted"+ext)
-		predictInterruptAfter = 8
-		_, stderr := runCmd(t, 1, "predict", "-model", model, "-in", in, "-out", out, "-batch", "4", "-workers", "2")
-		predictInterruptAfter = 0
-		if !strings.Contains(stderr, "interrupted") || !strings.Contains(stderr, "-resume") {
-			t.Errorf("%s: interrupted run said %s", ext, stderr)
-		}
-		part := outLines(readOut(t, out))
-		if len(part) < 8 || len(part) > len(fullLines) {
-			t.Fatalf("%s: %d lines kept", ext, len(part))
-		}
-		for i, l := range part {
-			if l != fullLines[i] {
-				t.Fatalf("%s: kept line %d is %s, want %s", ext, i, l, fullLines[i])
-			}
-		}
-		t.Logf("%s: %d of %d results kept at the interrupt", ext, len(part), len(fullLines))
-		runCmd(t, 0, "predict", "-model", model, "-in", in, "-out", out, "-resume", "-workers", "3")
-		got := outLines(readOut(t, out))
-		seen := map[string]int{}
-		for _, l := range got {
-			seen[lineID(t, l)]++
-		}
-		for id, n := range seen {
-			if n != 1 {
-				t.Errorf("%s: id %s written %d times", ext, id, n)
-			}
-		}
-		if strings.Join(got, "\n")+"\n" != full {
-			t.Errorf("%s: interrupted then resumed output differs from the full run (%d lines, %d kept at the interrupt)", ext, len(got), len(part))
-		}
-	}
 }
 
 // testShards4 runs 4 shards and merges them back into input order: the unsharded output.
@@ -402,76 +363,4 @@ func mustJSONString(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
-}
-
-func TestBratFileName(t *testing.T) {
-	for id, want := range map[string]string{"n1": "n1", "a.b": "a.b", ".hidden": "%2Ehidden", "../x": "%2E.%2Fx", "a b": "a%20b", "caf\u00e9": "caf%C3%A9", "a%b": "a%25b"} {
-		if got, err := bratFileName(id); err != nil || got != want {
-			t.Errorf("bratFileName(%q) = %q, %v; want %q", id, got, err, want)
-		}
-	}
-	for _, id := range []string{"", strings.Repeat("/", 81)} {
-		if _, err := bratFileName(id); err == nil {
-			t.Errorf("bratFileName(%q) accepted", id)
-		}
-	}
-}
-
-// TestBratAnnRoundTrip writes entities of two tasks over a note with non-ASCII characters and
-// line breaks inside entities, and reads the .ann back with the project's brat reader: the
-// same spans (byte offsets), types prefixed with their task.
-func TestBratAnnRoundTrip(t *testing.T) {
-	note := "Fi\u00e8vre \u6e29 chest\npain ; took\n\n  aspirin daily\r\nok ."
-	ent := func(typ, text string, from int) mtl.Entity {
-		bs := strings.Index(note[from:], text) + from
-		be := bs + len(text)
-		return mtl.Entity{Type: typ, Start: len([]rune(note[:bs])), End: len([]rune(note[:be])), ByteStart: bs, ByteEnd: be, Text: text, Score: 0.5}
-	}
-	ents := map[string][]mtl.Entity{
-		"clin-ner": {ent("problem", "Fi\u00e8vre \u6e29 chest\npain", 0)},
-		"med":      {ent("Drug name", "took\n\n  aspirin", 0), ent("Drug", "aspirin daily\r\nok", 0)},
-	}
-	ann := bratAnn(note, ents, []string{"med", "clin-ner"}, true)
-	dir := t.TempDir()
-	mustWrite(t, filepath.Join(dir, "d.txt"), note)
-	mustWrite(t, filepath.Join(dir, "d.ann"), string(ann))
-	docs, st, err := corpus.ReadBrat(dir)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, ann)
-	}
-	if !strings.Contains(string(ann), "T1\tmed-Drug_name 22 26;30 37\ttook aspirin\n") || !strings.Contains(string(ann), "#1\tAnnotatorNotes T1\ttask=med type=Drug name score=0.5000\n") {
-		t.Errorf(".ann:\n%s", ann)
-	}
-	want := []struct {
-		typ  string
-		e    mtl.Entity
-		frag bool
-	}{{"clin_ner-problem", ents["clin-ner"][0], false}, {"med-Drug_name", ents["med"][0], true}, {"med-Drug", ents["med"][1], true}}
-	if len(docs) != 1 || len(docs[0].Spans) != 3 || st.Fragmented != 2 || st.MergedFragments != 1 {
-		t.Fatalf("read back %+v, stats %+v\n%s", docs, st, ann)
-	}
-	for i, w := range want {
-		sp := docs[0].Spans[i]
-		if sp.Type != w.typ || sp.Start != w.e.ByteStart || sp.End != w.e.ByteEnd || (len(sp.Fragments) > 0) != w.frag {
-			t.Errorf("span %d: %+v, want %s at %d-%d", i, sp, w.typ, w.e.ByteStart, w.e.ByteEnd)
-		}
-	}
-	// One task: the types as they are.
-	if a := string(bratAnn(note, map[string][]mtl.Entity{"med": ents["med"][1:]}, nil, false)); !strings.HasPrefix(a, "T1\tDrug ") {
-		t.Errorf("single task .ann: %s", a)
-	}
-}
-
-// TestBiocDocOffsets checks BioC locations count characters, not bytes.
-func TestBiocDocOffsets(t *testing.T) {
-	note := "\u00e9\u00e9 \u6e29 aspirin ."
-	bs := strings.Index(note, "aspirin")
-	d := biocDoc("x", note, map[string][]mtl.Entity{"med": {{Type: "Drug", Start: 5, End: 12, ByteStart: bs, ByteEnd: bs + 7, Text: "aspirin", Score: 0.25}}}, nil)
-	a := d.Passages[0].Annotations[0]
-	if l := a.Locations[0]; l.Offset != 5 || l.Length != 7 || string([]rune(note)[l.Offset:l.Offset+l.Length]) != "aspirin" || bs == 5 {
-		t.Errorf("location %+v (byte offset %d)", l, bs)
-	}
-	if a.Infons["type"] != "Drug" || a.Infons["task"] != "med" || a.Infons["score"] != "0.2500" || a.ID != "T1" {
-		t.Errorf("annotation %+v", a)
-	}
 }
