@@ -20,25 +20,6 @@ const (
 	VocabFile       = "vocab.txt"
 )
 
-// ReadWeights reads the tensors of a Hugging Face model directory: model.safetensors when
-// present, else pytorch_model.bin (read without executing anything, see ReadTorchBin).
-func ReadWeights(dir string) (map[string]nn.SafeTensor, string, error) {
-	st := filepath.Join(dir, SafetensorsFile)
-	if _, err := os.Stat(st); err == nil {
-		f, err := nn.LoadSafetensors(st)
-		if err != nil {
-			return nil, st, err
-		}
-		return f.Tensors, st, nil
-	}
-	bin := filepath.Join(dir, TorchBinFile)
-	if _, err := os.Stat(bin); err == nil {
-		t, err := ReadTorchBin(bin)
-		return t, bin, err
-	}
-	return nil, dir, fmt.Errorf("%s: no %s or %s", dir, SafetensorsFile, TorchBinFile)
-}
-
 // canonicalName maps a checkpoint key to BertModel's name, or "" for a key BertModel does not
 // hold: the "bert." prefix of BertFor* checkpoints is dropped, old TensorFlow-era LayerNorm
 // names (gamma, beta) are renamed as transformers renames them, and cls.*, other heads and the

@@ -2,7 +2,6 @@ package tensor
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 )
 
@@ -82,18 +81,3 @@ func (t *Tensor) FillUniform(g *RNG, lo, hi float64) *Tensor {
 
 // Randn returns a new tensor of N(0, std²) values.
 func Randn(g *RNG, std float64, shape ...int) *Tensor { return New(shape...).FillNormal(g, 0, std) }
-
-// AllClose reports whether every |a-b| <= atol + rtol*|b| and the shapes agree.
-func AllClose(a, b *Tensor, atol, rtol float64) bool {
-	if !SameShape(a.shape, b.shape) {
-		return false
-	}
-	x, y := a.ToHost(), b.ToHost()
-	for i := range x {
-		d := math.Abs(float64(x[i]) - float64(y[i]))
-		if !(d <= atol+rtol*math.Abs(float64(y[i]))) {
-			return false
-		}
-	}
-	return true
-}

@@ -62,9 +62,6 @@ func FromSlice(data []float32, shape ...int) *Tensor {
 	}
 }
 
-// Scalar returns a 0-d tensor holding v.
-func Scalar(v float32) *Tensor { return FromSlice([]float32{v}) }
-
 // Shape returns the tensor's shape. The caller must not modify it.
 func (t *Tensor) Shape() []int { return t.shape }
 

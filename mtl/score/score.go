@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"sort"
-	"strings"
 
 	"github.com/mtbert/mtbert/mtl/corpus"
 	"gonum.org/v1/gonum/stat"
@@ -267,19 +266,4 @@ func ranks(x []float64) []float64 {
 		i = j + 1
 	}
 	return r
-}
-
-// FormatScores renders scores as a small table, one type per line then the
-// micro average.
-func FormatScores(s Scores) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%-24s %9s %9s %9s %7s %7s %7s\n", "type", "precision", "recall", "f1", "tp", "fp", "fn")
-	row := func(name string, p PRF) {
-		fmt.Fprintf(&b, "%-24s %9.4f %9.4f %9.4f %7d %7d %7d\n", name, p.Precision, p.Recall, p.F1, p.TP, p.FP, p.FN)
-	}
-	for _, t := range s.Types() {
-		row(t, s.PerType[t])
-	}
-	row("micro", s.Micro)
-	return b.String()
 }
