@@ -510,7 +510,7 @@ func Serve(o ServeOptions) (*ServeResult, error) {
 		ex, tok, encCfg = mtl.NewExtractor(m, t), t, m.Encoder.Cfg
 		res.Model = o.Model
 		for _, t := range ex.Tasks() {
-			if t.Kind == mtl.NER {
+			if t.Kind.PerToken() && t.Kind.Predicts() {
 				res.NERHeads++
 			}
 		}
