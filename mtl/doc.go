@@ -40,4 +40,14 @@
 // reference code of the paper reports. DecodeTags turns BIO or BILOU tag
 // sequences into spans with seqeval's default (lenient) rules. Accuracy,
 // MacroF1, Pearson and Spearman cover the sentence-pair tasks.
+//
+// # Head kinds
+//
+// A task's Kind (ner, pair-classification, classification, regression,
+// mlm) is one entry of the table in kinds.go: what it reads, whether it
+// outputs per sub-word or per sequence, whether it predicts at inference,
+// its label rule, loss, pair decoding, evaluation, main metric and config
+// defaults. Code asks the Kind (PerToken, Predicts, ReadsSpans, Scored,
+// MainMetric, ...) instead of naming one, so a new kind is a constant and
+// an entry in kinds.go, with a task for it in kinds_test.go.
 package mtl
