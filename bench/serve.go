@@ -528,7 +528,7 @@ func serveModel(o ServeOptions, notes []string, res *ServeResult) (*mtl.Extracto
 		ex := mtl.NewExtractor(m, tok)
 		res.Model = o.Model
 		for _, t := range ex.Tasks() {
-			if t.Kind == mtl.NER {
+			if t.Kind.PerToken() && t.Kind.Predicts() {
 				res.NERHeads++
 			}
 		}

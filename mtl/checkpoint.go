@@ -185,7 +185,7 @@ func LoadCheckpoint(dir string, lowerDefault bool) (*Model, *bert.Tokenizer, err
 		return nil, nil, fmt.Errorf("%s: %w", filepath.Join(dir, TasksFile), err)
 	}
 	var enc *bert.Model
-	if slices.ContainsFunc(specs, func(s TaskSpec) bool { return s.Kind == MLM }) {
+	if slices.ContainsFunc(specs, func(s TaskSpec) bool { return s.Kind.MaskedLM() }) {
 		enc, _, err = bert.LoadMaskedLM(dir, 0)
 	} else {
 		enc, err = bert.Load(dir)

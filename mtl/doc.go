@@ -21,7 +21,17 @@
 //   - Checkpoints: SaveCheckpoint and LoadCheckpoint (a Hugging Face BERT folder plus
 //     heads.safetensors, tasks.json, trainer state and checksums, written atomically).
 //
+// # Head kinds
+//
+// A task's Kind (ner, pair-classification, classification, regression,
+// mlm) is one entry of the table in kinds.go: what it reads, whether it
+// outputs per sub-word or per sequence, whether it predicts at inference,
+// its label rule, loss, pair decoding, evaluation, main metric and config
+// defaults. Code asks the Kind (PerToken, Predicts, ReadsSpans, Scored,
+// MainMetric, ...) instead of naming one, so a new kind is a constant and
+// an entry in kinds.go, with a task for it in kinds_test.go.
+//
 // Around it: mtl/corpus reads and writes the data formats, mtl/score computes metrics,
 // mtl/train runs a config's training, mtl/serve serves a model over HTTP, mtl/synth makes the
-// demo corpus. A new head kind goes here.
+// demo corpus, mtl/bulk runs bulk prediction. A new head kind goes in kinds.go.
 package mtl

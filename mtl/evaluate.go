@@ -52,18 +52,10 @@ type TaskMetrics struct {
 	Notes   []string             `json:"notes,omitempty"`
 }
 
-// MainMetric names the metric a kind of task is compared and selected by: span_f1 for ner,
-// accuracy for classification, pearson for regression, accuracy (of the masked tokens) for
-// mlm.
-func MainMetric(k Kind) string {
-	switch k {
-	case NER:
-		return "span_f1"
-	case Regression:
-		return "pearson"
-	}
-	return "accuracy"
-}
+// MainMetric names the metric a kind of task is compared and selected by (Kind.MainMetric):
+// span_f1 for ner, accuracy for classification, pearson for regression, accuracy (of the
+// masked tokens) for mlm.
+func MainMetric(k Kind) string { return k.MainMetric() }
 
 // EvalSet is one task's split as evaluation needs it: the gold documents (ner, mlm) or
 // pairs (sentence tasks), how the gold spans are tagged, and the batch size.
@@ -96,16 +88,7 @@ func Evaluate(m *Model, tok *bert.Tokenizer, set EvalSet) (*TaskMetrics, error) 
 		return nil, fmt.Errorf("task %s: the model's head is %s, the data is for %s", set.Task, h.Spec.Kind, set.Kind)
 	}
 	tm := &TaskMetrics{Task: set.Task, Kind: set.Kind, Split: set.Split, Main: MainMetric(set.Kind), Metrics: map[string]float64{}}
-	var err error
-	switch set.Kind {
-	case NER:
-		err = evalNER(m, h, tok, &set, tm)
-	case MLM:
-		err = evalMLM(m, h, tok, &set, tm)
-	default:
-		err = evalPairs(m, h, tok, &set, tm)
-	}
-	if err != nil {
+	if err := set.Kind.hk().eval(m, h, tok, &set, tm); err != nil {
 		return nil, fmt.Errorf("task %s, %s: %w", set.Task, set.Split, err)
 	}
 	tm.Value = tm.Metrics[tm.Main]
@@ -210,10 +193,12 @@ func evalNER(m *Model, h *Head, tok *bert.Tokenizer, sd *EvalSet, tm *TaskMetric
 	return nil
 }
 
-func evalPairs(m *Model, h *Head, tok *bert.Tokenizer, sd *EvalSet, tm *TaskMetrics) error {
+// predictPairs runs h on every pair of the set by the path of Pair (PlanPair, Run, Decode)
+// and sets tm.Count; no pairs is a note and no results.
+func predictPairs(m *Model, h *Head, tok *bert.Tokenizer, sd *EvalSet, tm *TaskMetrics) ([]PairResult, error) {
 	if len(sd.Pairs) == 0 {
 		tm.Notes = append(tm.Notes, "no pairs")
-		return nil
+		return nil, nil
 	}
 	ex := NewExtractor(m, tok)
 	plans := make([]*PairPlan, len(sd.Pairs))
@@ -221,13 +206,13 @@ func evalPairs(m *Model, h *Head, tok *bert.Tokenizer, sd *EvalSet, tm *TaskMetr
 	for i, p := range sd.Pairs {
 		var err error
 		if plans[i], err = ex.planPair(p.TextA, p.TextB, []*Head{h}); err != nil {
-			return fmt.Errorf("pair %s: %w", p.ID, err)
+			return nil, fmt.Errorf("pair %s: %w", p.ID, err)
 		}
 		seqs = append(seqs, plans[i].Sequences()...)
 	}
 	out, err := ex.Run(context.Background(), seqs, PassLimits{MaxSeqs: sd.BatchSize}, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	res := make([]PairResult, len(sd.Pairs))
 	k := 0
@@ -235,38 +220,53 @@ func evalPairs(m *Model, h *Head, tok *bert.Tokenizer, sd *EvalSet, tm *TaskMetr
 		n := len(p.Sequences())
 		r, err := p.Decode(out[k : k+n])
 		if err != nil {
-			return err
+			return nil, err
 		}
 		k += n
 		res[i] = r[h.Spec.Name]
 	}
 	tm.Count = len(sd.Pairs)
-	if h.Spec.Kind == Regression {
-		gold, pred := make([]float64, len(sd.Pairs)), make([]float64, len(sd.Pairs))
-		mse := 0.0
-		for i, p := range sd.Pairs {
-			if !p.HasScore {
-				return fmt.Errorf("pair %s has no score", p.ID)
-			}
-			if res[i].Score == nil {
-				return fmt.Errorf("pair %s: no prediction (both texts empty)", p.ID)
-			}
-			gold[i], pred[i] = p.Score, *res[i].Score
-			mse += (gold[i] - pred[i]) * (gold[i] - pred[i])
+	return res, nil
+}
+
+// evalScores scores a regression head: mse, pearson, spearman.
+func evalScores(m *Model, h *Head, tok *bert.Tokenizer, sd *EvalSet, tm *TaskMetrics) error {
+	res, err := predictPairs(m, h, tok, sd, tm)
+	if err != nil || res == nil {
+		return err
+	}
+	gold, pred := make([]float64, len(sd.Pairs)), make([]float64, len(sd.Pairs))
+	mse := 0.0
+	for i, p := range sd.Pairs {
+		if !p.HasScore {
+			return fmt.Errorf("pair %s has no score", p.ID)
 		}
-		tm.Metrics["mse"] = mse / float64(len(gold))
-		for _, c := range []struct {
-			name string
-			f    func(x, y []float64) (float64, error)
-		}{{"pearson", score.Pearson}, {"spearman", score.Spearman}} {
-			v, err := c.f(gold, pred)
-			if err != nil {
-				tm.Notes = append(tm.Notes, fmt.Sprintf("%s undefined: %v", c.name, err))
-				continue
-			}
-			tm.Metrics[c.name] = v
+		if res[i].Score == nil {
+			return fmt.Errorf("pair %s: no prediction (both texts empty)", p.ID)
 		}
-		return nil
+		gold[i], pred[i] = p.Score, *res[i].Score
+		mse += (gold[i] - pred[i]) * (gold[i] - pred[i])
+	}
+	tm.Metrics["mse"] = mse / float64(len(gold))
+	for _, c := range []struct {
+		name string
+		f    func(x, y []float64) (float64, error)
+	}{{"pearson", score.Pearson}, {"spearman", score.Spearman}} {
+		v, err := c.f(gold, pred)
+		if err != nil {
+			tm.Notes = append(tm.Notes, fmt.Sprintf("%s undefined: %v", c.name, err))
+			continue
+		}
+		tm.Metrics[c.name] = v
+	}
+	return nil
+}
+
+// evalClasses scores a pair or single-text classification head: accuracy, macro_f1.
+func evalClasses(m *Model, h *Head, tok *bert.Tokenizer, sd *EvalSet, tm *TaskMetrics) error {
+	res, err := predictPairs(m, h, tok, sd, tm)
+	if err != nil || res == nil {
+		return err
 	}
 	gold, pred := make([]string, len(sd.Pairs)), make([]string, len(sd.Pairs))
 	for i, p := range sd.Pairs {
@@ -307,7 +307,7 @@ func evalMLM(m *Model, h *Head, tok *bert.Tokenizer, sd *EvalSet, tm *TaskMetric
 	correct, n := 0, 0
 	for lo := 0; lo < len(exs); lo += bs {
 		hi := min(len(exs), lo+bs)
-		b := Collate(exs[lo:hi], MLM, PadID(tok))
+		b := Collate(exs[lo:hi], h.Spec.Kind, PadID(tok))
 		maskRows(mk, &b, func(r int) uint64 { return uint64(lo + r) })
 		pos, targets := bert.MaskedPositions(b.Tags)
 		if len(pos) == 0 {

@@ -15,35 +15,6 @@ import (
 // lacks), in NewModel and when training loads a checkpoint.
 const MLMHeadSeedOffset = 0x6d6c6d
 
-// Kind is what a task's head computes.
-type Kind string
-
-// The head kinds of MT-Clinical BERT, plus single-text classification.
-const (
-	// NER tags every sub-word: a linear layer on the last hidden state, cross-entropy over the
-	// trained sub-words.
-	NER Kind = "ner"
-	// PairClassification labels a sentence pair ([CLS] a [SEP] b [SEP]) from the [CLS] vector.
-	PairClassification Kind = "pair-classification"
-	// Classification labels a single text from the [CLS] vector.
-	Classification Kind = "classification"
-	// Regression predicts a score for a sentence pair from the [CLS] vector (mean-squared error).
-	Regression Kind = "regression"
-	// MLM is masked-language modelling on raw text: BERT's prediction head (dense, activation,
-	// LayerNorm, decoder tied to the word embeddings) at the masked positions. It trains the
-	// encoder; it predicts nothing at inference.
-	MLM Kind = "mlm"
-)
-
-// Valid reports whether k is a known kind.
-func (k Kind) Valid() bool {
-	switch k {
-	case NER, PairClassification, Classification, Regression, MLM:
-		return true
-	}
-	return false
-}
-
 // TaskSpec is what a checkpoint records of a task (tasks.json): enough to rebuild its head and
 // decode its outputs.
 type TaskSpec struct {
@@ -62,15 +33,13 @@ type TaskSpec struct {
 	UsePooler bool `json:"use_pooler,omitempty"`
 }
 
-// Outputs returns the width of the head: the number of labels, or 1 for regression.
+// Outputs returns the width of the head: the number of labels, 1 for regression, 0 for mlm
+// (whose width is the vocabulary's).
 func (s TaskSpec) Outputs() int {
-	switch s.Kind {
-	case Regression:
-		return 1
-	case MLM:
-		return 0
+	if !s.Kind.Valid() {
+		return len(s.Labels)
 	}
-	return len(s.Labels)
+	return s.Kind.hk().outputs(s)
 }
 
 var taskNameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_\-]*$`)
@@ -96,14 +65,13 @@ func (s TaskSpec) Validate() error {
 	if err := CheckTaskName(s.Name); err != nil {
 		return fmt.Errorf("task name %w", err)
 	}
-	switch {
-	case !s.Kind.Valid():
+	if !s.Kind.Valid() {
 		return fmt.Errorf("task %s: unknown kind %q", s.Name, s.Kind)
-	case s.Kind == MLM && len(s.Labels) > 0:
-		return fmt.Errorf("task %s: an mlm head has no labels", s.Name)
-	case s.Kind != Regression && s.Kind != MLM && len(s.Labels) < 2:
-		return fmt.Errorf("task %s: a %s head needs at least 2 labels, have %d", s.Name, s.Kind, len(s.Labels))
-	case s.MaxLength < 3:
+	}
+	if err := s.checkLabels(); err != nil {
+		return err
+	}
+	if s.MaxLength < 3 {
 		return fmt.Errorf("task %s: max_length %d is too short", s.Name, s.MaxLength)
 	}
 	return nil
@@ -166,21 +134,9 @@ func NewModel(enc *bert.Model, specs []TaskSpec, seed uint64, dropout float64) (
 		if s.UsePooler && enc.Pooler == nil {
 			return nil, fmt.Errorf("task %s: use_pooler set but the encoder has no pooler", s.Name)
 		}
-		if s.Kind == MLM {
-			if !enc.HasMLMHead() {
-				if _, err := enc.AddMLMHead(seed ^ MLMHeadSeedOffset); err != nil {
-					return nil, err
-				}
-			}
-			h := &Head{Spec: s, MLM: enc.MLMHead()}
-			m.Heads = append(m.Heads, h)
-			m.byName[s.Name] = h
-			continue
-		}
-		h := &Head{
-			Spec:   s,
-			Linear: nn.NewLinear(nn.Root(m.HeadParams).Sub(s.Name), g, enc.Cfg.HiddenSize, s.Outputs(), true, enc.Cfg.InitializerRange),
-			Drop:   nn.NewDropout(float32(dropout), seed+uint64(i)*0x9e37),
+		h, err := s.Kind.hk().newHead(headInit{enc: enc, params: m.HeadParams, rng: g, seed: seed, index: i, dropout: dropout}, s)
+		if err != nil {
+			return nil, err
 		}
 		m.Heads = append(m.Heads, h)
 		m.byName[s.Name] = h
@@ -210,9 +166,10 @@ type Batch struct {
 	Scores  []float32
 }
 
-// logits runs h on the encoder output: (B, T, L) for NER, (B, L) otherwise.
+// logits runs h's linear head on the encoder output: (B, T, L) for a per-token kind, (B, L)
+// from the [CLS] vector (or the pooler's) otherwise.
 func (m *Model) logits(tp *autograd.Tape, h *Head, out *bert.Output, train bool) *autograd.Var {
-	if h.Spec.Kind == NER {
+	if h.Spec.Kind.PerToken() {
 		return h.Linear.Forward(tp, h.Drop.Forward(tp, out.Last, train))
 	}
 	x := out.Pooled
@@ -222,43 +179,15 @@ func (m *Model) logits(tp *autograd.Tape, h *Head, out *bert.Output, train bool)
 	return h.Linear.Forward(tp, h.Drop.Forward(tp, x, train))
 }
 
-// Loss runs the encoder and the head of task on b and returns the task's loss: cross-entropy
-// averaged over trained sub-words (NER) or sequences, or the mean-squared error (regression).
+// Loss runs the encoder and the head of task on b and returns the task's loss (its kind's):
+// cross-entropy averaged over trained sub-words (ner), masked positions (mlm) or sequences,
+// or the mean-squared error (regression).
 func (m *Model) Loss(tp *autograd.Tape, h *Head, b *Batch, train bool) (*autograd.Var, error) {
 	out, err := m.Encoder.Forward(tp, b.Enc, train)
 	if err != nil {
 		return nil, err
 	}
-	if h.Spec.Kind == MLM {
-		if len(b.Tags) != b.Enc.B*b.Enc.T {
-			return nil, fmt.Errorf("task %s: %d masked labels for a %dx%d batch", h.Spec.Name, len(b.Tags), b.Enc.B, b.Enc.T)
-		}
-		loss, n := h.MLM.Loss(tp, out.Last, b.Tags)
-		if n == 0 {
-			// Nothing was masked (a batch of very short sequences): a zero loss, no gradient.
-			return autograd.Constant(tensor.New(1)), nil
-		}
-		return loss, nil
-	}
-	z := m.logits(tp, h, out, train)
-	n := b.Enc.B
-	switch h.Spec.Kind {
-	case NER:
-		if len(b.Tags) != n*b.Enc.T {
-			return nil, fmt.Errorf("task %s: %d tags for a %dx%d batch", h.Spec.Name, len(b.Tags), n, b.Enc.T)
-		}
-		return tp.CrossEntropy(z, b.Tags, IgnoreLabel), nil
-	case Regression:
-		if len(b.Scores) != n {
-			return nil, fmt.Errorf("task %s: %d scores for %d sequences", h.Spec.Name, len(b.Scores), n)
-		}
-		return tp.MSE(z, b.Scores), nil
-	default:
-		if len(b.Classes) != n {
-			return nil, fmt.Errorf("task %s: %d labels for %d sequences", h.Spec.Name, len(b.Classes), n)
-		}
-		return tp.CrossEntropy(z, b.Classes, IgnoreLabel), nil
-	}
+	return h.Spec.Kind.hk().loss(tp, m, h, out, b, train)
 }
 
 // Predict runs the encoder once on enc and every head in heads on its output, returning each

@@ -143,7 +143,7 @@ func (e *Extractor) pass(seqs []Sequence, part []int, T, pad int, out []Outputs)
 		o := make(Outputs, len(s.Heads))
 		for _, h := range s.Heads {
 			r, w := res[h.Spec.Name], h.Spec.Outputs()
-			if h.Spec.Kind == NER {
+			if h.Spec.Kind.PerToken() {
 				o[h.Spec.Name] = append([]float32(nil), r[i*T*w:(i*T+len(s.IDs))*w]...)
 			} else {
 				o[h.Spec.Name] = append([]float32(nil), r[i*w:(i+1)*w]...)
@@ -186,7 +186,7 @@ type noteGroup struct {
 // when tasks is empty). Invalid UTF-8 and an unknown or non-ner task are errors; an empty
 // note, or one without tokens, has no sequences and decodes to empty lists.
 func (e *Extractor) PlanNote(text string, tasks []string) (*NotePlan, error) {
-	heads, err := e.heads(tasks, isNER, "ner")
+	heads, err := e.heads(tasks, extracts, "ner")
 	if err != nil {
 		return nil, err
 	}
@@ -355,7 +355,7 @@ type PairPlan struct {
 // tasks is empty). Invalid UTF-8 and an unknown or non-sentence task are errors; two empty
 // texts have no sequence and decode to an empty result.
 func (e *Extractor) PlanPair(a, b string, tasks []string) (*PairPlan, error) {
-	heads, err := e.heads(tasks, isSentence, "a sentence-level task")
+	heads, err := e.heads(tasks, pairs, "a sentence-level task")
 	if err != nil {
 		return nil, err
 	}
@@ -404,17 +404,7 @@ func (p *PairPlan) Decode(out []Outputs) (map[string]PairResult, error) {
 			if len(v) != h.Spec.Outputs() {
 				return nil, fmt.Errorf("mtl: task %s: %d outputs, want %d", h.Spec.Name, len(v), h.Spec.Outputs())
 			}
-			if h.Spec.Kind == Regression {
-				sc := float64(v[0])
-				res[h.Spec.Name] = PairResult{Score: &sc}
-				continue
-			}
-			k, _ := argmax(v)
-			pr := PairResult{Label: h.Spec.Labels[k], Probs: make(map[string]float64, len(v))}
-			for j, l := range h.Spec.Labels {
-				pr.Probs[l] = softmaxAt(v, j)
-			}
-			res[h.Spec.Name] = pr
+			res[h.Spec.Name] = h.Spec.Kind.hk().decodePair(h.Spec, v)
 		}
 	}
 	return res, nil

@@ -107,11 +107,6 @@ func (e *Extractor) heads(names []string, ok func(Kind) bool, what string) ([]*H
 	return out, nil
 }
 
-func isNER(k Kind) bool { return k == NER }
-func isSentence(k Kind) bool {
-	return k == PairClassification || k == Classification || k == Regression
-}
-
 // SplitTasks splits task names into the model's ner tasks and its sentence-level tasks, in
 // the given order; an unknown name is an error. Empty names select every task.
 func (e *Extractor) SplitTasks(names []string) (ner, sentence []string, err error) {
@@ -127,9 +122,9 @@ func (e *Extractor) SplitTasks(names []string) (ner, sentence []string, err erro
 			continue
 		}
 		switch {
-		case h.Spec.Kind == NER:
+		case extracts(h.Spec.Kind):
 			ner = append(ner, h.Spec.Name)
-		case isSentence(h.Spec.Kind):
+		case pairs(h.Spec.Kind):
 			sentence = append(sentence, h.Spec.Name)
 		case len(names) > 0:
 			return nil, nil, fmt.Errorf("mtl: task %s is %s: it predicts nothing", h.Spec.Name, h.Spec.Kind)
@@ -161,7 +156,7 @@ func (e *Extractor) Extract(ctx context.Context, text string, tasks []string) (R
 // padded length (PadLength) a pass. Each result equals Extract's on its note, bit for bit. An
 // invalid note is an error that names its index; ctx is checked between passes.
 func (e *Extractor) ExtractMany(ctx context.Context, texts []string, tasks []string) ([]Result, error) {
-	heads, err := e.heads(tasks, isNER, "ner")
+	heads, err := e.heads(tasks, extracts, "ner")
 	if err != nil {
 		return nil, err
 	}

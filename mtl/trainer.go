@@ -30,10 +30,10 @@ func Collate(exs []Example, kind Kind, padID int) Batch {
 	}
 	n := len(exs)
 	b := Batch{Enc: bert.Batch{B: n, T: t, IDs: make([]int32, n*t), TypeIDs: make([]int32, n*t), Mask: make([]float32, n*t)}}
-	switch kind {
-	case NER, MLM:
+	switch {
+	case kind.PerToken():
 		b.Tags = make([]int32, n*t)
-	case Regression:
+	case kind.Scored():
 		b.Scores = make([]float32, n)
 	default:
 		b.Classes = make([]int32, n)

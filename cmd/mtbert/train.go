@@ -8,7 +8,6 @@ import (
 	"os/signal"
 	"path/filepath"
 
-	"github.com/mtbert/mtbert/mtl"
 	"github.com/mtbert/mtbert/mtl/train"
 )
 
@@ -67,7 +66,7 @@ func runTraining(name string, args []string, stdout, stderr io.Writer) error {
 	}
 	if name == "pretrain" {
 		for _, t := range cfg.Tasks {
-			if t.Kind != mtl.MLM {
+			if !t.Kind.MaskedLM() {
 				return fmt.Errorf("%s: task %s is %s: pretrain takes only mlm tasks (mtbert train runs a mix of mlm and supervised tasks)", cfg.Path, t.Name, t.Kind)
 			}
 		}

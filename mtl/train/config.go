@@ -644,14 +644,14 @@ func (c *Config) finishTask(i int, path string, present map[string]bool, names m
 			return fail(s.key, "%v", err)
 		}
 	}
-	ner := t.Kind == mtl.NER
-	if (ner || t.Kind == mtl.MLM) && has("use_pooler") {
+	ner := t.Kind.ReadsSpans()
+	if t.Kind.PerToken() && has("use_pooler") {
 		return fail("use_pooler", "only for sentence tasks (pair-classification, classification, regression)")
 	}
-	if t.Kind != mtl.MLM && has("whole_word_masking") {
+	if !t.Kind.MaskedLM() && has("whole_word_masking") {
 		return fail("whole_word_masking", "only for mlm tasks")
 	}
-	if t.Kind == mtl.MLM && has("labels") {
+	if t.Kind.MaskedLM() && has("labels") {
 		return fail("labels", "not for mlm tasks")
 	}
 	if !ner {
@@ -660,8 +660,8 @@ func (c *Config) finishTask(i int, path string, present map[string]bool, names m
 				return fail(key, "only for ner tasks")
 			}
 		}
-		if t.Kind == mtl.Regression && has("labels") {
-			return fail("labels", "not for regression tasks")
+		if !t.Kind.Labeled() && has("labels") {
+			return fail("labels", "not for %s tasks", t.Kind)
 		}
 	}
 	if has("holdout") {
@@ -686,13 +686,10 @@ func (c *Config) finishTask(i int, path string, present map[string]bool, names m
 		}
 	}
 	if !has("batch_size") {
-		t.BatchSize = map[bool]int{true: 25, false: 40}[ner]
-		if t.Kind == mtl.MLM {
-			t.BatchSize = 32
-		}
+		t.BatchSize = t.Kind.DefaultBatchSize()
 	}
 	if !has("max_length") {
-		t.MaxLength = map[bool]int{true: 512, false: 128}[ner]
+		t.MaxLength = t.Kind.DefaultMaxLength()
 	}
 	if t.BatchSize < 1 {
 		return fail("batch_size", "%d, must be at least 1", t.BatchSize)
@@ -1045,13 +1042,13 @@ func (c *Config) LoadAll() ([]*LoadedTask, error) {
 // have none (nil).
 func (l *LoadedTask) LabelSet() (*mtl.Labels, error) {
 	t := l.Task
-	if t.Kind == mtl.Regression || t.Kind == mtl.MLM {
+	if !t.Kind.Labeled() {
 		return nil, nil
 	}
 	if len(t.Labels) > 0 {
 		return mtl.NewLabels(t.Labels)
 	}
-	if t.Kind == mtl.NER {
+	if t.Kind.ReadsSpans() {
 		types := map[string]bool{}
 		for _, s := range l.Splits {
 			for ty := range corpus.CountTypes(s.Docs) {

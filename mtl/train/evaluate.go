@@ -30,7 +30,7 @@ func EvaluateTask(m *mtl.Model, tok *bert.Tokenizer, lt *LoadedTask, split strin
 	}
 	t := lt.Task
 	set := mtl.EvalSet{Task: t.Name, Split: split, Kind: t.Kind, Docs: sd.Docs, Pairs: sd.Pairs, BatchSize: t.BatchSize, WholeWordMasking: t.WholeWordMasking}
-	if t.Kind == mtl.NER {
+	if t.Kind.ReadsSpans() {
 		opts, err := t.AlignOptions()
 		if err != nil {
 			return nil, err

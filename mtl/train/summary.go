@@ -134,7 +134,7 @@ func Summarize(cfg *Config, tok *bert.Tokenizer) *Summary {
 
 func summarizeTask(t *TaskConfig, tok *bert.Tokenizer) TaskSummary {
 	ts := TaskSummary{Name: t.Name, Kind: t.Kind, Format: t.Format, MaxLength: t.MaxLength}
-	if t.Kind == mtl.NER {
+	if t.Kind.ReadsSpans() {
 		ts.Scheme, ts.Stride, ts.Overlap = t.Scheme, t.Stride, t.Overlap
 	}
 	lt := &LoadedTask{Task: t}
@@ -166,7 +166,7 @@ func summarizeTask(t *TaskConfig, tok *bert.Tokenizer) TaskSummary {
 }
 
 func summarizeSplit(ss *SplitSummary, t *TaskConfig, sd *SplitData, tok *bert.Tokenizer, labels *mtl.Labels) error {
-	if t.Kind == mtl.MLM {
+	if t.Kind.ReadsText() {
 		ss.Documents = len(sd.Docs)
 		ts := sd.Read.Text
 		ss.Text = &ts
@@ -179,7 +179,7 @@ func summarizeSplit(ss *SplitSummary, t *TaskConfig, sd *SplitData, tok *bert.To
 		ss.Windows = len(exs)
 		return err
 	}
-	if t.Kind != mtl.NER {
+	if !t.Kind.ReadsSpans() {
 		return summarizePairs(ss, t, sd, tok)
 	}
 	ss.Documents = len(sd.Docs)
@@ -226,7 +226,7 @@ func summarizeSplit(ss *SplitSummary, t *TaskConfig, sd *SplitData, tok *bert.To
 
 func summarizePairs(ss *SplitSummary, t *TaskConfig, sd *SplitData, tok *bert.Tokenizer) error {
 	ss.Pairs = len(sd.Pairs)
-	if t.Kind == mtl.Regression {
+	if t.Kind.Scored() {
 		if len(sd.Pairs) > 0 {
 			sc := ScoreStats{Min: math.Inf(1), Max: math.Inf(-1)}
 			for _, p := range sd.Pairs {
@@ -275,7 +275,7 @@ func (s *Summary) WriteText(w io.Writer) error {
 	}
 	for _, t := range s.Tasks {
 		fmt.Fprintf(w, "\n%s (%s, %s", t.Name, t.Kind, t.Format)
-		if t.Kind == mtl.NER {
+		if t.Kind.ReadsSpans() {
 			fmt.Fprintf(w, ", %s, max length %d, stride %d, overlap %s", t.Scheme, t.MaxLength, t.Stride, t.Overlap)
 		} else {
 			fmt.Fprintf(w, ", max length %d", t.MaxLength)
@@ -289,7 +289,7 @@ func (s *Summary) WriteText(w io.Writer) error {
 				fmt.Fprintf(w, "  %s: ERROR %s\n", sp.Split, sp.Error)
 			}
 		}
-		if t.Kind == mtl.NER {
+		if t.Kind.ReadsSpans() {
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 			fmt.Fprintln(tw, "  type\tsplit\tinput\texact\tboundary\tfragmented\tduplicates\toverlap\tcollision\tno-tokens\t")
 			for _, sp := range t.Splits {

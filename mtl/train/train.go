@@ -123,7 +123,7 @@ func Prepare(cfg *Config) (*Run, error) {
 		if labels != nil {
 			specs[i].Labels = labels.Names
 		}
-		if t.Kind == mtl.NER {
+		if t.Kind.ReadsSpans() {
 			specs[i].Scheme, specs[i].LabelAllSubwords, specs[i].Stride = t.Scheme, t.LabelAllSubwords, t.Stride
 		}
 		specs[i].UsePooler = t.UsePooler
@@ -139,7 +139,7 @@ func Prepare(cfg *Config) (*Run, error) {
 			return nil, err
 		}
 		td := &mtl.TaskData{Head: m.Heads[i], Train: exs, BatchSize: lt.Task.BatchSize}
-		if lt.Task.Kind == mtl.MLM {
+		if lt.Task.Kind.MaskedLM() {
 			if td.Masking, err = bert.NewMasking(tok.Vocab(), seed^maskSeedOffset^uint64(i), lt.Task.WholeWordMasking); err != nil {
 				return nil, fmt.Errorf("task %s: %w", lt.Task.Name, err)
 			}
@@ -202,7 +202,7 @@ func newEncoder(cfg *Config, tok *bert.Tokenizer, seed uint64) (*bert.Model, err
 	d := cfg.Training.Dropout
 	mlm := false
 	for _, t := range cfg.Tasks {
-		mlm = mlm || t.Kind == mtl.MLM
+		mlm = mlm || t.Kind.MaskedLM()
 	}
 	if e.Pretrained != "" {
 		load := bert.Load
@@ -246,12 +246,12 @@ func trainExamples(tok *bert.Tokenizer, lt *LoadedTask, labels *mtl.Labels) ([]m
 	t := lt.Task
 	sd := lt.Split(SplitTrain)
 	var out []mtl.Example
-	if t.Kind == mtl.MLM {
+	if t.Kind.ReadsText() {
 		var err error
 		if out, err = mtl.PackText(tok, sd.Docs, t.MaxLength); err != nil {
 			return nil, fmt.Errorf("task %s, train: %w", t.Name, err)
 		}
-	} else if t.Kind == mtl.NER {
+	} else if t.Kind.ReadsSpans() {
 		opts, err := t.AlignOptions()
 		if err != nil {
 			return nil, err
@@ -273,7 +273,7 @@ func trainExamples(tok *bert.Tokenizer, lt *LoadedTask, labels *mtl.Labels) ([]m
 		for _, p := range sd.Pairs {
 			ids, types := mtl.EncodeText(tok, p.TextA, p.TextB, t.MaxLength)
 			ex := mtl.Example{IDs: ids, TypeIDs: types}
-			if t.Kind == mtl.Regression {
+			if t.Kind.Scored() {
 				if !p.HasScore {
 					return nil, fmt.Errorf("task %s, train: pair %s has no score", t.Name, p.ID)
 				}
@@ -369,17 +369,7 @@ func (s *RunSummary) WriteText(w io.Writer) error {
 		return fmt.Sprintf("%.4f", v)
 	}
 	for _, t := range s.Tasks {
-		names := []string{t.Main}
-		switch t.Kind {
-		case mtl.NER:
-			names = append(names, "token_f1")
-		case mtl.MLM:
-			names = append(names, "perplexity")
-		case mtl.Regression:
-			names = append(names, "spearman")
-		default:
-			names = append(names, "macro_f1")
-		}
+		names := []string{t.Main, t.Kind.SecondaryMetric()}
 		for i, n := range names {
 			task, kind := t.Task, string(t.Kind)
 			if i > 0 {
