@@ -106,6 +106,7 @@ const (
 	FormatMedNLI   = "mednli"    // ReadMedNLI; kind pair-classification or classification
 	FormatMedRQE   = "medrqe"    // ReadMedRQE; kind pair-classification or classification
 	FormatSTS      = "sts"       // ReadSTS; kind regression
+	FormatSTSB     = "stsb"      // ReadSTSB (the STS benchmark's .csv or GLUE's .tsv); kind regression
 	FormatBIOSSES  = "biosses"   // ReadBIOSSES; kind regression
 	FormatText     = "text"      // ReadText (one document per line, or folders of .txt); kind mlm
 )
@@ -119,7 +120,7 @@ var formatKinds = []struct {
 	{FormatCoNLL, []mtl.Kind{mtl.NER}}, {FormatBrat, []mtl.Kind{mtl.NER}}, {FormatI2B22010, []mtl.Kind{mtl.NER}},
 	{FormatI2B22012, []mtl.Kind{mtl.NER}}, {FormatI2B22014, []mtl.Kind{mtl.NER}},
 	{FormatMedNLI, []mtl.Kind{mtl.PairClassification, mtl.Classification}}, {FormatMedRQE, []mtl.Kind{mtl.PairClassification, mtl.Classification}},
-	{FormatSTS, []mtl.Kind{mtl.Regression}}, {FormatBIOSSES, []mtl.Kind{mtl.Regression}},
+	{FormatSTS, []mtl.Kind{mtl.Regression}}, {FormatSTSB, []mtl.Kind{mtl.Regression}}, {FormatBIOSSES, []mtl.Kind{mtl.Regression}},
 	{FormatText, []mtl.Kind{mtl.MLM}},
 }
 
@@ -697,6 +698,10 @@ func (c *Config) finishTask(i int, path string, present map[string]bool, names m
 	if t.BatchSize < 1 {
 		return fail("batch_size", "%d, must be at least 1", t.BatchSize)
 	}
+	if !has("max_length") && t.MaxLength > c.Encoder.MaxPosition {
+		return fail("max_length", "max_length %d (the default for %s tasks) exceeds the encoder's %d positions (encoder.max_position); set %s.max_length to at most %d",
+			t.MaxLength, t.Kind, c.Encoder.MaxPosition, p, c.Encoder.MaxPosition)
+	}
 	if t.MaxLength < 3 || t.MaxLength > c.Encoder.MaxPosition {
 		return fail("max_length", "%d out of range [3, %d] (encoder.max_position)", t.MaxLength, c.Encoder.MaxPosition)
 	}
@@ -985,6 +990,8 @@ func (t *TaskConfig) readSplit(split string) (SplitData, error) {
 			pairs, err = corpus.ReadMedRQE(p)
 		case FormatSTS:
 			pairs, err = corpus.ReadSTS(p, scores)
+		case FormatSTSB:
+			pairs, err = corpus.ReadSTSB(p)
 		case FormatBIOSSES:
 			pairs, err = corpus.ReadBIOSSES(p)
 		case FormatText:
@@ -997,11 +1004,34 @@ func (t *TaskConfig) readSplit(split string) (SplitData, error) {
 		if err != nil {
 			return sd, fmt.Errorf("task %s, %s: %w", t.Name, split, err)
 		}
+		if len(docs) == 0 && len(pairs) == 0 {
+			return sd, fmt.Errorf("task %s, %s: %s: %s", t.Name, split, p, emptyWhat(p, t.Format))
+		}
 		sd.Docs = append(sd.Docs, docs...)
 		sd.Pairs = append(sd.Pairs, pairs...)
 		sd.Read.Add(st)
 	}
 	return sd, nil
+}
+
+// emptyWhat says why a path of a split gave nothing: an empty split is an error, so that it is
+// named here and not found later as a label set too small or a task without examples.
+func emptyWhat(p, format string) string {
+	what := "documents"
+	switch format {
+	case FormatMedNLI, FormatMedRQE, FormatSTS, FormatSTSB, FormatBIOSSES:
+		what = "pairs"
+	case FormatCoNLL:
+		what = "sentences"
+	}
+	fi, err := os.Stat(p)
+	switch {
+	case err == nil && fi.IsDir():
+		return fmt.Sprintf("no %s: the folder holds no files of format %s", what, format)
+	case err == nil && fi.Size() == 0:
+		return fmt.Sprintf("no %s: the file is empty", what)
+	}
+	return fmt.Sprintf("no %s in the file", what)
 }
 
 func isDir(p string) bool {
