@@ -306,16 +306,18 @@ type Options struct {
 	// Force starts a new run in a non-empty Out, removing the files a run writes there (last/,
 	// best/, metrics.jsonl, best.json, summary.json, the plots and their temporaries) first.
 	Force bool
-	// MaxSteps, when positive, stops the run as an interruption does once this many steps
-	// are done in total: Out/last is saved and Train returns ErrInterrupted.
+	// MaxSteps, when positive, ends the run once this many steps are done in total, as the
+	// end of training.epochs (or training.steps) does: dev is evaluated (best/ updated), Out/last
+	// saved, and the summary measured and written. Train with Resume and a larger MaxSteps, or
+	// none, continues the run from there; the evaluation made at MaxSteps stays in its history.
 	MaxSteps int
 	// Progress receives a progress line (rewritten with \r) and one line per evaluation;
 	// nil for none.
 	Progress io.Writer
 }
 
-// ErrInterrupted is returned (wrapped) by Train when its context is cancelled or MaxSteps is
-// reached: the step in flight was finished and Out/last saved.
+// ErrInterrupted is returned (wrapped) by Train when its context is cancelled: the step in
+// flight was finished and Out/last saved.
 var ErrInterrupted = errors.New("training interrupted")
 
 // BestInfo records the best checkpoint (Out/best.json).
@@ -343,9 +345,12 @@ type RunSummary struct {
 	// Best is the best checkpoint, when dev metrics selected one.
 	Best *BestInfo `json:"best,omitempty"`
 	// Steps is the number of steps trained; Seconds the wall time of this invocation.
-	Steps   int          `json:"steps"`
-	Seconds float64      `json:"seconds"`
-	Tasks   []TaskResult `json:"tasks"`
+	Steps int `json:"steps"`
+	// PlannedSteps, set only when Options.MaxSteps ended the run early, is the number of steps
+	// the config asks for (-resume without -max-steps trains the rest).
+	PlannedSteps int          `json:"planned_steps,omitempty"`
+	Seconds      float64      `json:"seconds"`
+	Tasks        []TaskResult `json:"tasks"`
 }
 
 // WriteText renders the summary as a table: one row per task with its main metric on dev and
@@ -356,6 +361,9 @@ func (s *RunSummary) WriteText(w io.Writer) error {
 		what = fmt.Sprintf("best checkpoint (step %d, dev %s %.4f)", s.Best.Step, s.Best.Metric, s.Best.Value)
 	}
 	fmt.Fprintf(w, "%d steps in %.1fs; metrics of the %s\n", s.Steps, s.Seconds, what)
+	if s.PlannedSteps > 0 {
+		fmt.Fprintf(w, "stopped at max steps %d of the config's %d (continue with -resume)\n", s.Steps, s.PlannedSteps)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "task\tkind\tmetric\tdev\ttest\t")
 	cell := func(m *mtl.TaskMetrics, name string) string {
@@ -412,9 +420,10 @@ type trainLog struct {
 // training.eval_every steps, else at the end of every epoch; it does not disturb the training
 // streams (dropout counters are restored), so the weights do not depend on how often it runs.
 //
-// Cancelling ctx (SIGINT) or reaching opts.MaxSteps finishes the step in flight, saves
-// Out/last and returns an error wrapping ErrInterrupted; Train with opts.Resume then continues
-// exactly: the weights after the resumed run are bit-identical to an uninterrupted run's.
+// opts.MaxSteps ends the run early as its end does (see Options.MaxSteps). Cancelling ctx
+// (SIGINT) finishes the step in flight, saves Out/last and returns an error wrapping
+// ErrInterrupted. Train with opts.Resume then continues exactly: the weights after the resumed
+// run are bit-identical to an uninterrupted run's.
 // On resume, metrics.jsonl lines past the checkpoint's step are dropped.
 func Train(ctx context.Context, r *Run, opts Options) (*RunSummary, error) {
 	if opts.Out == "" {
@@ -480,7 +489,11 @@ func Train(ctx context.Context, r *Run, opts Options) (*RunSummary, error) {
 
 	perEpoch := tr.RoundsPerEpoch() * len(tr.Tasks)
 	epochOf := func(step int) float64 { return float64(step) / float64(perEpoch) }
-	prog := newProgress(opts.Progress, r, tr.State.Step)
+	end := r.TotalSteps // the step this invocation trains to
+	if opts.MaxSteps > 0 && opts.MaxSteps < end {
+		end = opts.MaxSteps
+	}
+	prog := newProgress(opts.Progress, r, tr.State.Step, end)
 
 	evaluate := func() error {
 		prog.newline()
@@ -546,12 +559,9 @@ func Train(ctx context.Context, r *Run, opts Options) (*RunSummary, error) {
 	}
 
 	epochs := cfg.Training.Epochs
-	for tr.State.Epoch < epochs && tr.State.Step < r.TotalSteps {
+	for tr.State.Epoch < epochs && tr.State.Step < end {
 		if ctx.Err() != nil {
 			return nil, interrupt("signal")
-		}
-		if opts.MaxSteps > 0 && tr.State.Step >= opts.MaxSteps {
-			return nil, interrupt("max steps")
 		}
 		info, err := tr.Step()
 		if err != nil {
@@ -588,6 +598,9 @@ func Train(ctx context.Context, r *Run, opts Options) (*RunSummary, error) {
 	}
 
 	sum := &RunSummary{Model: "last", Best: bestInfo, Steps: tr.State.Step}
+	if tr.State.Step < r.TotalSteps && tr.State.Epoch < epochs {
+		sum.PlannedSteps = r.TotalSteps
+	}
 	if bestInfo != nil {
 		if err := r.Model.LoadWeights(best); err != nil {
 			return nil, err
@@ -781,8 +794,9 @@ type progress struct {
 	width    int
 }
 
-func newProgress(w io.Writer, r *Run, step int) *progress {
-	p := &progress{w: w, total: r.TotalSteps, perEpoch: r.Trainer.RoundsPerEpoch() * len(r.Data), epochs: r.Config.Training.Epochs,
+// newProgress draws the progress of r from step to total (the ETA counts to total).
+func newProgress(w io.Writer, r *Run, step, total int) *progress {
+	p := &progress{w: w, total: total, perEpoch: r.Trainer.RoundsPerEpoch() * len(r.Data), epochs: r.Config.Training.Epochs,
 		start: time.Now(), first: step, loss: map[string]float64{}}
 	for _, d := range r.Data {
 		p.order = append(p.order, d.Head.Spec.Name)
