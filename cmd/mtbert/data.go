@@ -56,8 +56,11 @@ func runData(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if n := sum.Errors(); n > 0 {
-		return fmt.Errorf("%d split(s) or task(s) could not be read or aligned (see the summary)", n)
+	if errs := sum.ErrorList(); len(errs) > 0 {
+		for _, e := range errs {
+			fmt.Fprintf(stderr, "mtbert data: %s\n", e)
+		}
+		return fmt.Errorf("%d split(s) or task(s) could not be read or aligned (see the summary)", len(errs))
 	}
 	return nil
 }
