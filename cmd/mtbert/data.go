@@ -13,7 +13,7 @@ func init() {
 }
 
 func runData(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("data", "data -config FILE [-data-root DIR] [-vocab FILE] [-json]", stderr)
+	fs := newFlags("data", "data -config FILE [-data-root DIR] [-vocab FILE] [-json | -text-out FILE]", stderr)
 	config := fs.String("config", "", "YAML or JSON config (required)")
 	dataRoot := fs.String("data-root", "", "folder that relative task paths resolve against (default: the config's data_root, else the config's folder)")
 	vocab := fs.String("vocab", "", "vocab.txt to tokenise with instead of the encoder's (lowercasing: encoder.lower_case, else "+fmt.Sprint(bert.DefaultLowerCase)+")")

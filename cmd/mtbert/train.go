@@ -29,9 +29,9 @@ func runPretrain(args []string, stdout, stderr io.Writer) error {
 // pretrain refuses a config with other than mlm tasks and says where the masked language model
 // is.
 func runTraining(name string, args []string, stdout, stderr io.Writer) error {
-	synopsis := name + " -config FILE [-out DIR] [-resume | -force] [-data-root DIR] [-task NAME]"
+	synopsis := name + " -config FILE [-out DIR] [-resume | -force] [-data-root DIR] [-task NAME] [-max-steps N] [-quiet]"
 	if name == "pretrain" {
-		synopsis = name + " -config FILE [-out DIR] [-resume | -force] [-data-root DIR]"
+		synopsis = name + " -config FILE [-out DIR] [-resume | -force] [-data-root DIR] [-max-steps N] [-quiet]"
 	}
 	fs := newFlags(name, synopsis, stderr)
 	dev := addDeviceFlag(fs)
