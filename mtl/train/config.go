@@ -569,27 +569,64 @@ func (c *Config) finish(path, dataRoot string, present map[string]bool) error {
 	return nil
 }
 
+// taskCheck carries what the steps of finishTask share: the task, its field path
+// ("tasks[i]") and the keys present in the file.
+type taskCheck struct {
+	c       *Config
+	t       *TaskConfig
+	p       string // "tasks[i]"
+	file    string
+	present map[string]bool
+}
+
+// fail returns a *ConfigError about field of the task.
+func (k *taskCheck) fail(field string, format string, a ...any) error {
+	return &ConfigError{File: k.file, Field: k.p + "." + field, Err: fmt.Errorf(format, a...)}
+}
+
+// has reports whether the task's key is present in the file.
+func (k *taskCheck) has(key string) bool { return k.present[k.p+"."+key] }
+
+// finishTask checks task i and fills its defaults, in named steps: identity (required keys,
+// name, kind and format), paths, keys that only some kinds take, holdout, sizes, and the
+// labels and alignment settings of its kind.
 func (c *Config) finishTask(i int, path string, present map[string]bool, names map[string]int) error {
-	t := &c.Tasks[i]
-	p := fmt.Sprintf("tasks[%d]", i)
-	fail := func(field string, format string, a ...any) error {
-		return &ConfigError{File: path, Field: p + "." + field, Err: fmt.Errorf(format, a...)}
+	k := &taskCheck{c: c, t: &c.Tasks[i], p: fmt.Sprintf("tasks[%d]", i), file: path, present: present}
+	for _, step := range []func() error{
+		func() error { return k.checkIdentity(i, names) },
+		k.resolvePaths,
+		k.checkKindKeys,
+		k.finishHoldout,
+		k.finishSizes,
+	} {
+		if err := step(); err != nil {
+			return err
+		}
 	}
-	has := func(key string) bool { return present[p+"."+key] }
+	if k.t.Kind != mtl.NER {
+		return k.checkClasses()
+	}
+	return k.finishNER()
+}
+
+// checkIdentity checks the required keys, the name (valid, unique: names records it) and that
+// the format is known and serves the kind.
+func (k *taskCheck) checkIdentity(i int, names map[string]int) error {
+	t := k.t
 	for _, key := range []string{"name", "kind", "format", "train"} {
-		if !has(key) {
-			return fail(key, "required")
+		if !k.has(key) {
+			return k.fail(key, "required")
 		}
 	}
 	if err := mtl.CheckTaskName(t.Name); err != nil {
-		return fail("name", "%v", err)
+		return k.fail("name", "%v", err)
 	}
 	if j, dup := names[t.Name]; dup {
-		return fail("name", "duplicate task name %q (also tasks[%d])", t.Name, j)
+		return k.fail("name", "duplicate task name %q (also tasks[%d])", t.Name, j)
 	}
 	names[t.Name] = i
 	if !t.Kind.Valid() {
-		return fail("kind", "unknown kind %q (want ner, pair-classification, classification, regression or mlm)", t.Kind)
+		return k.fail("kind", "unknown kind %q (want ner, pair-classification, classification, regression or mlm)", t.Kind)
 	}
 	var kinds []mtl.Kind
 	var formats []string
@@ -600,29 +637,32 @@ func (c *Config) finishTask(i int, path string, present map[string]bool, names m
 		}
 	}
 	if kinds == nil {
-		return fail("format", "unknown format %q (want %s)", t.Format, strings.Join(formats, ", "))
+		return k.fail("format", "unknown format %q (want %s)", t.Format, strings.Join(formats, ", "))
 	}
-	okKind := false
-	for _, k := range kinds {
-		okKind = okKind || k == t.Kind
+	if !slices.Contains(kinds, t.Kind) {
+		return k.fail("format", "format %s does not serve kind %s (it serves %v)", t.Format, t.Kind, kinds)
 	}
-	if !okKind {
-		return fail("format", "format %s does not serve kind %s (it serves %v)", t.Format, t.Kind, kinds)
-	}
+	return nil
+}
+
+// resolvePaths resolves the split paths and the sts score files against the data root and
+// checks that they exist.
+func (k *taskCheck) resolvePaths() error {
+	t, root := k.t, k.c.DataRoot
 	for _, s := range []struct {
 		key   string
 		paths Paths
 	}{{"train", t.Train}, {"dev", t.Dev}, {"test", t.Test}} {
-		if has(s.key) && len(s.paths) == 0 {
-			return fail(s.key, "empty list of paths")
+		if k.has(s.key) && len(s.paths) == 0 {
+			return k.fail(s.key, "empty list of paths")
 		}
 		for j, q := range s.paths {
 			if q == "" {
-				return fail(s.key, "empty path")
+				return k.fail(s.key, "empty path")
 			}
-			s.paths[j] = resolve(c.DataRoot, q)
+			s.paths[j] = resolve(root, q)
 			if _, err := os.Stat(s.paths[j]); err != nil {
-				return fail(s.key, "%v", err)
+				return k.fail(s.key, "%v", err)
 			}
 		}
 	}
@@ -635,107 +675,136 @@ func (c *Config) finishTask(i int, path string, present map[string]bool, names m
 			continue
 		}
 		if t.Format != FormatSTS {
-			return fail(s.key, "only for format sts")
+			return k.fail(s.key, "only for format sts")
 		}
 		if len(s.split) != 1 {
-			return fail(s.key, "needs exactly one %s path, have %d", strings.TrimSuffix(s.key, "_scores"), len(s.split))
+			return k.fail(s.key, "needs exactly one %s path, have %d", strings.TrimSuffix(s.key, "_scores"), len(s.split))
 		}
-		*s.v = resolve(c.DataRoot, *s.v)
+		*s.v = resolve(root, *s.v)
 		if _, err := os.Stat(*s.v); err != nil {
-			return fail(s.key, "%v", err)
+			return k.fail(s.key, "%v", err)
 		}
 	}
-	ner := t.Kind == mtl.NER
-	if (ner || t.Kind == mtl.MLM) && has("use_pooler") {
-		return fail("use_pooler", "only for sentence tasks (pair-classification, classification, regression)")
+	return nil
+}
+
+// checkKindKeys refuses the keys the task's kind does not take.
+func (k *taskCheck) checkKindKeys() error {
+	kind := k.t.Kind
+	ner := kind == mtl.NER
+	if (ner || kind == mtl.MLM) && k.has("use_pooler") {
+		return k.fail("use_pooler", "only for sentence tasks (pair-classification, classification, regression)")
 	}
-	if t.Kind != mtl.MLM && has("whole_word_masking") {
-		return fail("whole_word_masking", "only for mlm tasks")
+	if kind != mtl.MLM && k.has("whole_word_masking") {
+		return k.fail("whole_word_masking", "only for mlm tasks")
 	}
-	if t.Kind == mtl.MLM && has("labels") {
-		return fail("labels", "not for mlm tasks")
+	if kind == mtl.MLM && k.has("labels") {
+		return k.fail("labels", "not for mlm tasks")
 	}
 	if !ner {
 		for _, key := range []string{"stride", "scheme", "label_all_subwords", "overlap"} {
-			if has(key) {
-				return fail(key, "only for ner tasks")
+			if k.has(key) {
+				return k.fail(key, "only for ner tasks")
 			}
 		}
-		if t.Kind == mtl.Regression && has("labels") {
-			return fail("labels", "not for regression tasks")
+		if kind == mtl.Regression && k.has("labels") {
+			return k.fail("labels", "not for regression tasks")
 		}
 	}
-	if has("holdout") {
-		h := t.Holdout
-		for _, f := range []struct {
-			key   string
-			v     float64
-			paths Paths
-		}{{"dev", h.Dev, t.Dev}, {"test", h.Test, t.Test}} {
-			switch {
-			case !(f.v >= 0 && f.v < 1):
-				return fail("holdout."+f.key, "%g out of range [0, 1)", f.v)
-			case f.v > 0 && len(f.paths) > 0:
-				return fail("holdout."+f.key, "the task has its own %s paths", f.key)
-			}
-		}
-		if !(h.Dev+h.Test > 0 && h.Dev+h.Test < 1) {
-			return fail("holdout", "dev + test = %g, must be in (0, 1)", h.Dev+h.Test)
-		}
-		if !has("holdout.seed") {
-			h.Seed = 1
+	return nil
+}
+
+// finishHoldout checks the holdout fractions and fills its seed.
+func (k *taskCheck) finishHoldout() error {
+	if !k.has("holdout") {
+		return nil
+	}
+	t, h := k.t, k.t.Holdout
+	for _, f := range []struct {
+		key   string
+		v     float64
+		paths Paths
+	}{{"dev", h.Dev, t.Dev}, {"test", h.Test, t.Test}} {
+		switch {
+		case !(f.v >= 0 && f.v < 1):
+			return k.fail("holdout."+f.key, "%g out of range [0, 1)", f.v)
+		case f.v > 0 && len(f.paths) > 0:
+			return k.fail("holdout."+f.key, "the task has its own %s paths", f.key)
 		}
 	}
-	if !has("batch_size") {
+	if !(h.Dev+h.Test > 0 && h.Dev+h.Test < 1) {
+		return k.fail("holdout", "dev + test = %g, must be in (0, 1)", h.Dev+h.Test)
+	}
+	if !k.has("holdout.seed") {
+		h.Seed = 1
+	}
+	return nil
+}
+
+// finishSizes fills and checks batch_size and max_length (against the encoder's positions).
+func (k *taskCheck) finishSizes() error {
+	t, maxPos := k.t, k.c.Encoder.MaxPosition
+	ner := t.Kind == mtl.NER
+	if !k.has("batch_size") {
 		t.BatchSize = map[bool]int{true: 25, false: 40}[ner]
 		if t.Kind == mtl.MLM {
 			t.BatchSize = 32
 		}
 	}
-	if !has("max_length") {
+	if !k.has("max_length") {
 		t.MaxLength = map[bool]int{true: 512, false: 128}[ner]
 	}
 	if t.BatchSize < 1 {
-		return fail("batch_size", "%d, must be at least 1", t.BatchSize)
+		return k.fail("batch_size", "%d, must be at least 1", t.BatchSize)
 	}
-	if !has("max_length") && t.MaxLength > c.Encoder.MaxPosition {
-		return fail("max_length", "max_length %d (the default for %s tasks) exceeds the encoder's %d positions (encoder.max_position); set %s.max_length to at most %d",
-			t.MaxLength, t.Kind, c.Encoder.MaxPosition, p, c.Encoder.MaxPosition)
+	if !k.has("max_length") && t.MaxLength > maxPos {
+		return k.fail("max_length", "max_length %d (the default for %s tasks) exceeds the encoder's %d positions (encoder.max_position); set %s.max_length to at most %d",
+			t.MaxLength, t.Kind, maxPos, k.p, maxPos)
 	}
-	if t.MaxLength < 3 || t.MaxLength > c.Encoder.MaxPosition {
-		return fail("max_length", "%d out of range [3, %d] (encoder.max_position)", t.MaxLength, c.Encoder.MaxPosition)
+	if t.MaxLength < 3 || t.MaxLength > maxPos {
+		return k.fail("max_length", "%d out of range [3, %d] (encoder.max_position)", t.MaxLength, maxPos)
 	}
-	if !ner {
-		if has("labels") {
-			if _, err := mtl.NewLabels(t.Labels); err != nil || len(t.Labels) < 2 {
-				return fail("labels", "want at least 2 distinct non-empty classes, have %q", t.Labels)
-			}
+	return nil
+}
+
+// checkClasses checks the fixed classes of a sentence task, when given.
+func (k *taskCheck) checkClasses() error {
+	t := k.t
+	if k.has("labels") {
+		if _, err := mtl.NewLabels(t.Labels); err != nil || len(t.Labels) < 2 {
+			return k.fail("labels", "want at least 2 distinct non-empty classes, have %q", t.Labels)
 		}
-		return nil
 	}
-	if !has("stride") {
+	return nil
+}
+
+// finishNER fills and checks the alignment settings of an ner task (stride, scheme, overlap)
+// and its fixed labels, when given.
+func (k *taskCheck) finishNER() error {
+	t := k.t
+	if !k.has("stride") {
 		t.Stride = mtl.DefaultStride(t.MaxLength)
 	}
 	if t.Stride < 1 || t.Stride > t.MaxLength-2 {
-		return fail("stride", "%d out of range [1, %d] (max_length - 2)", t.Stride, t.MaxLength-2)
+		return k.fail("stride", "%d out of range [1, %d] (max_length - 2)", t.Stride, t.MaxLength-2)
 	}
-	if !has("scheme") {
+	if !k.has("scheme") {
 		t.Scheme = "BILOU"
 	}
 	sch, err := mtl.ParseScheme(t.Scheme)
 	if err != nil {
-		return fail("scheme", "unknown scheme %q (want BIO or BILOU)", t.Scheme)
+		return k.fail("scheme", "unknown scheme %q (want BIO or BILOU)", t.Scheme)
 	}
 	t.Scheme = sch.String()
-	if !has("overlap") {
+	if !k.has("overlap") {
 		t.Overlap = corpus.KeepLongest.String()
 	}
 	if _, err := corpus.ParseOverlapPolicy(t.Overlap); err != nil {
-		return fail("overlap", "unknown overlap policy %q (want keep-longest, keep-first or drop-both)", t.Overlap)
+		return k.fail("overlap", "unknown overlap policy %q (want keep-longest, keep-first or drop-both)", t.Overlap)
 	}
-	if has("labels") {
+	if k.has("labels") {
 		if err := checkNERLabels(t.Labels, sch); err != nil {
-			return fail("labels", "%v", err)
+			return k.fail("labels", "%v", err)
 		}
 	}
 	return nil
