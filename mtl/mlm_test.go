@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -302,8 +301,8 @@ func TestMLMInTheMix(t *testing.T) {
 	if _, err := train.Train(context.Background(), r, train.Options{Out: straight}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := train.Train(context.Background(), mlmFixture(t, true, nil), train.Options{Out: split, MaxSteps: r.TotalSteps/2 + 1}); !errors.Is(err, train.ErrInterrupted) {
-		t.Fatalf("want ErrInterrupted, got %v", err)
+	if _, err := train.Train(context.Background(), mlmFixture(t, true, nil), train.Options{Out: split, MaxSteps: r.TotalSteps/2 + 1}); err != nil {
+		t.Fatalf("MaxSteps: %v", err)
 	}
 	if _, err := train.Train(context.Background(), mlmFixture(t, true, nil), train.Options{Out: split, Resume: true}); err != nil {
 		t.Fatal(err)

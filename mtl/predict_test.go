@@ -216,7 +216,8 @@ func TestPrepareConfigErrors(t *testing.T) {
 	if _, err := train.LoadConfig(cfg, ""); err == nil || !strings.Contains(err.Error(), "tasks[0].train") || !strings.Contains(err.Error(), "missing.conll") {
 		t.Errorf("missing train file: %v", err)
 	}
-	// A train split that reads but yields nothing to train on.
+	// An empty train file: an error naming it (it used to read as 0 documents and fail later,
+	// indirectly, as a split with no examples).
 	empty := filepath.Join(dir, "empty.conll")
 	os.WriteFile(empty, nil, 0o644)
 	os.WriteFile(cfg, []byte("encoder:\n  vocab: "+filepath.Join(abs, "vocab.txt")+"\n  layers: 1\n  hidden: 32\n  heads: 2\n  intermediate: 64\n  max_position: 64\n"+
@@ -225,7 +226,7 @@ func TestPrepareConfigErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := train.Prepare(c); err == nil || !strings.Contains(err.Error(), "no examples") {
+	if _, err := train.Prepare(c); err == nil || err.Error() != "task a, train: "+empty+": no sentences: the file is empty" {
 		t.Errorf("empty train split: %v", err)
 	}
 }

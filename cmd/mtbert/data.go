@@ -13,7 +13,7 @@ func init() {
 }
 
 func runData(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("data", "data -config FILE [-data-root DIR] [-vocab FILE] [-json]", stderr)
+	fs := newFlags("data", "data -config FILE [-data-root DIR] [-vocab FILE] [-json | -text-out FILE]", stderr)
 	config := fs.String("config", "", "YAML or JSON config (required)")
 	dataRoot := fs.String("data-root", "", "folder that relative task paths resolve against (default: the config's data_root, else the config's folder)")
 	vocab := fs.String("vocab", "", "vocab.txt to tokenise with instead of the encoder's (lowercasing: encoder.lower_case, else "+fmt.Sprint(bert.DefaultLowerCase)+")")
@@ -56,8 +56,11 @@ func runData(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if n := sum.Errors(); n > 0 {
-		return fmt.Errorf("%d split(s) or task(s) could not be read or aligned (see the summary)", n)
+	if errs := sum.ErrorList(); len(errs) > 0 {
+		for _, e := range errs {
+			fmt.Fprintf(stderr, "mtbert data: %s\n", e)
+		}
+		return fmt.Errorf("%d split(s) or task(s) could not be read or aligned (see the summary)", len(errs))
 	}
 	return nil
 }

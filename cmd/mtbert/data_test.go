@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"unicode/utf16"
 )
 
 const dataCfgDir = "../../mtl/testdata/config"
@@ -88,6 +90,10 @@ func TestDataErrors(t *testing.T) {
 	if code := run([]string{"data", "-config", bad}, &stdout, &stderr); code != 1 || !strings.Contains(stdout.String(), "train: ERROR") || !strings.Contains(stderr.String(), "1 split(s)") {
 		t.Errorf("bad split: exit %d: %s%s", code, stdout.String(), stderr.String())
 	}
+	// The reason, with its file:line, is on stderr too, not only in the summary.
+	if want := "mtbert data: task a, train: " + filepath.Join(abs, "nli.jsonl") + ":1: want 2 tab-separated columns (token, tag), got 1\n"; !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+	}
 }
 
 // TestDataShared summarises the public corpora of ../shared/data with the real cased vocabulary.
@@ -127,5 +133,34 @@ func TestDataShared(t *testing.T) {
 	}
 	if b := s.Tasks[byName["biosses"]].Splits[0]; b.Pairs != 100 {
 		t.Errorf("biosses %+v", b)
+	}
+}
+
+// TestDataUTF16AndEmpty: a UTF-16 CoNLL file with a byte-order mark is read as its text (it
+// used to be "invalid UTF-8 at byte 0"), and an empty dev file is an error on stderr naming
+// it (it used to be 0 documents and exit 0).
+func TestDataUTF16AndEmpty(t *testing.T) {
+	abs, _ := filepath.Abs(dataCfgDir)
+	src, err := os.ReadFile(filepath.Join(abs, "ner.tsv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	u16 := []byte{0xff, 0xfe}
+	for _, u := range utf16.Encode([]rune(string(src))) {
+		u16 = append(u16, byte(u), byte(u>>8))
+	}
+	os.WriteFile(filepath.Join(dir, "ner16.tsv"), u16, 0o644)
+	os.WriteFile(filepath.Join(dir, "empty.tsv"), nil, 0o644)
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, []byte("encoder: {vocab: "+filepath.Join(abs, "vocab.txt")+", max_position: 64}\ntasks:\n  - {name: a, kind: ner, format: conll, train: ner16.tsv, dev: empty.tsv, max_length: 16}\n"), 0o644)
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"data", "-config", cfg}, &stdout, &stderr)
+	want := "mtbert data: task a, dev: " + filepath.Join(dir, "empty.tsv") + ": no sentences: the file is empty\n"
+	if code != 1 || !strings.Contains(stderr.String(), want) || strings.Contains(stdout.String()+stderr.String(), "UTF-8") {
+		t.Errorf("exit %d, want 1 and %q:\n%s%s", code, want, stdout.String(), stderr.String())
+	}
+	if !regexp.MustCompile(`(?m)^\s+a\s+train\s+3\s+3\s`).MatchString(stdout.String()) {
+		t.Errorf("the UTF-16 train split is not 3 sentences:\n%s", stdout.String())
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 )
@@ -73,18 +74,59 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "\nRun 'mtbert COMMAND -h' for a command's flags.")
 }
 
-// newFlags returns a flag set that prints its usage line and flags on -h or a bad flag.
+// newFlags returns a flag set that prints its usage line and flags on -h or a bad flag. The
+// usage line is synopsis completed by usageLine with every flag it does not name.
 func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: mtbert %s\n\n", synopsis)
+		fmt.Fprintf(stderr, "Usage: mtbert %s\n\n", usageLine(synopsis, fs))
 		fs.PrintDefaults()
 	}
 	if loadsModels[name] {
 		addModelLimitFlag(fs)
 	}
 	return fs
+}
+
+// namesFlag reports whether synopsis names the flag -name (as a whole flag, not part of a
+// longer one).
+func namesFlag(synopsis, name string) bool {
+	return regexp.MustCompile(`(^|[\s\[|])-` + regexp.QuoteMeta(name) + `([\s\]|]|$)`).MatchString(synopsis)
+}
+
+// usageLine returns synopsis with "[-name V]" appended for every flag of fs it does not name,
+// in name order (a "[flags]" placeholder is replaced by them), so that a command's usage line
+// lists every flag it accepts, the shared ones (-device, -max-model-bytes) included.
+func usageLine(synopsis string, fs *flag.FlagSet) string {
+	var extra []string
+	fs.VisitAll(func(f *flag.Flag) {
+		if namesFlag(synopsis, f.Name) {
+			return
+		}
+		arg, _ := flag.UnquoteUsage(f)
+		switch arg {
+		case "":
+			extra = append(extra, "[-"+f.Name+"]")
+			return
+		case "int", "uint", "int64", "uint64":
+			arg = "N"
+		case "float":
+			arg = "X"
+		case "string":
+			arg = strings.ToUpper(f.Name)
+		default:
+			arg = strings.ToUpper(arg)
+		}
+		extra = append(extra, "[-"+f.Name+" "+arg+"]")
+	})
+	if len(extra) == 0 {
+		return strings.Replace(synopsis, " [flags]", "", 1)
+	}
+	if strings.Contains(synopsis, "[flags]") {
+		return strings.Replace(synopsis, "[flags]", strings.Join(extra, " "), 1)
+	}
+	return synopsis + " " + strings.Join(extra, " ")
 }
 
 // parse parses args, mapping a bad flag to errUsage and -h to flag.ErrHelp.

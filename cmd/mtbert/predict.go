@@ -25,8 +25,10 @@ Output: one JSON line per input, in order:
   {"id", "line", "entities": {task: [{type, start, end, byte_start, byte_end, text, score}]}}
   {"id", "line", "pairs": {task: {label, probs} | {score}}}
 start/end are character (Unicode code point) offsets, byte_start/byte_end UTF-8 byte offsets;
-text is the note at both. An input that cannot be read (bad JSON, invalid UTF-8, missing
-fields) gets {"id", "line", "error"} and the others go on; the command then exits 1.
+text is the note at both. The input is UTF-8 (a byte-order mark is dropped; UTF-16 with a mark
+is decoded). An input that cannot be read (bad JSON, invalid UTF-8, a NUL byte as UTF-16
+without a mark has, missing fields) gets {"id", "line", "error"} and the others go on; the
+command then exits 1.
 
 Bulk runs:
   -shard i/N keeps the inputs whose id hashes to i: FNV-1a (64-bit) of the id string

@@ -28,9 +28,9 @@ func runPretrain(args []string, stdout, stderr io.Writer) error {
 // pretrain refuses a config with other than mlm tasks and says where the masked language model
 // is.
 func runTraining(name string, args []string, stdout, stderr io.Writer) error {
-	synopsis := name + " -config FILE [-out DIR] [-resume | -force] [-data-root DIR] [-task NAME]"
+	synopsis := name + " -config FILE [-out DIR] [-resume | -force] [-data-root DIR] [-task NAME] [-max-steps N] [-quiet]"
 	if name == "pretrain" {
-		synopsis = name + " -config FILE [-out DIR] [-resume | -force] [-data-root DIR]"
+		synopsis = name + " -config FILE [-out DIR] [-resume | -force] [-data-root DIR] [-max-steps N] [-quiet]"
 	}
 	fs := newFlags(name, synopsis, stderr)
 	dev := addDeviceFlag(fs)
@@ -43,7 +43,7 @@ func runTraining(name string, args []string, stdout, stderr io.Writer) error {
 	if name == "train" {
 		task = fs.String("task", "", "train only this task of the config (the single-task baseline; same seeds)")
 	}
-	maxSteps := fs.Int("max-steps", 0, "stop after this many steps in total as an interruption would (OUT/last saved; continue with -resume); 0: no limit")
+	maxSteps := fs.Int("max-steps", 0, "end the run after this many steps in total, as its end would (dev evaluated, OUT/last, summary.json and plots written; -resume continues past it); 0: no limit")
 	quiet := fs.Bool("quiet", false, "no progress line on standard error")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -88,14 +88,18 @@ func runTraining(name string, args []string, stdout, stderr io.Writer) error {
 		for _, d := range r.Data {
 			seqs += len(d.Train)
 		}
-		fmt.Fprintf(progress, "%sing %d task(s) on %d training sequences, %d steps (%s), into %s\n", name, len(r.Data), seqs, r.TotalSteps, span, *out)
+		steps := fmt.Sprintf("%d steps (%s)", r.TotalSteps, span)
+		if *maxSteps > 0 && *maxSteps < r.TotalSteps {
+			steps = fmt.Sprintf("to step %d (-max-steps) of %d (%s)", *maxSteps, r.TotalSteps, span)
+		}
+		fmt.Fprintf(progress, "%sing %d task(s) on %d training sequences, %s, into %s\n", name, len(r.Data), seqs, steps, *out)
 	}
 	// SIGINT: the step in flight finishes, OUT/last is saved, and the command exits.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	sum, err := train.Train(ctx, r, train.Options{Out: *out, Resume: *resume, Force: *force, MaxSteps: *maxSteps, Progress: progress})
 	if err != nil {
-		return err // an interruption (train.ErrInterrupted) says where OUT/last is and exits 1
+		return err // an interruption by a signal (train.ErrInterrupted) says where OUT/last is and exits 1
 	}
 	if err := sum.WriteText(stdout); err != nil {
 		return err

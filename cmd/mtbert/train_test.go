@@ -172,12 +172,18 @@ func TestTrainEvalPredict(t *testing.T) {
 		t.Errorf("unknown task: %s", stderr)
 	}
 
-	// Interrupted after one epoch (of two) and resumed: bit-identical to the straight run.
+	// Ended by -max-steps after one epoch (of two), a finished run (exit 0, summary, plots),
+	// then resumed: bit-identical to the straight run.
 	split := filepath.Join(dir, "split")
 	perEpoch := sum.Steps / 2
-	_, stderr = runCmd(t, 1, "train", "-config", trainCfg, "-out", split, "-max-steps", itoa(perEpoch), "-quiet")
-	if !strings.Contains(stderr, "interrupted") || !strings.Contains(stderr, "-resume") {
-		t.Errorf("interrupted run: %s", stderr)
+	stdout, _ = runCmd(t, 0, "train", "-config", trainCfg, "-out", split, "-max-steps", itoa(perEpoch), "-quiet")
+	if want := "stopped at max steps " + itoa(perEpoch) + " of the config's " + itoa(sum.Steps) + " (continue with -resume)"; !strings.Contains(stdout, want) || !strings.Contains(stdout, "plots: ") {
+		t.Errorf("-max-steps run, stdout lacks %q or the plots:\n%s", want, stdout)
+	}
+	for _, f := range []string{"summary.json", "loss.png", "dev.png"} {
+		if fi, err := os.Stat(filepath.Join(split, f)); err != nil || fi.Size() == 0 {
+			t.Errorf("-max-steps run: %s: %v", f, err)
+		}
 	}
 	runCmd(t, 1, "train", "-config", trainCfg, "-out", split, "-quiet") // refuses to overwrite
 	runCmd(t, 0, "train", "-config", trainCfg, "-out", split, "-resume", "-quiet")

@@ -38,6 +38,9 @@ func parseLine(raw string, line int) item {
 	if !utf8.ValidString(raw) {
 		return fail("not valid UTF-8")
 	}
+	if i := strings.IndexByte(raw, 0); i >= 0 {
+		return fail("NUL byte at byte %d (UTF-16 without a byte-order mark? convert the input to UTF-8)", i)
+	}
 	it.text = raw
 	if strings.HasPrefix(strings.TrimSpace(raw), "{") {
 		var in jsonInput

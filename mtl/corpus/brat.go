@@ -19,7 +19,9 @@ import (
 // end...]<TAB>text) become spans; relation, event, attribute, note,
 // normalisation and equivalence lines (R E A M # N *) are skipped. brat
 // offsets count Unicode code points of the .txt and are converted to byte
-// offsets. A discontinuous annotation whose consecutive pieces are at most
+// offsets. A UTF-8 byte-order mark, which brat counts as a character, is
+// read as a space (so the offsets stay right and no token holds it); a
+// UTF-16 .txt with a byte-order mark is decoded (the mark not counted). A discontinuous annotation whose consecutive pieces are at most
 // one character apart is merged into one contiguous span (counted in
 // ReadStats.MergedFragments); otherwise it is kept as one Span with
 // Fragments (ReadStats.Fragmented). The annotation's text must equal the
@@ -103,9 +105,14 @@ func bratPairPaths(path string) (txt, ann, id string, err error) {
 }
 
 func readBratPair(id, txtPath, annPath string) (Document, ReadStats, error) {
-	text, err := readText(txtPath)
+	text, bom, err := readTextBOM(txtPath)
 	if err != nil {
 		return Document{}, ReadStats{}, err
+	}
+	if bom == "UTF-8" {
+		// brat reads a .txt as Python's "utf-8" codec does, keeping a UTF-8 byte-order mark
+		// as one character that its offsets count: a space in its place keeps the offsets.
+		text = append([]byte{' '}, text...)
 	}
 	ann, err := readText(annPath)
 	if err != nil {

@@ -18,8 +18,10 @@
 // pieces in Span.Fragments (see Span). Sentence-pair readers return []Pair.
 //
 // Readers open every file through Open, so gzip and zstd files are read
-// transparently (detected by their magic bytes). Invalid UTF-8 is an
-// error. Malformed input gives an error that names the file and line,
+// transparently (detected by their magic bytes), a UTF-16 file with a
+// byte-order mark is decoded to UTF-8 and a byte-order mark is never part
+// of the text (brat, whose offsets count a UTF-8 mark, reads it as a
+// space). Invalid UTF-8 and NUL bytes (UTF-16 without a mark) are errors. Malformed input gives an error that names the file and line,
 // never a panic; errors never drop input silently.
 //
 // # Formats
@@ -29,7 +31,7 @@
 //   - ReadBrat: brat standoff .txt + .ann (Quaero, MEDDOCAN).
 //   - ReadI2B2Con: i2b2-2010 .txt + .con concept files.
 //   - ReadI2B2XML: i2b2-2012 (events) and i2b2-2014 (PHI) XML.
-//   - ReadMedNLI, ReadMedRQE, ReadSTS, ReadBIOSSES: sentence pairs.
+//   - ReadMedNLI, ReadMedRQE, ReadSTS, ReadSTSB, ReadBIOSSES: sentence pairs.
 //
 // # Tags
 //

@@ -194,7 +194,9 @@ var I2B2PHI = XMLOptions{}
 //
 // path is a file or a folder of .xml files (non-recursive; sorted by ID,
 // the base name). The text is the CDATA content taken verbatim (no XML
-// newline normalisation), so offsets mean what the annotators saw. Tag
+// newline normalisation), so offsets mean what the annotators saw; a
+// byte-order mark that starts it (MEDDOCAN's do) is read as a space, which
+// keeps the offsets that count it. Tag
 // start and end are code-point offsets into it, end exclusive, converted to
 // bytes. The span type is the element's type attribute, else TYPE (2014),
 // else the element name; the text attribute must equal the text at the
@@ -276,6 +278,9 @@ func readI2B2XMLFile(path string, opts XMLOptions) (Document, ReadStats, error) 
 		return Document{}, stats, fmt.Errorf("%s:%d: <TEXT> CDATA opened here is never closed by ]]></TEXT> (truncated file?)", path, lineOf(data, o[0]))
 	}
 	text := string(data[o[1] : o[1]+c[0]])
+	if t, ok := strings.CutPrefix(text, "\ufeff"); ok {
+		text = " " + t // the offsets count the mark (MEDDOCAN): a space keeps them
+	}
 	rest := o[1] + c[1]
 	ts := bytes.Index(data[rest:], []byte("<TAGS"))
 	if ts < 0 {

@@ -12,6 +12,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/text/encoding/unicode"
+	"golang.org/x/text/transform"
 )
 
 // Magic numbers of the compressed formats Open recognises.
@@ -20,21 +22,35 @@ var (
 	zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
 )
 
-// Open opens path for reading and decompresses it transparently when its
+// Byte-order marks: the text a file starts with decides its encoding.
+var (
+	bomUTF8    = []byte{0xef, 0xbb, 0xbf}
+	bomUTF16LE = []byte{0xff, 0xfe}
+	bomUTF16BE = []byte{0xfe, 0xff}
+)
+
+// Open opens path for reading as NewReader reads: decompressed when its
 // first bytes are the gzip (1f 8b) or zstd (28 b5 2f fd) magic number,
-// whatever the file's name. Other files are returned as they are.
+// whatever the file's name, and as UTF-8 text without a byte-order mark.
 // Closing the result closes the file.
 func Open(path string) (io.ReadCloser, error) {
+	rc, _, err := openBOM(path)
+	return rc, err
+}
+
+// openBOM is Open that also says which byte-order mark the (decompressed)
+// file started with: "", "UTF-8", "UTF-16LE" or "UTF-16BE".
+func openBOM(path string) (io.ReadCloser, string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	rc, err := NewReader(f)
+	rc, bom, err := newReader(f)
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, "", fmt.Errorf("%s: %w", path, err)
 	}
-	return &stackCloser{Reader: rc, closers: []io.Closer{rc, f}}, nil
+	return &stackCloser{Reader: rc, closers: []io.Closer{rc, f}}, bom, nil
 }
 
 type stackCloser struct {
@@ -53,24 +69,37 @@ func (s *stackCloser) Close() error {
 	return first
 }
 
-// readText reads a whole file through Open and checks that it is valid
-// UTF-8, naming the first bad line otherwise. A leading UTF-8 byte order
-// mark is kept (offsets in the corpora count it, if present).
+// readText reads a whole file through Open (decompressed, UTF-16 with a
+// byte-order mark decoded, a byte-order mark removed) and checks that it is
+// valid UTF-8 without NUL bytes, naming the first bad line otherwise.
 func readText(path string) ([]byte, error) {
-	rc, err := Open(path)
+	data, _, err := readTextBOM(path)
+	return data, err
+}
+
+// readTextBOM is readText that also says which byte-order mark the file
+// started with ("", "UTF-8", "UTF-16LE" or "UTF-16BE"), for formats whose
+// offsets count it.
+func readTextBOM(path string) ([]byte, string, error) {
+	rc, bom, err := openBOM(path)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer rc.Close()
 	data, err := io.ReadAll(rc)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, "", fmt.Errorf("%s: %w", path, err)
 	}
+	nul := bytes.IndexByte(data, 0)
 	if !utf8.Valid(data) {
-		off := FirstInvalid(string(data))
-		return nil, fmt.Errorf("%s:%d: invalid UTF-8 at byte %d", path, lineOf(data, off), off)
+		if off := FirstInvalid(string(data)); nul < 0 || off < nul {
+			return nil, "", fmt.Errorf("%s:%d: invalid UTF-8 at byte %d", path, lineOf(data, off), off)
+		}
 	}
-	return data, nil
+	if nul >= 0 {
+		return nil, "", fmt.Errorf("%s:%d: NUL byte at byte %d (UTF-16 without a byte-order mark? convert the file to UTF-8)", path, lineOf(data, nul), nul)
+	}
+	return data, bom, nil
 }
 
 // lineOf returns the 1-based line number of byte offset off in data.
@@ -144,10 +173,52 @@ func FirstInvalid(s string) int {
 	return len(s)
 }
 
-// NewReader returns r decompressed when it starts with the gzip or zstd magic number (as
-// Open does for files), else r as it is. Closing the result releases the decompressor (not
-// r).
+// NewReader returns r as UTF-8 text: decompressed when it starts with the gzip or zstd magic
+// number (as Open does for files), then, when the (decompressed) text starts with a byte-order
+// mark, without it: after a UTF-8 mark the bytes as they are, after a UTF-16 mark (ff fe
+// little-endian, fe ff big-endian) the text decoded to UTF-8 (an unpaired surrogate becomes
+// U+FFFD). Text without a mark is returned as it is. Closing the result releases the
+// decompressor (not r).
 func NewReader(r io.Reader) (io.ReadCloser, error) {
+	rc, _, err := newReader(r)
+	return rc, err
+}
+
+// newReader is NewReader that also says which byte-order mark it removed: "", "UTF-8",
+// "UTF-16LE" or "UTF-16BE".
+func newReader(r io.Reader) (io.ReadCloser, string, error) {
+	rc, err := decompress(r)
+	if err != nil {
+		return nil, "", err
+	}
+	br := bufio.NewReader(rc)
+	head, _ := br.Peek(3)
+	var enc unicode.Endianness
+	bom := ""
+	switch {
+	case bytes.HasPrefix(head, bomUTF8):
+		br.Discard(len(bomUTF8))
+		return readCloser{br, rc}, "UTF-8", nil
+	case bytes.HasPrefix(head, bomUTF16LE):
+		enc, bom = unicode.LittleEndian, "UTF-16LE"
+	case bytes.HasPrefix(head, bomUTF16BE):
+		enc, bom = unicode.BigEndian, "UTF-16BE"
+	default:
+		return readCloser{br, rc}, "", nil
+	}
+	dec := unicode.UTF16(enc, unicode.ExpectBOM).NewDecoder() // consumes the mark
+	return readCloser{transform.NewReader(br, dec), rc}, bom, nil
+}
+
+// readCloser reads from Reader and closes Closer.
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+// decompress returns r decompressed when it starts with the gzip or zstd magic number, else
+// r as it is.
+func decompress(r io.Reader) (io.ReadCloser, error) {
 	br := bufio.NewReader(r)
 	head, _ := br.Peek(4)
 	switch {

@@ -186,7 +186,7 @@ func parseScore(s string) (float64, error) {
 }
 
 // ReadSTS reads n2c2-2019 clinical STS data: one pair per line,
-// s1<TAB>s2<TAB>score. When labelsPath is not empty the file has two
+// s1<TAB>s2<TAB>score (sentence 1, sentence 2, score; no header line). When labelsPath is not empty the file has two
 // columns (s1<TAB>s2) and the scores come from labelsPath, one per line,
 // in the same order (the test set's layout). IDs are "file:line". A wrong
 // column count, a bad score, or a labels file with another number of lines
@@ -274,6 +274,76 @@ func ReadBIOSSES(path string) ([]Pair, error) {
 		}
 		if p.Score, err = parseScore(cols[col["score"]]); err != nil {
 			return nil, fmt.Errorf("%s:%d: %v", path, n, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// ReadSTSB reads the STS benchmark (STS-B, Cer et al. 2017) in either layout it is distributed
+// in, told apart by the first line:
+//
+//   - the benchmark's own files (sts-train.csv, sts-dev.csv, sts-test.csv): tab-separated
+//     despite the name, no header, one pair per line as genre, filename, year, index, score,
+//     sentence1, sentence2; some lines carry further columns (the sources), which are ignored;
+//   - GLUE's files (train.tsv, dev.tsv, test.tsv): a header line naming the columns (index
+//     genre filename year old_index source1 source2 sentence1 sentence2 score), then one pair
+//     per line with as many columns. GLUE's test.tsv has no score column: its pairs are read
+//     without scores (Pair.HasScore false), so it serves prediction, not training or scoring.
+//
+// Nothing is quoted in either layout (a sentence may hold a '"'). IDs are "file:line". A line
+// with too few columns or a bad score is an error naming file:line.
+func ReadSTSB(path string) ([]Pair, error) {
+	data, err := readText(path)
+	if err != nil {
+		return nil, err
+	}
+	ls := lines(data)
+	if len(ls) > 0 && strings.HasPrefix(ls[0], "index\t") {
+		return readSTSBGLUE(path, ls)
+	}
+	var out []Pair
+	for i, l := range ls {
+		n := i + 1
+		cols := strings.Split(l, "\t")
+		if len(cols) < 7 {
+			return nil, fmt.Errorf("%s:%d: want at least 7 tab-separated columns (genre, filename, year, index, score, sentence1, sentence2), got %d", path, n, len(cols))
+		}
+		p := Pair{ID: fmt.Sprintf("%s:%d", path, n), TextA: cols[5], TextB: cols[6], HasScore: true, Source: path}
+		if p.Score, err = parseScore(cols[4]); err != nil {
+			return nil, fmt.Errorf("%s:%d: %v", path, n, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// readSTSBGLUE reads the GLUE layout of STS-B: ls[0] is the header.
+func readSTSBGLUE(path string, ls []string) ([]Pair, error) {
+	header := strings.Split(ls[0], "\t")
+	col := map[string]int{}
+	for i, h := range header {
+		col[strings.TrimSpace(h)] = i
+	}
+	for _, need := range []string{"sentence1", "sentence2"} {
+		if _, ok := col[need]; !ok {
+			return nil, fmt.Errorf("%s:1: header lacks column %q", path, need)
+		}
+	}
+	scoreCol, hasScore := col["score"]
+	var out []Pair
+	for i, l := range ls[1:] {
+		n := i + 2
+		cols := strings.Split(l, "\t")
+		if len(cols) != len(header) {
+			return nil, fmt.Errorf("%s:%d: want %d tab-separated columns as the header, got %d", path, n, len(header), len(cols))
+		}
+		p := Pair{ID: fmt.Sprintf("%s:%d", path, n), TextA: cols[col["sentence1"]], TextB: cols[col["sentence2"]], HasScore: hasScore, Source: path}
+		if hasScore {
+			var err error
+			if p.Score, err = parseScore(cols[scoreCol]); err != nil {
+				return nil, fmt.Errorf("%s:%d: %v", path, n, err)
+			}
 		}
 		out = append(out, p)
 	}

@@ -163,3 +163,53 @@ func TestReadBIOSSESReal(t *testing.T) {
 		t.Errorf("score sum %v, want 219.8", sum)
 	}
 }
+
+// TestReadSTSB reads the hand-made fixtures of mtl/testdata/stsb, which follow the two
+// layouts STS-B ships in: the benchmark's tab-separated .csv (no header; a line with the two
+// extra source columns some lines carry) and GLUE's .tsv with its header (test.tsv without
+// the score column).
+func TestReadSTSB(t *testing.T) {
+	dir := "../testdata/stsb/"
+	for _, c := range []struct {
+		file string
+		want []Pair
+	}{
+		{"sts-train.csv", []Pair{
+			{ID: dir + "sts-train.csv:1", TextA: "A plane is taking off.", TextB: "An air plane is taking off.", Score: 5, HasScore: true},
+			{ID: dir + "sts-train.csv:2", TextA: "A man is playing a flute.", TextB: "A man is playing a bamboo flute.", Score: 3.8, HasScore: true},
+			{ID: dir + "sts-train.csv:3", TextA: `The "new" law passed.`, TextB: "Rain is expected today.", Score: 0.6, HasScore: true},
+		}},
+		{"sts-test.csv", []Pair{
+			{ID: dir + "sts-test.csv:1", TextA: "A girl is styling her hair.", TextB: "A girl is brushing her hair.", Score: 2.5, HasScore: true},
+			{ID: dir + "sts-test.csv:2", TextA: "I do not agree.", TextB: "The cat sat down.", Score: 0, HasScore: true},
+		}},
+		{"train.tsv", []Pair{
+			{ID: dir + "train.tsv:2", TextA: "A plane is taking off.", TextB: "An air plane is taking off.", Score: 5, HasScore: true},
+			{ID: dir + "train.tsv:3", TextA: "A man is playing a flute.", TextB: "A man is playing a bamboo flute.", Score: 3.8, HasScore: true},
+		}},
+		{"test.tsv", []Pair{
+			{ID: dir + "test.tsv:2", TextA: "A girl is styling her hair.", TextB: "A girl is brushing her hair."},
+		}},
+	} {
+		got, err := ReadSTSB(dir + c.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range c.want {
+			c.want[i].Source = dir + c.file
+		}
+		if !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s:\ngot  %+v\nwant %+v", c.file, got, c.want)
+		}
+	}
+	tmp := t.TempDir()
+	for _, c := range []struct{ name, content, part string }{
+		{"short.csv", "main-captions\tMSRvid\t2012test\t0001\t5.000\tA plane.\n", "short.csv:1: want at least 7 tab-separated columns"},
+		{"score.csv", "main-captions\tMSRvid\t2012test\t0001\t5.000\ta\tb\nmain-captions\tMSRvid\t2012test\t0002\tfive\ta\tb\n", `score.csv:2: score "five" is not a number`},
+		{"cols.tsv", "index\tgenre\tsentence1\tsentence2\tscore\n0\tx\ta\tb\n", "cols.tsv:2: want 5 tab-separated columns as the header, got 4"},
+		{"nos1.tsv", "index\tgenre\tsentence2\tscore\n", `nos1.tsv:1: header lacks column "sentence1"`},
+	} {
+		_, err := ReadSTSB(mtltest.WriteFile(t, tmp, c.name, c.content))
+		mtltest.WantErr(t, err, c.part)
+	}
+}

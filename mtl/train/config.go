@@ -106,6 +106,7 @@ const (
 	FormatMedNLI   = "mednli"    // ReadMedNLI; kind pair-classification or classification
 	FormatMedRQE   = "medrqe"    // ReadMedRQE; kind pair-classification or classification
 	FormatSTS      = "sts"       // ReadSTS; kind regression
+	FormatSTSB     = "stsb"      // ReadSTSB (the STS benchmark's .csv or GLUE's .tsv); kind regression
 	FormatBIOSSES  = "biosses"   // ReadBIOSSES; kind regression
 	FormatText     = "text"      // ReadText (one document per line, or folders of .txt); kind mlm
 )
@@ -119,7 +120,7 @@ var formatKinds = []struct {
 	{FormatCoNLL, []mtl.Kind{mtl.NER}}, {FormatBrat, []mtl.Kind{mtl.NER}}, {FormatI2B22010, []mtl.Kind{mtl.NER}},
 	{FormatI2B22012, []mtl.Kind{mtl.NER}}, {FormatI2B22014, []mtl.Kind{mtl.NER}},
 	{FormatMedNLI, []mtl.Kind{mtl.PairClassification, mtl.Classification}}, {FormatMedRQE, []mtl.Kind{mtl.PairClassification, mtl.Classification}},
-	{FormatSTS, []mtl.Kind{mtl.Regression}}, {FormatBIOSSES, []mtl.Kind{mtl.Regression}},
+	{FormatSTS, []mtl.Kind{mtl.Regression}}, {FormatSTSB, []mtl.Kind{mtl.Regression}}, {FormatBIOSSES, []mtl.Kind{mtl.Regression}},
 	{FormatText, []mtl.Kind{mtl.MLM}},
 }
 
@@ -568,27 +569,64 @@ func (c *Config) finish(path, dataRoot string, present map[string]bool) error {
 	return nil
 }
 
+// taskCheck carries what the steps of finishTask share: the task, its field path
+// ("tasks[i]") and the keys present in the file.
+type taskCheck struct {
+	c       *Config
+	t       *TaskConfig
+	p       string // "tasks[i]"
+	file    string
+	present map[string]bool
+}
+
+// fail returns a *ConfigError about field of the task.
+func (k *taskCheck) fail(field string, format string, a ...any) error {
+	return &ConfigError{File: k.file, Field: k.p + "." + field, Err: fmt.Errorf(format, a...)}
+}
+
+// has reports whether the task's key is present in the file.
+func (k *taskCheck) has(key string) bool { return k.present[k.p+"."+key] }
+
+// finishTask checks task i and fills its defaults, in named steps: identity (required keys,
+// name, kind and format), paths, keys that only some kinds take, holdout, sizes, and the
+// labels and alignment settings of its kind.
 func (c *Config) finishTask(i int, path string, present map[string]bool, names map[string]int) error {
-	t := &c.Tasks[i]
-	p := fmt.Sprintf("tasks[%d]", i)
-	fail := func(field string, format string, a ...any) error {
-		return &ConfigError{File: path, Field: p + "." + field, Err: fmt.Errorf(format, a...)}
+	k := &taskCheck{c: c, t: &c.Tasks[i], p: fmt.Sprintf("tasks[%d]", i), file: path, present: present}
+	for _, step := range []func() error{
+		func() error { return k.checkIdentity(i, names) },
+		k.resolvePaths,
+		k.checkKindKeys,
+		k.finishHoldout,
+		k.finishSizes,
+	} {
+		if err := step(); err != nil {
+			return err
+		}
 	}
-	has := func(key string) bool { return present[p+"."+key] }
+	if !k.t.Kind.ReadsSpans() {
+		return k.checkClasses()
+	}
+	return k.finishNER()
+}
+
+// checkIdentity checks the required keys, the name (valid, unique: names records it) and that
+// the format is known and serves the kind.
+func (k *taskCheck) checkIdentity(i int, names map[string]int) error {
+	t := k.t
 	for _, key := range []string{"name", "kind", "format", "train"} {
-		if !has(key) {
-			return fail(key, "required")
+		if !k.has(key) {
+			return k.fail(key, "required")
 		}
 	}
 	if err := mtl.CheckTaskName(t.Name); err != nil {
-		return fail("name", "%v", err)
+		return k.fail("name", "%v", err)
 	}
 	if j, dup := names[t.Name]; dup {
-		return fail("name", "duplicate task name %q (also tasks[%d])", t.Name, j)
+		return k.fail("name", "duplicate task name %q (also tasks[%d])", t.Name, j)
 	}
 	names[t.Name] = i
 	if !t.Kind.Valid() {
-		return fail("kind", "unknown kind %q (want ner, pair-classification, classification, regression or mlm)", t.Kind)
+		return k.fail("kind", "unknown kind %q (want ner, pair-classification, classification, regression or mlm)", t.Kind)
 	}
 	var kinds []mtl.Kind
 	var formats []string
@@ -599,29 +637,32 @@ func (c *Config) finishTask(i int, path string, present map[string]bool, names m
 		}
 	}
 	if kinds == nil {
-		return fail("format", "unknown format %q (want %s)", t.Format, strings.Join(formats, ", "))
+		return k.fail("format", "unknown format %q (want %s)", t.Format, strings.Join(formats, ", "))
 	}
-	okKind := false
-	for _, k := range kinds {
-		okKind = okKind || k == t.Kind
+	if !slices.Contains(kinds, t.Kind) {
+		return k.fail("format", "format %s does not serve kind %s (it serves %v)", t.Format, t.Kind, kinds)
 	}
-	if !okKind {
-		return fail("format", "format %s does not serve kind %s (it serves %v)", t.Format, t.Kind, kinds)
-	}
+	return nil
+}
+
+// resolvePaths resolves the split paths and the sts score files against the data root and
+// checks that they exist.
+func (k *taskCheck) resolvePaths() error {
+	t, root := k.t, k.c.DataRoot
 	for _, s := range []struct {
 		key   string
 		paths Paths
 	}{{"train", t.Train}, {"dev", t.Dev}, {"test", t.Test}} {
-		if has(s.key) && len(s.paths) == 0 {
-			return fail(s.key, "empty list of paths")
+		if k.has(s.key) && len(s.paths) == 0 {
+			return k.fail(s.key, "empty list of paths")
 		}
 		for j, q := range s.paths {
 			if q == "" {
-				return fail(s.key, "empty path")
+				return k.fail(s.key, "empty path")
 			}
-			s.paths[j] = resolve(c.DataRoot, q)
+			s.paths[j] = resolve(root, q)
 			if _, err := os.Stat(s.paths[j]); err != nil {
-				return fail(s.key, "%v", err)
+				return k.fail(s.key, "%v", err)
 			}
 		}
 	}
@@ -634,100 +675,132 @@ func (c *Config) finishTask(i int, path string, present map[string]bool, names m
 			continue
 		}
 		if t.Format != FormatSTS {
-			return fail(s.key, "only for format sts")
+			return k.fail(s.key, "only for format sts")
 		}
 		if len(s.split) != 1 {
-			return fail(s.key, "needs exactly one %s path, have %d", strings.TrimSuffix(s.key, "_scores"), len(s.split))
+			return k.fail(s.key, "needs exactly one %s path, have %d", strings.TrimSuffix(s.key, "_scores"), len(s.split))
 		}
-		*s.v = resolve(c.DataRoot, *s.v)
+		*s.v = resolve(root, *s.v)
 		if _, err := os.Stat(*s.v); err != nil {
-			return fail(s.key, "%v", err)
+			return k.fail(s.key, "%v", err)
 		}
 	}
-	ner := t.Kind.ReadsSpans()
-	if t.Kind.PerToken() && has("use_pooler") {
-		return fail("use_pooler", "only for sentence tasks (pair-classification, classification, regression)")
+	return nil
+}
+
+// checkKindKeys refuses the keys the task's kind does not take.
+func (k *taskCheck) checkKindKeys() error {
+	kind := k.t.Kind
+	ner := kind.ReadsSpans()
+	if kind.PerToken() && k.has("use_pooler") {
+		return k.fail("use_pooler", "only for sentence tasks (pair-classification, classification, regression)")
 	}
-	if !t.Kind.MaskedLM() && has("whole_word_masking") {
-		return fail("whole_word_masking", "only for mlm tasks")
+	if !kind.MaskedLM() && k.has("whole_word_masking") {
+		return k.fail("whole_word_masking", "only for mlm tasks")
 	}
-	if t.Kind.MaskedLM() && has("labels") {
-		return fail("labels", "not for mlm tasks")
+	if kind.MaskedLM() && k.has("labels") {
+		return k.fail("labels", "not for mlm tasks")
 	}
 	if !ner {
 		for _, key := range []string{"stride", "scheme", "label_all_subwords", "overlap"} {
-			if has(key) {
-				return fail(key, "only for ner tasks")
+			if k.has(key) {
+				return k.fail(key, "only for ner tasks")
 			}
 		}
-		if !t.Kind.Labeled() && has("labels") {
-			return fail("labels", "not for %s tasks", t.Kind)
+		if !k.t.Kind.Labeled() && k.has("labels") {
+			return k.fail("labels", "not for %s tasks", k.t.Kind)
 		}
 	}
-	if has("holdout") {
-		h := t.Holdout
-		for _, f := range []struct {
-			key   string
-			v     float64
-			paths Paths
-		}{{"dev", h.Dev, t.Dev}, {"test", h.Test, t.Test}} {
-			switch {
-			case !(f.v >= 0 && f.v < 1):
-				return fail("holdout."+f.key, "%g out of range [0, 1)", f.v)
-			case f.v > 0 && len(f.paths) > 0:
-				return fail("holdout."+f.key, "the task has its own %s paths", f.key)
-			}
-		}
-		if !(h.Dev+h.Test > 0 && h.Dev+h.Test < 1) {
-			return fail("holdout", "dev + test = %g, must be in (0, 1)", h.Dev+h.Test)
-		}
-		if !has("holdout.seed") {
-			h.Seed = 1
+	return nil
+}
+
+// finishHoldout checks the holdout fractions and fills its seed.
+func (k *taskCheck) finishHoldout() error {
+	if !k.has("holdout") {
+		return nil
+	}
+	t, h := k.t, k.t.Holdout
+	for _, f := range []struct {
+		key   string
+		v     float64
+		paths Paths
+	}{{"dev", h.Dev, t.Dev}, {"test", h.Test, t.Test}} {
+		switch {
+		case !(f.v >= 0 && f.v < 1):
+			return k.fail("holdout."+f.key, "%g out of range [0, 1)", f.v)
+		case f.v > 0 && len(f.paths) > 0:
+			return k.fail("holdout."+f.key, "the task has its own %s paths", f.key)
 		}
 	}
-	if !has("batch_size") {
+	if !(h.Dev+h.Test > 0 && h.Dev+h.Test < 1) {
+		return k.fail("holdout", "dev + test = %g, must be in (0, 1)", h.Dev+h.Test)
+	}
+	if !k.has("holdout.seed") {
+		h.Seed = 1
+	}
+	return nil
+}
+
+// finishSizes fills and checks batch_size and max_length (against the encoder's positions).
+func (k *taskCheck) finishSizes() error {
+	t, maxPos := k.t, k.c.Encoder.MaxPosition
+	if !k.has("batch_size") {
 		t.BatchSize = t.Kind.DefaultBatchSize()
 	}
-	if !has("max_length") {
+	if !k.has("max_length") {
 		t.MaxLength = t.Kind.DefaultMaxLength()
 	}
 	if t.BatchSize < 1 {
-		return fail("batch_size", "%d, must be at least 1", t.BatchSize)
+		return k.fail("batch_size", "%d, must be at least 1", t.BatchSize)
 	}
-	if t.MaxLength < 3 || t.MaxLength > c.Encoder.MaxPosition {
-		return fail("max_length", "%d out of range [3, %d] (encoder.max_position)", t.MaxLength, c.Encoder.MaxPosition)
+	if !k.has("max_length") && t.MaxLength > maxPos {
+		return k.fail("max_length", "max_length %d (the default for %s tasks) exceeds the encoder's %d positions (encoder.max_position); set %s.max_length to at most %d",
+			t.MaxLength, t.Kind, maxPos, k.p, maxPos)
 	}
-	if !ner {
-		if has("labels") {
-			if _, err := mtl.NewLabels(t.Labels); err != nil || len(t.Labels) < 2 {
-				return fail("labels", "want at least 2 distinct non-empty classes, have %q", t.Labels)
-			}
+	if t.MaxLength < 3 || t.MaxLength > maxPos {
+		return k.fail("max_length", "%d out of range [3, %d] (encoder.max_position)", t.MaxLength, maxPos)
+	}
+	return nil
+}
+
+// checkClasses checks the fixed classes of a sentence task, when given.
+func (k *taskCheck) checkClasses() error {
+	t := k.t
+	if k.has("labels") {
+		if _, err := mtl.NewLabels(t.Labels); err != nil || len(t.Labels) < 2 {
+			return k.fail("labels", "want at least 2 distinct non-empty classes, have %q", t.Labels)
 		}
-		return nil
 	}
-	if !has("stride") {
+	return nil
+}
+
+// finishNER fills and checks the alignment settings of an ner task (stride, scheme, overlap)
+// and its fixed labels, when given.
+func (k *taskCheck) finishNER() error {
+	t := k.t
+	if !k.has("stride") {
 		t.Stride = mtl.DefaultStride(t.MaxLength)
 	}
 	if t.Stride < 1 || t.Stride > t.MaxLength-2 {
-		return fail("stride", "%d out of range [1, %d] (max_length - 2)", t.Stride, t.MaxLength-2)
+		return k.fail("stride", "%d out of range [1, %d] (max_length - 2)", t.Stride, t.MaxLength-2)
 	}
-	if !has("scheme") {
+	if !k.has("scheme") {
 		t.Scheme = "BILOU"
 	}
 	sch, err := mtl.ParseScheme(t.Scheme)
 	if err != nil {
-		return fail("scheme", "unknown scheme %q (want BIO or BILOU)", t.Scheme)
+		return k.fail("scheme", "unknown scheme %q (want BIO or BILOU)", t.Scheme)
 	}
 	t.Scheme = sch.String()
-	if !has("overlap") {
+	if !k.has("overlap") {
 		t.Overlap = corpus.KeepLongest.String()
 	}
 	if _, err := corpus.ParseOverlapPolicy(t.Overlap); err != nil {
-		return fail("overlap", "unknown overlap policy %q (want keep-longest, keep-first or drop-both)", t.Overlap)
+		return k.fail("overlap", "unknown overlap policy %q (want keep-longest, keep-first or drop-both)", t.Overlap)
 	}
-	if has("labels") {
+	if k.has("labels") {
 		if err := checkNERLabels(t.Labels, sch); err != nil {
-			return fail("labels", "%v", err)
+			return k.fail("labels", "%v", err)
 		}
 	}
 	return nil
@@ -982,6 +1055,8 @@ func (t *TaskConfig) readSplit(split string) (SplitData, error) {
 			pairs, err = corpus.ReadMedRQE(p)
 		case FormatSTS:
 			pairs, err = corpus.ReadSTS(p, scores)
+		case FormatSTSB:
+			pairs, err = corpus.ReadSTSB(p)
 		case FormatBIOSSES:
 			pairs, err = corpus.ReadBIOSSES(p)
 		case FormatText:
@@ -994,11 +1069,34 @@ func (t *TaskConfig) readSplit(split string) (SplitData, error) {
 		if err != nil {
 			return sd, fmt.Errorf("task %s, %s: %w", t.Name, split, err)
 		}
+		if len(docs) == 0 && len(pairs) == 0 {
+			return sd, fmt.Errorf("task %s, %s: %s: %s", t.Name, split, p, emptyWhat(p, t.Format))
+		}
 		sd.Docs = append(sd.Docs, docs...)
 		sd.Pairs = append(sd.Pairs, pairs...)
 		sd.Read.Add(st)
 	}
 	return sd, nil
+}
+
+// emptyWhat says why a path of a split gave nothing: an empty split is an error, so that it is
+// named here and not found later as a label set too small or a task without examples.
+func emptyWhat(p, format string) string {
+	what := "documents"
+	switch format {
+	case FormatMedNLI, FormatMedRQE, FormatSTS, FormatSTSB, FormatBIOSSES:
+		what = "pairs"
+	case FormatCoNLL:
+		what = "sentences"
+	}
+	fi, err := os.Stat(p)
+	switch {
+	case err == nil && fi.IsDir():
+		return fmt.Sprintf("no %s: the folder holds no files of format %s", what, format)
+	case err == nil && fi.Size() == 0:
+		return fmt.Sprintf("no %s: the file is empty", what)
+	}
+	return fmt.Sprintf("no %s in the file", what)
 }
 
 func isDir(p string) bool {

@@ -180,7 +180,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{repl("vocab: vocab.txt", "pretrained: brat"), "encoder.pretrained", "vocab.txt: no such file"},
 		{repl("  - name: a\n    kind", "  - kind"), "tasks[0].name", "required"},
 		{repl("    train: ner.tsv\n", ""), "tasks[0].train", "required"},
-		{repl("format: conll", "format: conl"), "tasks[0].format", `unknown format "conl" (want conll, brat, i2b2-2010, i2b2-2012, i2b2-2014, mednli, medrqe, sts, biosses, text)`},
+		{repl("format: conll", "format: conl"), "tasks[0].format", `unknown format "conl" (want conll, brat, i2b2-2010, i2b2-2012, i2b2-2014, mednli, medrqe, sts, stsb, biosses, text)`},
 		{repl("kind: ner", "kind: tagging"), "tasks[0].kind", `unknown kind "tagging"`},
 		{repl("format: conll", "format: mednli"), "tasks[0].format", "does not serve kind ner"},
 		{repl("train: ner.tsv", "train: missing.tsv"), "tasks[0].train", "missing.tsv: no such file"},
@@ -229,4 +229,82 @@ func TestLoadConfigErrors(t *testing.T) {
 	if _, err := LoadConfig(filepath.Join(cfgDir, "absent.yaml"), ""); err == nil {
 		t.Error("missing file accepted")
 	}
+}
+
+// TestEmptySplit: a 0-byte data file of every format, a file of blank lines and an empty brat
+// folder are each an error naming the task, the split and the path, where they used to give 0
+// documents and a later, indirect failure ("a ner head needs at least 2 labels, have 1").
+func TestEmptySplit(t *testing.T) {
+	dir := t.TempDir()
+	vocab := filepath.Join(cfgDir, "vocab.txt")
+	empty := mtltest.WriteFile(t, dir, "empty", "")
+	blank := mtltest.WriteFile(t, dir, "blank", "\n\n\n")
+	folder := filepath.Join(dir, "folder")
+	os.Mkdir(folder, 0o755)
+	for _, c := range []struct {
+		kind, format, path, want string
+	}{
+		{"ner", "conll", empty, "task t, train: " + empty + ": no sentences: the file is empty"},
+		{"ner", "conll", blank, "task t, train: " + blank + ": no sentences in the file"},
+		{"ner", "brat", folder, "task t, train: " + folder + ": no documents: the folder holds no files of format brat"},
+		{"ner", "i2b2-2014", folder, "task t, train: " + folder + ": no documents: the folder holds no files of format i2b2-2014"},
+		{"pair-classification", "mednli", empty, "task t, train: " + empty + ": no pairs: the file is empty"},
+		{"pair-classification", "medrqe", empty, "task t, train: " + empty + ": no pairs: the file is empty"},
+		{"regression", "sts", empty, "task t, train: " + empty + ": no pairs: the file is empty"},
+		{"regression", "stsb", empty, "task t, train: " + empty + ": no pairs: the file is empty"},
+		{"regression", "biosses", empty, "task t, train: " + empty + ":1: empty file, want a header"},
+		{"mlm", "text", blank, "task t, train: " + blank + ": no documents in the file"},
+	} {
+		yaml := "encoder: {vocab: " + vocab + ", layers: 1, hidden: 8, heads: 2, intermediate: 8, max_position: 64}\n" +
+			"tasks:\n  - {name: t, kind: " + c.kind + ", format: " + c.format + ", train: " + c.path + ", max_length: 16}\n"
+		cfg, err := ParseConfig([]byte(yaml), filepath.Join(dir, "c.yaml"), "")
+		if err != nil {
+			t.Fatalf("%s: %v", c.format, err)
+		}
+		_, err = cfg.LoadAll()
+		if err == nil || err.Error() != c.want {
+			t.Errorf("%s %s:\n got %v\nwant %s", c.format, filepath.Base(c.path), err, c.want)
+		}
+	}
+}
+
+// TestSTSBConfig trains nothing but reads format stsb through a config: the benchmark's .csv
+// as train and GLUE's .tsv as dev, scores as in the files.
+func TestSTSBConfig(t *testing.T) {
+	data := mtltest.Testdata("stsb")
+	yaml := "encoder: {vocab: " + filepath.Join(cfgDir, "vocab.txt") + ", layers: 1, hidden: 8, heads: 2, intermediate: 8, max_position: 128}\n" +
+		"tasks:\n  - {name: stsb, kind: regression, format: stsb, train: sts-train.csv, dev: train.tsv, test: sts-test.csv}\n"
+	cfg, err := ParseConfig([]byte(yaml), filepath.Join(data, "c.yaml"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lt, err := cfg.Load(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []float64
+	for _, s := range lt.Splits {
+		for _, p := range s.Pairs {
+			got = append(got, p.Score)
+		}
+	}
+	if want := []float64{5, 3.8, 0.6, 5, 3.8, 2.5, 0}; !reflect.DeepEqual(got, want) {
+		t.Errorf("scores %v, want %v", got, want)
+	}
+}
+
+// TestDefaultMaxLengthTooLong: an ner task without max_length gets 512, which a small encoder
+// cannot take; the error says that 512 was the default and which key to set.
+func TestDefaultMaxLengthTooLong(t *testing.T) {
+	yaml := "encoder: {vocab: vocab.txt, layers: 1, hidden: 8, heads: 2, intermediate: 8, max_position: 64}\n" +
+		"tasks:\n  - {name: a, kind: regression, format: sts, train: sts.tsv, max_length: 16}\n  - {name: b, kind: ner, format: conll, train: ner.tsv}\n"
+	_, err := ParseConfig([]byte(yaml), filepath.Join(cfgDir, "small.yaml"), "")
+	want := filepath.Join(cfgDir, "small.yaml") + ": tasks[1].max_length: max_length 512 (the default for ner tasks) exceeds the encoder's 64 positions (encoder.max_position); set tasks[1].max_length to at most 64"
+	if err == nil || err.Error() != want {
+		t.Errorf("got  %v\nwant %s", err, want)
+	}
+	// Set explicitly, the old message stays.
+	yaml = strings.Replace(yaml, "train: ner.tsv}", "train: ner.tsv, max_length: 100}", 1)
+	_, err = ParseConfig([]byte(yaml), filepath.Join(cfgDir, "small.yaml"), "")
+	mtltest.WantErr(t, err, "tasks[1].max_length: 100 out of range [3, 64] (encoder.max_position)")
 }

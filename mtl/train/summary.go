@@ -105,19 +105,27 @@ type SplitSummary struct {
 }
 
 // Errors returns the number of splits and tasks with an error.
-func (s *Summary) Errors() int {
-	n := 0
+func (s *Summary) Errors() int { return len(s.ErrorList()) }
+
+// ErrorList returns the error of every task and split that has one, each naming its task and
+// split (a reader's error names the file and line too), in config order.
+func (s *Summary) ErrorList() []string {
+	var out []string
 	for _, t := range s.Tasks {
 		if t.Error != "" {
-			n++
+			out = append(out, fmt.Sprintf("task %s: %s", t.Name, t.Error))
 		}
 		for _, sp := range t.Splits {
 			if sp.Error != "" {
-				n++
+				msg := sp.Error
+				if prefix := fmt.Sprintf("task %s, %s: ", t.Name, sp.Split); !strings.HasPrefix(msg, prefix) {
+					msg = prefix + msg
+				}
+				out = append(out, msg)
 			}
 		}
 	}
-	return n
+	return out
 }
 
 // Summarize reads every split of every task of cfg and aligns the ner
@@ -318,7 +326,15 @@ func (s *Summary) WriteText(w io.Writer) error {
 					sp.Split, tx.Files, tx.BinaryFiles, tx.EmptyLines, tx.SplitLines, tx.InvalidUTF8)
 			}
 			if sp.IllFormed+sp.MergedFragments+sp.Fragmented > 0 || len(sp.SkippedTags) > 0 {
-				fmt.Fprintf(w, "  %s read: ill-formed %d, merged fragments %d, fragmented %d, skipped tags %v\n", sp.Split, sp.IllFormed, sp.MergedFragments, sp.Fragmented, sp.SkippedTags)
+				fmt.Fprintf(w, "  %s read: ill-formed %d, merged fragments %d, fragmented %d", sp.Split, sp.IllFormed, sp.MergedFragments, sp.Fragmented)
+				if len(sp.SkippedTags) > 0 {
+					var parts []string
+					for _, tag := range slices.Sorted(maps.Keys(sp.SkippedTags)) {
+						parts = append(parts, fmt.Sprintf("%s %d", tag, sp.SkippedTags[tag]))
+					}
+					fmt.Fprintf(w, ", skipped tags: %s", strings.Join(parts, ", "))
+				}
+				fmt.Fprintln(w)
 			}
 		}
 	}

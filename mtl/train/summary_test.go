@@ -76,3 +76,27 @@ func TestSummarizeReportsBadSplits(t *testing.T) {
 		t.Errorf("counts before the failure: %+v", tr)
 	}
 }
+
+// TestSummaryReadLine: the readers' counts are printed as words, skipped tags sorted as
+// "TAG count" (not Go's map formatting) and left out when there are none.
+func TestSummaryReadLine(t *testing.T) {
+	s := &Summary{Tasks: []TaskSummary{{Name: "ev", Kind: mtl.NER, Splits: []SplitSummary{
+		{Split: "train", IllFormed: 1},
+		{Split: "dev", SkippedTags: map[string]int{"TLINK": 3, "TIMEX3": 2}},
+	}}}}
+	var b bytes.Buffer
+	if err := s.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"  train read: ill-formed 1, merged fragments 0, fragmented 0\n",
+		"  dev read: ill-formed 0, merged fragments 0, fragmented 0, skipped tags: TIMEX3 2, TLINK 3\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, b.String())
+		}
+	}
+	if strings.Contains(b.String(), "map[") {
+		t.Errorf("Go map formatting in the summary:\n%s", b.String())
+	}
+}

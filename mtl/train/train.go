@@ -306,16 +306,18 @@ type Options struct {
 	// Force starts a new run in a non-empty Out, removing the files a run writes there (last/,
 	// best/, metrics.jsonl, best.json, summary.json, the plots and their temporaries) first.
 	Force bool
-	// MaxSteps, when positive, stops the run as an interruption does once this many steps
-	// are done in total: Out/last is saved and Train returns ErrInterrupted.
+	// MaxSteps, when positive, ends the run once this many steps are done in total, as the
+	// end of training.epochs (or training.steps) does: dev is evaluated (best/ updated), Out/last
+	// saved, and the summary measured and written. Train with Resume and a larger MaxSteps, or
+	// none, continues the run from there; the evaluation made at MaxSteps stays in its history.
 	MaxSteps int
 	// Progress receives a progress line (rewritten with \r) and one line per evaluation;
 	// nil for none.
 	Progress io.Writer
 }
 
-// ErrInterrupted is returned (wrapped) by Train when its context is cancelled or MaxSteps is
-// reached: the step in flight was finished and Out/last saved.
+// ErrInterrupted is returned (wrapped) by Train when its context is cancelled: the step in
+// flight was finished and Out/last saved.
 var ErrInterrupted = errors.New("training interrupted")
 
 // BestInfo records the best checkpoint (Out/best.json).
@@ -343,9 +345,12 @@ type RunSummary struct {
 	// Best is the best checkpoint, when dev metrics selected one.
 	Best *BestInfo `json:"best,omitempty"`
 	// Steps is the number of steps trained; Seconds the wall time of this invocation.
-	Steps   int          `json:"steps"`
-	Seconds float64      `json:"seconds"`
-	Tasks   []TaskResult `json:"tasks"`
+	Steps int `json:"steps"`
+	// PlannedSteps, set only when Options.MaxSteps ended the run early, is the number of steps
+	// the config asks for (-resume without -max-steps trains the rest).
+	PlannedSteps int          `json:"planned_steps,omitempty"`
+	Seconds      float64      `json:"seconds"`
+	Tasks        []TaskResult `json:"tasks"`
 }
 
 // WriteText renders the summary as a table: one row per task with its main metric on dev and
@@ -356,6 +361,9 @@ func (s *RunSummary) WriteText(w io.Writer) error {
 		what = fmt.Sprintf("best checkpoint (step %d, dev %s %.4f)", s.Best.Step, s.Best.Metric, s.Best.Value)
 	}
 	fmt.Fprintf(w, "%d steps in %.1fs; metrics of the %s\n", s.Steps, s.Seconds, what)
+	if s.PlannedSteps > 0 {
+		fmt.Fprintf(w, "stopped at max steps %d of the config's %d (continue with -resume)\n", s.Steps, s.PlannedSteps)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "task\tkind\tmetric\tdev\ttest\t")
 	cell := func(m *mtl.TaskMetrics, name string) string {
@@ -402,184 +410,253 @@ type trainLog struct {
 // training.eval_every steps, else at the end of every epoch; it does not disturb the training
 // streams (dropout counters are restored), so the weights do not depend on how often it runs.
 //
-// Cancelling ctx (SIGINT) or reaching opts.MaxSteps finishes the step in flight, saves
-// Out/last and returns an error wrapping ErrInterrupted; Train with opts.Resume then continues
-// exactly: the weights after the resumed run are bit-identical to an uninterrupted run's.
+// opts.MaxSteps ends the run early as its end does (see Options.MaxSteps). Cancelling ctx
+// (SIGINT) finishes the step in flight, saves Out/last and returns an error wrapping
+// ErrInterrupted. Train with opts.Resume then continues exactly: the weights after the resumed
+// run are bit-identical to an uninterrupted run's.
 // On resume, metrics.jsonl lines past the checkpoint's step are dropped.
 func Train(ctx context.Context, r *Run, opts Options) (*RunSummary, error) {
 	if opts.Out == "" {
 		return nil, errors.New("mtl: Train: no output folder")
 	}
 	t0 := time.Now()
-	tr, cfg := r.Trainer, r.Config
-	last, best := filepath.Join(opts.Out, LastDir), filepath.Join(opts.Out, BestDir)
 	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
 		return nil, err
 	}
-	var bestInfo *BestInfo
-	lastSaved := -1
-	if opts.Resume {
-		if err := recoverRun(opts.Out); err != nil {
-			return nil, fmt.Errorf("resume: recovering %s: %w", opts.Out, err)
-		}
-		if _, err := os.Stat(last); errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("resume: %s has no checkpoint to resume from (the run stopped before its first save of %s): start the run again with -force", opts.Out, last)
-		}
-		if err := resume(r, last); err != nil {
-			return nil, err
-		}
-		lastSaved = tr.State.Step // Out/last is this state: nothing to save before a step
-		if raw, err := os.ReadFile(filepath.Join(opts.Out, BestFile)); err == nil {
-			bestInfo = &BestInfo{}
-			if err := json.Unmarshal(raw, bestInfo); err != nil {
-				return nil, fmt.Errorf("%s: %w", filepath.Join(opts.Out, BestFile), err)
-			}
-			if bestInfo.Step > tr.State.Step {
-				bestInfo = nil // recorded by a later step than the checkpoint's: not this history
-			}
-		}
-		if err := truncateMetrics(filepath.Join(opts.Out, MetricsFile), tr.State.Step); err != nil {
-			return nil, err
-		}
-	} else if names, err := runFiles(opts.Out); err != nil {
+	tr := &trainRun{r: r, opts: opts, lastSaved: -1,
+		last: filepath.Join(opts.Out, LastDir), best: filepath.Join(opts.Out, BestDir)}
+	if err := tr.startOrResume(); err != nil {
 		return nil, err
-	} else if len(names) > 0 {
-		if !opts.Force {
-			return nil, fmt.Errorf("%s is not empty (%s): pass -resume to continue the run there, -force to start a new run over it, or choose another output folder",
-				opts.Out, strings.Join(names, ", "))
-		}
-		if err := removeRun(opts.Out); err != nil {
-			return nil, err
-		}
 	}
-	mf, err := os.OpenFile(filepath.Join(opts.Out, MetricsFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err := tr.openMetrics(); err != nil {
+		return nil, err
+	}
+	defer tr.mf.Close() // on error paths; closeMetrics closes it and checks the error
+	defer tr.mw.Flush()
+	end := r.TotalSteps // the step this invocation trains to
+	if opts.MaxSteps > 0 && opts.MaxSteps < end {
+		end = opts.MaxSteps
+	}
+	tr.prog = newProgress(opts.Progress, r, r.Trainer.State.Step, end)
+	if err := tr.loop(ctx, end); err != nil {
+		return nil, err
+	}
+	if err := tr.closeMetrics(); err != nil {
+		return nil, err
+	}
+	sum, err := tr.summarize()
 	if err != nil {
 		return nil, err
 	}
-	defer mf.Close() // on error paths; the end of the run closes it and checks the error
-	mw := bufio.NewWriter(mf)
-	defer mw.Flush()
-	logLine := func(v any) error {
-		b, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		mw.Write(append(b, '\n'))
-		return nil
+	sum.Seconds = time.Since(t0).Seconds()
+	if err := writeJSONAtomic(filepath.Join(opts.Out, SummaryFile), sum); err != nil {
+		return nil, err
 	}
+	return sum, nil
+}
 
-	perEpoch := tr.RoundsPerEpoch() * len(tr.Tasks)
-	epochOf := func(step int) float64 { return float64(step) / float64(perEpoch) }
-	prog := newProgress(opts.Progress, r, tr.State.Step)
+// trainRun is one invocation of Train: the run, its output files and what was saved.
+type trainRun struct {
+	r          *Run
+	opts       Options
+	last, best string // Out/last, Out/best
+	bestInfo   *BestInfo
+	lastSaved  int // the step Out/last holds; -1: none of this history
+	mf         *os.File
+	mw         *bufio.Writer // over mf
+	prog       *progress
+}
 
-	evaluate := func() error {
-		prog.newline()
-		step := tr.State.Step
-		ms, err := evalKeepingStreams(r, SplitDev)
-		if err != nil {
+// startOrResume prepares opts.Out: with Resume, recovers it, loads Out/last into the run, reads
+// best.json (unless recorded after the checkpoint) and drops the metrics.jsonl lines past the
+// checkpoint; without, refuses a non-empty folder unless Force, which clears the previous run.
+func (tr *trainRun) startOrResume() error {
+	out, t := tr.opts.Out, tr.r.Trainer
+	if !tr.opts.Resume {
+		names, err := runFiles(out)
+		switch {
+		case err != nil:
 			return err
+		case len(names) == 0:
+			return nil
+		case !tr.opts.Force:
+			return fmt.Errorf("%s is not empty (%s): pass -resume to continue the run there, -force to start a new run over it, or choose another output folder",
+				out, strings.Join(names, ", "))
 		}
-		for _, m := range ms {
-			line := map[string]any{"step": step, "epoch": epochOf(step), "split": SplitDev, "task": m.Task, "main": m.Main}
-			for k, v := range m.Metrics {
-				line[k] = v
-			}
-			if err := logLine(line); err != nil {
-				return err
-			}
-		}
-		if opts.Progress != nil && len(ms) > 0 {
-			var parts []string
-			for _, m := range ms {
-				parts = append(parts, fmt.Sprintf("%s %s %.4f", m.Task, m.Main, m.Value))
-			}
-			fmt.Fprintf(opts.Progress, "step %d epoch %.2f dev: %s\n", step, epochOf(step), strings.Join(parts, ", "))
-		}
-		if err := mw.Flush(); err != nil {
-			return err
-		}
-		if err := mf.Sync(); err != nil {
-			return err
-		}
-		// best/ and best.json before last/: a run resumed from last/ at this step has its
-		// best as of this step, and one resumed from an earlier last/ repeats this step's
-		// decision (a best.json of a later step than last/ is ignored).
-		if v, ok := selectValue(ms, cfg.Training.BestMetric); ok && (bestInfo == nil || v > bestInfo.Value) {
-			if err := mtl.SaveCheckpoint(best, r.Model, r.Tokenizer, nil); err != nil {
-				return err
-			}
-			bestInfo = &BestInfo{Step: step, Epoch: epochOf(step), Metric: cfg.Training.BestMetric, Value: v}
-			if err := writeJSONAtomic(filepath.Join(opts.Out, BestFile), bestInfo); err != nil {
-				return err
-			}
-		}
-		if err := mtl.SaveCheckpoint(last, r.Model, r.Tokenizer, tr); err != nil {
-			return err
-		}
-		lastSaved = step
-		return nil
+		return removeRun(out)
 	}
-	interrupt := func(why string) error {
-		prog.newline()
-		if err := mw.Flush(); err != nil {
-			return err
-		}
-		if err := mf.Sync(); err != nil {
-			return err
-		}
-		if lastSaved != tr.State.Step {
-			if err := mtl.SaveCheckpoint(last, r.Model, r.Tokenizer, tr); err != nil {
-				return err
-			}
-		}
-		return fmt.Errorf("%w (%s) after step %d of %d; %s saved: continue with -resume", ErrInterrupted, why, tr.State.Step, r.TotalSteps, last)
+	if err := recoverRun(out); err != nil {
+		return fmt.Errorf("resume: recovering %s: %w", out, err)
 	}
+	if _, err := os.Stat(tr.last); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("resume: %s has no checkpoint to resume from (the run stopped before its first save of %s): start the run again with -force", out, tr.last)
+	}
+	if err := resume(tr.r, tr.last); err != nil {
+		return err
+	}
+	tr.lastSaved = t.State.Step // Out/last is this state: nothing to save before a step
+	if raw, err := os.ReadFile(filepath.Join(out, BestFile)); err == nil {
+		tr.bestInfo = &BestInfo{}
+		if err := json.Unmarshal(raw, tr.bestInfo); err != nil {
+			return fmt.Errorf("%s: %w", filepath.Join(out, BestFile), err)
+		}
+		if tr.bestInfo.Step > t.State.Step {
+			tr.bestInfo = nil // recorded by a later step than the checkpoint's: not this history
+		}
+	}
+	return truncateMetrics(filepath.Join(out, MetricsFile), t.State.Step)
+}
 
-	epochs := cfg.Training.Epochs
-	for tr.State.Epoch < epochs && tr.State.Step < r.TotalSteps {
+// openMetrics opens metrics.jsonl for appending.
+func (tr *trainRun) openMetrics() error {
+	mf, err := os.OpenFile(filepath.Join(tr.opts.Out, MetricsFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	tr.mf, tr.mw = mf, bufio.NewWriter(mf)
+	return nil
+}
+
+// logLine appends v to metrics.jsonl as one JSON line.
+func (tr *trainRun) logLine(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	tr.mw.Write(append(b, '\n'))
+	return nil
+}
+
+// syncMetrics flushes metrics.jsonl to disk.
+func (tr *trainRun) syncMetrics() error {
+	if err := tr.mw.Flush(); err != nil {
+		return err
+	}
+	return tr.mf.Sync()
+}
+
+// closeMetrics ends the progress line and flushes, syncs and closes metrics.jsonl.
+func (tr *trainRun) closeMetrics() error {
+	tr.prog.newline()
+	if err := tr.syncMetrics(); err != nil {
+		return err
+	}
+	if err := tr.mf.Close(); err != nil {
+		return fmt.Errorf("%s: %w", tr.mf.Name(), err)
+	}
+	return nil
+}
+
+// epochOf returns the fractional epoch after step steps.
+func (tr *trainRun) epochOf(step int) float64 {
+	return float64(step) / float64(tr.r.Trainer.RoundsPerEpoch()*len(tr.r.Trainer.Tasks))
+}
+
+// loop trains to step end (or the end of the epochs), logging every step and evaluating as
+// training.eval_every says, then evaluates the final step unless Out/last already holds it.
+func (tr *trainRun) loop(ctx context.Context, end int) error {
+	t, cfg := tr.r.Trainer, tr.r.Config
+	for t.State.Epoch < cfg.Training.Epochs && t.State.Step < end {
 		if ctx.Err() != nil {
-			return nil, interrupt("signal")
+			return tr.interrupt("signal")
 		}
-		if opts.MaxSteps > 0 && tr.State.Step >= opts.MaxSteps {
-			return nil, interrupt("max steps")
-		}
-		info, err := tr.Step()
+		info, err := t.Step()
 		if err != nil {
-			return nil, err
+			return err
 		}
-		done := tr.State.Step
+		done := t.State.Step
 		sec := info.Elapsed.Seconds()
-		if err := logLine(trainLog{Step: done, Epoch: epochOf(done), Task: info.Task, Loss: info.Loss, LR: info.LR,
+		if err := tr.logLine(trainLog{Step: done, Epoch: tr.epochOf(done), Task: info.Task, Loss: info.Loss, LR: info.LR,
 			Tokens: info.Tokens, TokensPerS: float64(info.Tokens) / max(sec, 1e-9), Seconds: sec}); err != nil {
-			return nil, err
+			return err
 		}
-		prog.step(info, done)
+		tr.prog.step(info, done)
 		ee := cfg.Training.EvalEvery
-		if (ee > 0 && done%ee == 0) || (ee == 0 && tr.State.Epoch != info.Epoch) {
-			if err := evaluate(); err != nil {
-				return nil, err
+		if (ee > 0 && done%ee == 0) || (ee == 0 && t.State.Epoch != info.Epoch) {
+			if err := tr.evaluate(); err != nil {
+				return err
 			}
 		}
 	}
-	if lastSaved != tr.State.Step {
-		if err := evaluate(); err != nil {
-			return nil, err
+	if tr.lastSaved != t.State.Step {
+		return tr.evaluate()
+	}
+	return nil
+}
+
+// evaluate scores every task on dev, logs the metrics, saves best/ and best.json when
+// training.best_metric improved, then last/.
+func (tr *trainRun) evaluate() error {
+	r, cfg := tr.r, tr.r.Config
+	tr.prog.newline()
+	step := r.Trainer.State.Step
+	ms, err := evalKeepingStreams(r, SplitDev)
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		line := map[string]any{"step": step, "epoch": tr.epochOf(step), "split": SplitDev, "task": m.Task, "main": m.Main}
+		for k, v := range m.Metrics {
+			line[k] = v
+		}
+		if err := tr.logLine(line); err != nil {
+			return err
 		}
 	}
-	prog.newline()
-	if err := mw.Flush(); err != nil {
-		return nil, err
+	if tr.opts.Progress != nil && len(ms) > 0 {
+		var parts []string
+		for _, m := range ms {
+			parts = append(parts, fmt.Sprintf("%s %s %.4f", m.Task, m.Main, m.Value))
+		}
+		fmt.Fprintf(tr.opts.Progress, "step %d epoch %.2f dev: %s\n", step, tr.epochOf(step), strings.Join(parts, ", "))
 	}
-	if err := mf.Sync(); err != nil {
-		return nil, err
+	if err := tr.syncMetrics(); err != nil {
+		return err
 	}
-	if err := mf.Close(); err != nil {
-		return nil, fmt.Errorf("%s: %w", mf.Name(), err)
+	// best/ and best.json before last/: a run resumed from last/ at this step has its
+	// best as of this step, and one resumed from an earlier last/ repeats this step's
+	// decision (a best.json of a later step than last/ is ignored).
+	if v, ok := selectValue(ms, cfg.Training.BestMetric); ok && (tr.bestInfo == nil || v > tr.bestInfo.Value) {
+		if err := mtl.SaveCheckpoint(tr.best, r.Model, r.Tokenizer, nil); err != nil {
+			return err
+		}
+		tr.bestInfo = &BestInfo{Step: step, Epoch: tr.epochOf(step), Metric: cfg.Training.BestMetric, Value: v}
+		if err := writeJSONAtomic(filepath.Join(tr.opts.Out, BestFile), tr.bestInfo); err != nil {
+			return err
+		}
 	}
+	if err := mtl.SaveCheckpoint(tr.last, r.Model, r.Tokenizer, r.Trainer); err != nil {
+		return err
+	}
+	tr.lastSaved = step
+	return nil
+}
 
-	sum := &RunSummary{Model: "last", Best: bestInfo, Steps: tr.State.Step}
-	if bestInfo != nil {
-		if err := r.Model.LoadWeights(best); err != nil {
+// interrupt saves last/ (unless it holds this step) and returns the ErrInterrupted error.
+func (tr *trainRun) interrupt(why string) error {
+	r := tr.r
+	tr.prog.newline()
+	if err := tr.syncMetrics(); err != nil {
+		return err
+	}
+	if tr.lastSaved != r.Trainer.State.Step {
+		if err := mtl.SaveCheckpoint(tr.last, r.Model, r.Tokenizer, r.Trainer); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("%w (%s) after step %d of %d; %s saved: continue with -resume", ErrInterrupted, why, r.Trainer.State.Step, r.TotalSteps, tr.last)
+}
+
+// summarize measures every task on dev and test with the best checkpoint when there is one,
+// else the final model.
+func (tr *trainRun) summarize() (*RunSummary, error) {
+	r, st := tr.r, tr.r.Trainer.State
+	sum := &RunSummary{Model: "last", Best: tr.bestInfo, Steps: st.Step}
+	if st.Step < r.TotalSteps && st.Epoch < r.Config.Training.Epochs {
+		sum.PlannedSteps = r.TotalSteps
+	}
+	if tr.bestInfo != nil {
+		if err := r.Model.LoadWeights(tr.best); err != nil {
 			return nil, err
 		}
 		sum.Model = "best"
@@ -594,10 +671,6 @@ func Train(ctx context.Context, r *Run, opts Options) (*RunSummary, error) {
 			return nil, err
 		}
 		sum.Tasks = append(sum.Tasks, row)
-	}
-	sum.Seconds = time.Since(t0).Seconds()
-	if err := writeJSONAtomic(filepath.Join(opts.Out, SummaryFile), sum); err != nil {
-		return nil, err
 	}
 	return sum, nil
 }
@@ -771,8 +844,9 @@ type progress struct {
 	width    int
 }
 
-func newProgress(w io.Writer, r *Run, step int) *progress {
-	p := &progress{w: w, total: r.TotalSteps, perEpoch: r.Trainer.RoundsPerEpoch() * len(r.Data), epochs: r.Config.Training.Epochs,
+// newProgress draws the progress of r from step to total (the ETA counts to total).
+func newProgress(w io.Writer, r *Run, step, total int) *progress {
+	p := &progress{w: w, total: total, perEpoch: r.Trainer.RoundsPerEpoch() * len(r.Data), epochs: r.Config.Training.Epochs,
 		start: time.Now(), first: step, loss: map[string]float64{}}
 	for _, d := range r.Data {
 		p.order = append(p.order, d.Head.Spec.Name)

@@ -2,7 +2,9 @@ package train
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -132,7 +134,7 @@ func TestTrainResumeExact(t *testing.T) {
 	if sum.Steps != r.TotalSteps || len(sum.Tasks) != 3 || sum.Tasks[0].Dev == nil || sum.Tasks[2].Test == nil {
 		t.Fatalf("summary %+v", sum)
 	}
-	// Interrupted by a signal before the first step, then after 1 epoch (MaxSteps), then
+	// Interrupted by a signal before the first step, then ended after 1 epoch (MaxSteps), then
 	// mid-epoch, each time resumed.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -141,8 +143,9 @@ func TestTrainResumeExact(t *testing.T) {
 	}
 	half := r.TotalSteps / 2
 	for _, stop := range []int{half, half + 4} {
-		if _, err := Train(context.Background(), prepareFixture(t, nil), Options{Out: split, MaxSteps: stop, Resume: true}); !errors.Is(err, ErrInterrupted) {
-			t.Fatalf("MaxSteps %d: want ErrInterrupted, got %v", stop, err)
+		sum, err := Train(context.Background(), prepareFixture(t, nil), Options{Out: split, MaxSteps: stop, Resume: true})
+		if err != nil || sum.Steps != stop || sum.PlannedSteps != r.TotalSteps {
+			t.Fatalf("MaxSteps %d: want a summary of %d steps (planned %d), got %+v, %v", stop, stop, r.TotalSteps, sum, err)
 		}
 	}
 	// Without -resume an existing run is not overwritten.
@@ -177,12 +180,13 @@ func TestTrainResumeExact(t *testing.T) {
 	if m, _ := os.ReadFile(filepath.Join(often, MetricsFile)); strings.Count(string(m), `"split":"dev"`) != 3*(r.TotalSteps/5+1) {
 		t.Errorf("eval_every 5: %d evaluation lines, want %d", strings.Count(string(m), `"split":"dev"`), 3*(r.TotalSteps/5+1))
 	}
-	// metrics.jsonl: one line per step and one per task and evaluation, in both runs alike.
+	// metrics.jsonl: one line per step and one per task and evaluation; the split run has one
+	// more evaluation, at its MaxSteps end mid-epoch (half+4; half is an epoch's end).
 	a, _ = os.ReadFile(filepath.Join(straight, MetricsFile))
 	b, _ = os.ReadFile(filepath.Join(split, MetricsFile))
 	na, nb := strings.Count(string(a), "\n"), strings.Count(string(b), "\n")
-	if want := r.TotalSteps + 2*3; na != want || nb != want {
-		t.Errorf("metrics.jsonl has %d and %d lines, want %d", na, nb, want)
+	if want := r.TotalSteps + 2*3; na != want || nb != want+3 {
+		t.Errorf("metrics.jsonl has %d and %d lines, want %d and %d", na, nb, want, want+3)
 	}
 }
 
@@ -285,5 +289,42 @@ func TestWriteTrainText(t *testing.T) {
 	}
 	if held == 0 || st.Documents != len(lines) || st.Bytes != len(raw) || st.Documents >= all.Documents {
 		t.Errorf("held-out texts %d, stats %+v for %d lines of %d bytes", held, st, len(lines), len(raw))
+	}
+}
+
+// TestMaxStepsEndsTheRun: a run ended by MaxSteps is a finished run: no error, dev evaluated
+// at that step, the summary returned and written (with the planned steps), and the progress
+// line counts to MaxSteps, not to the config's last step.
+func TestMaxStepsEndsTheRun(t *testing.T) {
+	out := t.TempDir()
+	r := prepareFixture(t, nil)
+	var prog strings.Builder
+	sum, err := Train(context.Background(), r, Options{Out: out, MaxSteps: 5, Progress: &prog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Steps != 5 || sum.PlannedSteps != r.TotalSteps || r.TotalSteps <= 5 || len(sum.Tasks) != 3 || sum.Tasks[0].Dev == nil {
+		t.Fatalf("summary %+v (total %d)", sum, r.TotalSteps)
+	}
+	raw, err := os.ReadFile(filepath.Join(out, SummaryFile))
+	var disk RunSummary
+	if err != nil || json.Unmarshal(raw, &disk) != nil || disk.Steps != 5 || disk.PlannedSteps != r.TotalSteps {
+		t.Fatalf("summary.json %s (%v)", raw, err)
+	}
+	if !strings.Contains(prog.String(), "step 5/5 ") || strings.Contains(prog.String(), fmt.Sprintf("/%d ", r.TotalSteps)) {
+		t.Errorf("progress does not count to 5:\n%q", prog.String())
+	}
+	if !strings.Contains(prog.String(), "step 5 epoch") || !strings.Contains(prog.String(), " dev: ") {
+		t.Errorf("no dev evaluation at step 5:\n%q", prog.String())
+	}
+	var text strings.Builder
+	sum.WriteText(&text)
+	if want := fmt.Sprintf("stopped at max steps 5 of the config's %d (continue with -resume)", r.TotalSteps); !strings.Contains(text.String(), want) {
+		t.Errorf("summary text lacks %q:\n%s", want, text.String())
+	}
+	// Resumed without MaxSteps, it trains the rest.
+	sum, err = Train(context.Background(), prepareFixture(t, nil), Options{Out: out, Resume: true})
+	if err != nil || sum.Steps != r.TotalSteps || sum.PlannedSteps != 0 {
+		t.Fatalf("resumed: %+v, %v", sum, err)
 	}
 }
