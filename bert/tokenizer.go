@@ -243,6 +243,9 @@ type scratch struct {
 	pos   []int  // byte offset in buf of each rune of a piece, then len(buf)
 	runeb [utf8.UTFMax]byte
 	nfd   []byte
+	// limited stops the tokenisation once more than limit tokens are out.
+	limited bool
+	limit   int
 }
 
 // Tokenize splits text into sub-words exactly as Hugging Face's BertTokenizer.tokenize does,
@@ -261,8 +264,30 @@ type scratch struct {
 //
 // Invalid UTF-8 bytes are treated as U+FFFD (Python's errors="replace") and so dropped.
 func (t *Tokenizer) Tokenize(text string) []Token {
-	out := make([]Token, 0, min(len(text)/4+1, 4096)) // a guess; a huge text grows by append
-	var s scratch
+	out, _ := t.tokenize(text, -1)
+	return out
+}
+
+// TokenizeN returns the first n tokens of Tokenize(text) (all of them when there are fewer)
+// and whether there are more. It stops once it has found n+1, so its work and memory are
+// bounded by n tokens (plus the word in progress) whatever the length of text: callers that
+// refuse or truncate long inputs use it to stop early. n < 0 means no limit.
+func (t *Tokenizer) TokenizeN(text string, n int) (toks []Token, more bool) {
+	out, _ := t.tokenize(text, n)
+	if n >= 0 && len(out) > n {
+		return out[:n:n], true
+	}
+	return out, false
+}
+
+// tokenize is Tokenize stopping once it has more than limit tokens (limit < 0: no limit).
+func (t *Tokenizer) tokenize(text string, limit int) ([]Token, bool) {
+	guess := min(len(text)/4+1, 4096) // a guess; a huge text grows by append
+	if limit >= 0 {
+		guess = min(guess, limit+1)
+	}
+	out := make([]Token, 0, guess)
+	s := scratch{limited: limit >= 0, limit: limit}
 	seg := 0
 	for i := 0; i < len(text); i++ {
 		if text[i] != '[' {
@@ -271,6 +296,9 @@ func (t *Tokenizer) Tokenize(text string) []Token {
 		for _, sp := range t.specials {
 			if strings.HasPrefix(text[i:], sp.text) {
 				out = t.basic(&s, text, seg, i, out)
+				if s.full(out) {
+					return out, true
+				}
 				out = append(out, Token{Text: sp.text, ID: sp.id, Start: i, End: i + len(sp.text)})
 				seg = i + len(sp.text)
 				i = seg - 1
@@ -278,8 +306,12 @@ func (t *Tokenizer) Tokenize(text string) []Token {
 			}
 		}
 	}
-	return t.basic(&s, text, seg, len(text), out)
+	out = t.basic(&s, text, seg, len(text), out)
+	return out, s.full(out)
 }
+
+// full says whether out holds more tokens than the scratch's limit.
+func (s *scratch) full(out []Token) bool { return s.limited && len(out) > s.limit }
 
 // basic runs the BasicTokenizer and WordPiece over text[a:b], appending to out.
 func (t *Tokenizer) basic(s *scratch, text string, a, b int, out []Token) []Token {
@@ -295,11 +327,15 @@ func (t *Tokenizer) basic(s *scratch, text string, a, b int, out []Token) []Toke
 		case r == 0 || r == utf8.RuneError || isControl(r):
 			// dropped by _clean_text
 		case isWhitespace(r) || r == '\u2028' || r == '\u2029':
-			out = t.word(s, out)
+			if out = t.word(s, out); s.full(out) {
+				return out
+			}
 		case t.cjk && isChineseChar(r):
 			out = t.word(s, out)
 			s.word = append(s.word, c)
-			out = t.word(s, out)
+			if out = t.word(s, out); s.full(out) {
+				return out
+			}
 		default:
 			s.word = append(s.word, c)
 		}
@@ -532,7 +568,12 @@ func isChineseChar(r rune) bool {
 // for maxLen 1 or 2 Hugging Face logs an error and returns the sequence untruncated, and so
 // does Encode. maxLen <= 0 means no truncation.
 func (t *Tokenizer) Encode(text string, maxLen int) Encoding {
-	a := t.Tokenize(text)
+	var a []Token
+	if maxLen >= 3 {
+		a, _ = t.TokenizeN(text, maxLen-1) // enough to know whether to truncate
+	} else {
+		a = t.Tokenize(text)
+	}
 	if maxLen > 0 {
 		if remove := len(a) + 2 - maxLen; remove > 0 && len(a) > remove {
 			a = a[:len(a)-remove]
@@ -547,7 +588,15 @@ func (t *Tokenizer) Encode(text string, maxLen int) Encoding {
 // equal, until it fits (or both are empty, for maxLen < 3). Offsets of a's tokens index a and
 // those of b's tokens index b. maxLen <= 0 means no truncation.
 func (t *Tokenizer) EncodePair(a, b string, maxLen int) Encoding {
-	ta, tb := t.Tokenize(a), t.Tokenize(b)
+	var ta, tb []Token
+	if maxLen > 0 {
+		// Longest-first truncation to maxLen-3 tokens passes through the state where neither
+		// side has more than maxLen, so the first maxLen tokens of each give the same result.
+		ta, _ = t.TokenizeN(a, maxLen)
+		tb, _ = t.TokenizeN(b, maxLen)
+	} else {
+		ta, tb = t.Tokenize(a), t.Tokenize(b)
+	}
 	if maxLen > 0 {
 		ta, tb = truncateLongestFirst(ta, tb, len(ta)+len(tb)+3-maxLen)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"unicode"
@@ -651,5 +652,62 @@ func BenchmarkTokenize(b *testing.B) {
 				tk.Tokenize(clinicalNote)
 			}
 		})
+	}
+}
+
+// TestTokenizeN checks that TokenizeN(text, n) is the first n tokens of Tokenize(text) with
+// more set exactly when there are others, on random texts for every casing mode, that Encode
+// and EncodePair (which now stop tokenising early) equal truncating the full tokenisation,
+// and that refusing an 8 MiB text of one-letter words after 1000 tokens allocates about 1000
+// tokens' worth, not the 4 million of the whole text (issue 14, item 4).
+func TestTokenizeN(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i, tk := range fuzzTokenizers(t) {
+		for range 300 {
+			text := randomText(rng) + randomText(rng)
+			all := tk.Tokenize(text)
+			for _, n := range []int{0, 1, 2, 3, len(all) / 2, len(all) - 1, len(all), len(all) + 1} {
+				if n < 0 {
+					continue
+				}
+				got, more := tk.TokenizeN(text, n)
+				want := all[:min(n, len(all))]
+				if more != (len(all) > n) || !reflect.DeepEqual(got, want) && !(len(got) == 0 && len(want) == 0) {
+					t.Fatalf("tokenizer %d, %q, n=%d: %v more=%v, want %v more=%v", i, text, n, got, more, want, len(all) > n)
+				}
+			}
+			b := randomText(rng)
+			allB := tk.Tokenize(b)
+			for _, maxLen := range []int{0, 1, 2, 3, 4, 5, 8, 16} {
+				wa := all
+				if maxLen > 0 {
+					if remove := len(wa) + 2 - maxLen; remove > 0 && len(wa) > remove {
+						wa = wa[:len(wa)-remove]
+					}
+				}
+				if got, want := tk.Encode(text, maxLen), tk.build(wa, nil, false); !reflect.DeepEqual(got, want) {
+					t.Fatalf("tokenizer %d: Encode(%q, %d) = %v, want %v", i, text, maxLen, got.Tokens, want.Tokens)
+				}
+				pa, pb := all, allB
+				if maxLen > 0 {
+					pa, pb = truncateLongestFirst(pa, pb, len(pa)+len(pb)+3-maxLen)
+				}
+				if got, want := tk.EncodePair(text, b, maxLen), tk.build(pa, pb, true); !reflect.DeepEqual(got, want) {
+					t.Fatalf("tokenizer %d: EncodePair(%q, %q, %d) = %v, want %v", i, text, b, maxLen, got.Tokens, want.Tokens)
+				}
+			}
+		}
+	}
+	tk := fuzzTokenizers(t)[1]
+	huge := strings.Repeat("a ", 4<<20)
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	toks, more := tk.TokenizeN(huge, 1000)
+	runtime.ReadMemStats(&m1)
+	if len(toks) != 1000 || !more || toks[999].Start != 1998 {
+		t.Fatalf("TokenizeN(8 MiB, 1000): %d tokens, more=%v", len(toks), more)
+	}
+	if alloc := m1.TotalAlloc - m0.TotalAlloc; alloc > 1<<20 {
+		t.Errorf("TokenizeN(8 MiB, 1000) allocated %d bytes, want under 1 MiB", alloc)
 	}
 }
