@@ -253,10 +253,14 @@ func (e *Extractor) planNote(text string, heads []*Head, maxTokens int) (*NotePl
 	sp := e.tok.Vocab().Specials()
 	positions := e.model.Encoder.Cfg.MaxPositionEmbeddings
 	geom := map[[2]int]int{}
+	need := 0
 	for _, h := range heads {
 		maxLen, stride := h.Spec.Window(positions)
 		gi, ok := geom[[2]int{maxLen, stride}]
 		if !ok {
+			if need += windowTokens(len(ad.Tokens), maxLen, stride); maxTokens >= 0 && need > maxTokens {
+				return nil, ErrTooManyTokens // refused before the windows are built
+			}
 			wins, err := ad.MakeWindows(0, sp.Cls, sp.Sep, maxLen, stride)
 			if err != nil {
 				return nil, fmt.Errorf("mtl: task %s: %w", h.Spec.Name, err)
@@ -271,6 +275,19 @@ func (e *Extractor) planNote(text string, heads []*Head, maxTokens int) (*NotePl
 		p.groups[gi].heads = append(p.groups[gi].heads, h)
 	}
 	return p, nil
+}
+
+// windowTokens returns the padded positions of the windows MakeWindows cuts n sub-words
+// into: every window but a lone one is full (maxLen); 0 for a geometry MakeWindows refuses.
+func windowTokens(n, maxLen, stride int) int {
+	l := maxLen - 2
+	switch {
+	case l < 1 || stride < 1:
+		return 0
+	case n <= l:
+		return PadLength(n+2, maxLen)
+	}
+	return ((n-l+stride-1)/stride + 1) * maxLen
 }
 
 // Sequences returns the note's windows, group by group.

@@ -251,6 +251,9 @@ func (w *statusWriter) WriteHeader(code int) {
 	w.ResponseWriter.WriteHeader(code)
 }
 
+// Unwrap lets http.ResponseController reach the connection (the body read deadline).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.code == 0 {
 		w.code = 200
@@ -411,14 +414,18 @@ func sameOrigin(r *http.Request) error {
 // caller credits it back when done with the body).
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	rc := http.NewResponseController(w)
-	if rc.SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout)) == nil {
-		// A deadline left on the connection would cancel the request's context once it
-		// passes (net/http's background read), so it is lifted once the body is in.
-		defer rc.SetReadDeadline(time.Time{})
-	}
+	deadline := rc.SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout)) == nil
 	br := &budgetReader{r: http.MaxBytesReader(w, r.Body, s.cfg.MaxBody), held: &s.reading, budget: int64(s.cfg.MaxQueue) * s.cfg.MaxBody}
 	body, err := io.ReadAll(br)
+	if err == nil && deadline {
+		// A deadline left on the connection would cancel the request's context once it
+		// passes (net/http's background read), so it is lifted once the body is in. On an
+		// error it stays: net/http then gives up on the rest of the body at once instead of
+		// waiting for it before the answer, and closes the connection.
+		rc.SetReadDeadline(time.Time{})
+	}
 	if err != nil {
+		w.Header().Set("Connection", "close")
 		s.reading.Add(-br.n)
 		var mbe *http.MaxBytesError
 		var ne net.Error
