@@ -49,7 +49,8 @@ type Config struct {
 	MaxQueue int
 	// MaxBody is the largest request body in bytes (default 16 MiB).
 	MaxBody int64
-	// BodyTimeout bounds the reading of a request's body (default 10s; 408 beyond).
+	// BodyTimeout bounds the reading of a request's body (default 10s, at most Timeout; 408
+	// beyond).
 	BodyTimeout time.Duration
 	// MaxTokens is the most padded sub-words one request may need (default 1<<20); the
 	// tokenizer stops after that many sub-words, so a longer note costs no more.
@@ -414,7 +415,8 @@ func sameOrigin(r *http.Request) error {
 // caller credits it back when done with the body).
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	rc := http.NewResponseController(w)
-	deadline := rc.SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout)) == nil
+	limit := min(s.cfg.BodyTimeout, s.cfg.Timeout)
+	deadline := rc.SetReadDeadline(time.Now().Add(limit)) == nil
 	br := &budgetReader{r: http.MaxBytesReader(w, r.Body, s.cfg.MaxBody), held: &s.reading, budget: int64(s.cfg.MaxQueue) * s.cfg.MaxBody}
 	body, err := io.ReadAll(br)
 	if err == nil && deadline {
@@ -436,7 +438,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 			s.met.rejected.Add(1)
 			return nil, errorf(503, "server busy: %d bytes of request bodies held", br.budget)
 		case errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
-			return nil, errorf(408, "the request body took over %v to arrive", s.cfg.BodyTimeout)
+			return nil, errorf(408, "the request body took over %v to arrive", limit)
 		}
 		return nil, errorf(400, "reading the request body: %v", err)
 	}
