@@ -41,7 +41,8 @@ type HostileOptions struct {
 	MaxQueue, MaxBatchTokens, MaxTokens int
 	MaxBody                             int64
 	MaxWait, Timeout, BodyTimeout       time.Duration
-	// The attackers, each a loop until the attack phase ends (defaults 4, 16, 4, 32):
+	// The attackers, each a loop until the attack phase ends (0: the defaults 4, 16, 4,
+	// 32; negative: none of that kind):
 	// Oversize alternates a body over MaxBody and one just under it of one-letter words
 	// (far over MaxTokens); Slow sends a body one byte every 500ms until the server drops it;
 	// Abandon sends a long note and gives up after 50ms; Flood sends short notes back to back.
@@ -68,10 +69,14 @@ func (o *HostileOptions) defaults() {
 	def(&o.MaxQueue, 16)
 	def(&o.MaxBatchTokens, 2048)
 	def(&o.MaxTokens, 1<<18)
-	def(&o.Oversize, 4)
-	def(&o.Slow, 16)
-	def(&o.Abandon, 4)
-	def(&o.Flood, 32)
+	for _, a := range []struct {
+		p *int
+		v int
+	}{{&o.Oversize, 4}, {&o.Slow, 16}, {&o.Abandon, 4}, {&o.Flood, 32}} {
+		if *a.p == 0 {
+			*a.p = a.v
+		}
+	}
 	if o.MaxBody <= 0 {
 		o.MaxBody = 1 << 20
 	}

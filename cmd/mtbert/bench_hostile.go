@@ -59,6 +59,11 @@ func benchHostile(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
+	for _, n := range []*int{&o.Oversize, &o.Slow, &o.Abandon, &o.Flood} {
+		if *n == 0 {
+			*n = -1 // none of that kind (the library's 0 is its default)
+		}
+	}
 	if *notes != "" {
 		var err error
 		if o.Notes, err = bench.LoadNotes(*notes); err != nil {
