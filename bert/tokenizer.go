@@ -86,6 +86,7 @@ type Tokenizer struct {
 	neverSplit   map[string]struct{} // the user's never_split
 	noSplit      map[string]struct{} // never_split ∪ the special tokens (BasicTokenizer's set)
 	noSplitBytes int                 // longest entry of noSplit, in bytes
+	longWord     int                 // a word of this many characters is streamed (flushLong)
 
 	cont      map[string]int // "##x" -> id, keyed by "x"
 	maxFull   int            // longest non-## token, in bytes
@@ -142,6 +143,7 @@ func NewTokenizer(v *Vocab, opts TokenizerOptions) *Tokenizer {
 	for s := range t.noSplit {
 		t.noSplitBytes = max(t.noSplitBytes, len(s))
 	}
+	t.longWord = max(4096, 4*(max(t.maxChars, t.noSplitBytes)+2))
 	t.cont = make(map[string]int)
 	for id, tok := range v.tokens {
 		if rest, ok := strings.CutPrefix(tok, "##"); ok {
@@ -243,6 +245,12 @@ type scratch struct {
 	pos   []int  // byte offset in buf of each rune of a piece, then len(buf)
 	runeb [utf8.UTFMax]byte
 	nfd   []byte
+	// partial says that part of the current word was already emitted or compressed
+	// (flushLong), so it cannot match never_split as a whole; long, that the piece holding
+	// the character at byte longAt is longer than any never_split entry and MaxInputCharsPerWord
+	// (its middle dropped); flushAt is the word length at which flushLong runs next.
+	partial, long   bool
+	longAt, flushAt int
 	// limited stops the tokenisation once more than limit tokens are out.
 	limited bool
 	limit   int
@@ -337,38 +345,110 @@ func (t *Tokenizer) basic(s *scratch, text string, a, b int, out []Token) []Toke
 				return out
 			}
 		default:
-			s.word = append(s.word, c)
+			if s.word = append(s.word, c); len(s.word) >= max(s.flushAt, t.longWord) {
+				if out = t.flushLong(s, out); s.full(out) {
+					return out
+				}
+			}
 		}
 	}
 	return t.word(s, out)
 }
 
+// flushLong bounds the memory of a long word (a 16 MiB body without spaces would otherwise
+// be held as 24 bytes a character, several times over) without changing the tokens. It emits
+// the word up to its last ASCII punctuation character followed by an ASCII character: both
+// are unchanged by lowercasing and accent stripping and stop canonical reordering, and the
+// punctuation ends a piece, so those pieces are the whole word's, once the part emitted is
+// too long for the word to be a never_split entry. Then a trailing run of letters and digits
+// longer than MaxInputCharsPerWord and every never_split entry is shortened to its first and
+// last characters: each letter or digit stays at least one character that is no punctuation,
+// so the piece holding the run is an [UNK] from its first character to its last whatever
+// follows (piece is told so by s.long). When neither applies the next try waits until the
+// word has doubled, so the work stays linear.
+func (t *Tokenizer) flushLong(s *scratch, out []Token) []Token {
+	w := s.word
+	k := 0
+	for i := len(w) - 1; i >= 1; i-- {
+		if w[i].r < utf8.RuneSelf && w[i-1].r < utf8.RuneSelf && isPunct(w[i-1].r) {
+			k = i
+			break
+		}
+	}
+	if k > 0 && (s.partial || t.normLonger(s, w[:k])) {
+		out = t.wordChars(s, w[:k], out)
+		if s.long && s.longAt < w[k].start {
+			s.long = false // the shortened run was in the part emitted
+		}
+		s.word = s.word[:copy(s.word, w[k:])]
+		s.partial = true
+		w = s.word
+	}
+	j := len(w)
+	for j > 0 && (unicode.IsLetter(w[j-1].r) || unicode.IsDigit(w[j-1].r)) {
+		j--
+	}
+	same := s.long && len(w)-j >= 2 && w[j].start == s.longAt
+	if same || !s.long && len(w)-j > max(t.maxChars, t.noSplitBytes)+1 {
+		w[j+1] = w[len(w)-1]
+		s.word = w[:j+2]
+		s.long, s.longAt, s.partial = true, w[j].start, true
+	}
+	s.flushAt = 2 * len(s.word)
+	return out
+}
+
+// normLonger says whether the word w, lowercased and accent-stripped as word does, has more
+// characters than the longest never_split entry has bytes, before and after the stripping.
+func (t *Tokenizer) normLonger(s *scratch, w []char) bool {
+	if len(w) <= t.noSplitBytes { // lowercasing never shortens a word
+		return false
+	}
+	if !t.strip {
+		return true
+	}
+	if t.lower {
+		w = t.lowerChars(s, w)
+	}
+	return len(t.stripAccents(s, w)) > t.noSplitBytes
+}
+
 // word processes the whitespace-delimited word in s.word and empties it.
 func (t *Tokenizer) word(s *scratch, out []Token) []Token {
-	if len(s.word) == 0 {
-		return out
-	}
-	w := s.word
-	if t.lower {
-		s.norm = s.norm[:0]
-		for _, c := range w {
-			switch {
-			case c.r < utf8.RuneSelf:
-				if 'A' <= c.r && c.r <= 'Z' {
-					c.r += 'a' - 'A'
-				}
-			case c.r == '\u0130': // Python: "İ".lower() == "i\u0307"
-				s.norm = append(s.norm, char{'i', c.start, c.end})
-				c.r = '\u0307'
-			default:
-				c.r = unicode.ToLower(c.r)
-			}
-			s.norm = append(s.norm, c)
-		}
-		w = s.norm
+	if len(s.word) > 0 {
+		out = t.wordChars(s, s.word, out)
 	}
 	s.word = s.word[:0]
-	if t.inNoSplit(s, w) {
+	s.partial, s.long, s.flushAt = false, false, 0
+	return out
+}
+
+// lowerChars returns w lowercased as Python's str.lower does, in s.norm.
+func (t *Tokenizer) lowerChars(s *scratch, w []char) []char {
+	s.norm = s.norm[:0]
+	for _, c := range w {
+		switch {
+		case c.r < utf8.RuneSelf:
+			if 'A' <= c.r && c.r <= 'Z' {
+				c.r += 'a' - 'A'
+			}
+		case c.r == '\u0130': // Python: "İ".lower() == "i\u0307"
+			s.norm = append(s.norm, char{'i', c.start, c.end})
+			c.r = '\u0307'
+		default:
+			c.r = unicode.ToLower(c.r)
+		}
+		s.norm = append(s.norm, c)
+	}
+	return s.norm
+}
+
+// wordChars processes the word (or, when s.partial, the rest of a word) w.
+func (t *Tokenizer) wordChars(s *scratch, w []char, out []Token) []Token {
+	if t.lower {
+		w = t.lowerChars(s, w)
+	}
+	if !s.partial && t.inNoSplit(s, w) {
 		return t.piece(s, w, out)
 	}
 	if t.strip {
@@ -376,7 +456,7 @@ func (t *Tokenizer) word(s *scratch, out []Token) []Token {
 		if len(w) == 0 {
 			return out
 		}
-		if t.inNoSplit(s, w) {
+		if !s.partial && t.inNoSplit(s, w) {
 			return t.piece(s, w, out)
 		}
 	}
@@ -474,8 +554,11 @@ func (t *Tokenizer) stripAccents(s *scratch, w []char) []char {
 
 // piece emits one punctuation-split piece: kept whole when in never_split, else WordPiece.
 func (t *Tokenizer) piece(s *scratch, w []char, out []Token) []Token {
-	encode(s, w)
 	start, end := w[0].start, w[len(w)-1].end
+	if s.long && start <= s.longAt && s.longAt < end {
+		return append(out, Token{Text: t.unkString, ID: t.unkID, Start: start, End: end})
+	}
+	encode(s, w)
 	if len(t.neverSplit) > 0 {
 		if _, ok := t.neverSplit[string(s.buf)]; ok {
 			id, ok := t.vocab.ids[string(s.buf)]

@@ -711,3 +711,68 @@ func TestTokenizeN(t *testing.T) {
 		t.Errorf("TokenizeN(8 MiB, 1000) allocated %d bytes, want under 1 MiB", alloc)
 	}
 }
+
+// TestTokenizeLongWords checks that streaming long words (flushLong, which bounds the memory
+// of a word without spaces) changes no token: every fuzz tokenizer with streaming from 3 to
+// 40 characters agrees with itself without streaming on random texts made of long runs of
+// letters, digits, accents, combining marks, punctuation, never-split entries and CJK; and
+// that a 16 MiB word, or 8 MiB of "a.", is refused after 1,000 tokens within 8 MiB of
+// allocation (it took 7 and 10 GB, and over a minute, when the whole word was held).
+func TestTokenizeLongWords(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	parts := []string{"a", "Z", "é", "e\u0301", "\u0301", "\u0323\u0301", "İ", "9", ".", ",", "/", "s/p", "[CLS]", "[cls]", "中",
+		"\u037e", "한", "ǅ", "\U0001F600", "≠", "-", "x\u0308y", "mg", "ﬁ", "Ⅻ", "'"}
+	for ti, tk := range fuzzTokenizers(t) {
+		for range 400 {
+			var b strings.Builder
+			for range rng.IntN(6) + 1 {
+				p := parts[rng.IntN(len(parts))]
+				n := 1
+				if rng.IntN(3) == 0 {
+					n = rng.IntN(300)
+				}
+				b.WriteString(strings.Repeat(p, n))
+				if rng.IntN(5) == 0 {
+					b.WriteString(" ")
+				}
+			}
+			text := b.String()
+			whole := *tk
+			whole.longWord = 1 << 62
+			want := whole.Tokenize(text)
+			streamed := *tk
+			streamed.longWord = 3 + rng.IntN(38)
+			if got := streamed.Tokenize(text); !reflect.DeepEqual(got, want) {
+				t.Fatalf("tokenizer %d streaming at %d characters, %q:\n got %v\nwant %v", ti, streamed.longWord, text, got, want)
+			}
+		}
+	}
+	// The rest of a word after a cut is not the whole word: "aaaa.s/p" splits "s/p" even when
+	// the cut leaves exactly "s/p" (tokenizer 3 never splits "s/p" as a whole word).
+	tk3 := fuzzTokenizers(t)[3]
+	for n := range 12 {
+		text := strings.Repeat("a", n+1) + ".s/p"
+		whole := *tk3
+		whole.longWord = 1 << 62
+		for lw := 3; lw < 14; lw++ {
+			streamed := *tk3
+			streamed.longWord = lw
+			if got, want := streamed.Tokenize(text), whole.Tokenize(text); !reflect.DeepEqual(got, want) {
+				t.Fatalf("streaming at %d, %q:\n got %v\nwant %v", lw, text, got, want)
+			}
+		}
+	}
+	tk := fuzzTokenizers(t)[1]
+	for _, text := range []string{strings.Repeat("a", 16<<20), strings.Repeat("a.", 8<<20), strings.Repeat("é", 8<<20)} {
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		toks, more := tk.TokenizeN(text, 1000)
+		runtime.ReadMemStats(&m1)
+		if text[1] == '.' && (len(toks) != 1000 || !more) || text[1] != '.' && (len(toks) != 1 || more || toks[0].End != len(text)) {
+			t.Errorf("%.10q...: %d tokens, more=%v", text, len(toks), more)
+		}
+		if alloc := m1.TotalAlloc - m0.TotalAlloc; alloc > 8<<20 {
+			t.Errorf("%.10q...: allocated %d bytes, want under 8 MiB", text, alloc)
+		}
+	}
+}
