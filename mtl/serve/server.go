@@ -43,9 +43,11 @@ type Config struct {
 	// their body to their answer (default 256); more are answered 503 with Retry-After. A
 	// request is admitted only once its body is read, so slow senders hold no slot. The
 	// bodies held at once, being read or admitted, total at most MaxQueue × MaxBody bytes
-	// (503 beyond), and an admitted request's note costs about 100 bytes per sub-word up to
-	// MaxTokens (the tokenizer stops there), so live memory under any load stays below about
-	// MaxQueue × (3 × MaxBody + 100 × min(MaxTokens, MaxBody)) bytes.
+	// (503 beyond). An admitted request holds its body up to about 6 times over while it is
+	// decoded (the read buffer, the JSON decoder's growing buffer, the unquoted strings) and
+	// its notes about 100 bytes per sub-word up to MaxTokens (the tokenizer stops there), so
+	// live memory under any load stays below about MaxQueue × (6 × MaxBody + 100 × MaxTokens)
+	// bytes.
 	MaxQueue int
 	// MaxBody is the largest request body in bytes (default 16 MiB).
 	MaxBody int64
