@@ -86,6 +86,7 @@ type Tokenizer struct {
 	neverSplit   map[string]struct{} // the user's never_split
 	noSplit      map[string]struct{} // never_split ∪ the special tokens (BasicTokenizer's set)
 	noSplitBytes int                 // longest entry of noSplit, in bytes
+	longWord     int                 // a word of this many characters is streamed (flushLong)
 
 	cont      map[string]int // "##x" -> id, keyed by "x"
 	maxFull   int            // longest non-## token, in bytes
@@ -142,6 +143,7 @@ func NewTokenizer(v *Vocab, opts TokenizerOptions) *Tokenizer {
 	for s := range t.noSplit {
 		t.noSplitBytes = max(t.noSplitBytes, len(s))
 	}
+	t.longWord = max(4096, 4*(max(t.maxChars, t.noSplitBytes)+2))
 	t.cont = make(map[string]int)
 	for id, tok := range v.tokens {
 		if rest, ok := strings.CutPrefix(tok, "##"); ok {
@@ -243,6 +245,15 @@ type scratch struct {
 	pos   []int  // byte offset in buf of each rune of a piece, then len(buf)
 	runeb [utf8.UTFMax]byte
 	nfd   []byte
+	// partial says that part of the current word was already emitted or compressed
+	// (flushLong), so it cannot match never_split as a whole; long, that the piece holding
+	// the character at byte longAt is longer than any never_split entry and MaxInputCharsPerWord
+	// (its middle dropped); flushAt is the word length at which flushLong runs next.
+	partial, long   bool
+	longAt, flushAt int
+	// limited stops the tokenisation once more than limit tokens are out.
+	limited bool
+	limit   int
 }
 
 // Tokenize splits text into sub-words exactly as Hugging Face's BertTokenizer.tokenize does,
@@ -261,8 +272,30 @@ type scratch struct {
 //
 // Invalid UTF-8 bytes are treated as U+FFFD (Python's errors="replace") and so dropped.
 func (t *Tokenizer) Tokenize(text string) []Token {
-	out := make([]Token, 0, min(len(text)/4+1, 4096)) // a guess; a huge text grows by append
-	var s scratch
+	out, _ := t.tokenize(text, -1)
+	return out
+}
+
+// TokenizeN returns the first n tokens of Tokenize(text) (all of them when there are fewer)
+// and whether there are more. It stops once it has found n+1, so its work and memory are
+// bounded by n tokens (plus the word in progress) whatever the length of text: callers that
+// refuse or truncate long inputs use it to stop early. n < 0 means no limit.
+func (t *Tokenizer) TokenizeN(text string, n int) (toks []Token, more bool) {
+	out, _ := t.tokenize(text, n)
+	if n >= 0 && len(out) > n {
+		return out[:n:n], true
+	}
+	return out, false
+}
+
+// tokenize is Tokenize stopping once it has more than limit tokens (limit < 0: no limit).
+func (t *Tokenizer) tokenize(text string, limit int) ([]Token, bool) {
+	guess := min(len(text)/4+1, 4096) // a guess; a huge text grows by append
+	if limit >= 0 {
+		guess = min(guess, limit+1)
+	}
+	out := make([]Token, 0, guess)
+	s := scratch{limited: limit >= 0, limit: limit}
 	seg := 0
 	for i := 0; i < len(text); i++ {
 		if text[i] != '[' {
@@ -271,6 +304,9 @@ func (t *Tokenizer) Tokenize(text string) []Token {
 		for _, sp := range t.specials {
 			if strings.HasPrefix(text[i:], sp.text) {
 				out = t.basic(&s, text, seg, i, out)
+				if s.full(out) {
+					return out, true
+				}
 				out = append(out, Token{Text: sp.text, ID: sp.id, Start: i, End: i + len(sp.text)})
 				seg = i + len(sp.text)
 				i = seg - 1
@@ -278,8 +314,12 @@ func (t *Tokenizer) Tokenize(text string) []Token {
 			}
 		}
 	}
-	return t.basic(&s, text, seg, len(text), out)
+	out = t.basic(&s, text, seg, len(text), out)
+	return out, s.full(out)
 }
+
+// full says whether out holds more tokens than the scratch's limit.
+func (s *scratch) full(out []Token) bool { return s.limited && len(out) > s.limit }
 
 // basic runs the BasicTokenizer and WordPiece over text[a:b], appending to out.
 func (t *Tokenizer) basic(s *scratch, text string, a, b int, out []Token) []Token {
@@ -295,44 +335,120 @@ func (t *Tokenizer) basic(s *scratch, text string, a, b int, out []Token) []Toke
 		case r == 0 || r == utf8.RuneError || isControl(r):
 			// dropped by _clean_text
 		case isWhitespace(r) || r == '\u2028' || r == '\u2029':
-			out = t.word(s, out)
+			if out = t.word(s, out); s.full(out) {
+				return out
+			}
 		case t.cjk && isChineseChar(r):
 			out = t.word(s, out)
 			s.word = append(s.word, c)
-			out = t.word(s, out)
+			if out = t.word(s, out); s.full(out) {
+				return out
+			}
 		default:
-			s.word = append(s.word, c)
+			if s.word = append(s.word, c); len(s.word) >= max(s.flushAt, t.longWord) {
+				if out = t.flushLong(s, out); s.full(out) {
+					return out
+				}
+			}
 		}
 	}
 	return t.word(s, out)
 }
 
+// flushLong bounds the memory of a long word (a 16 MiB body without spaces would otherwise
+// be held as 24 bytes a character, several times over) without changing the tokens. It emits
+// the word up to its last ASCII punctuation character followed by an ASCII character: both
+// are unchanged by lowercasing and accent stripping and stop canonical reordering, and the
+// punctuation ends a piece, so those pieces are the whole word's, once the part emitted is
+// too long for the word to be a never_split entry. Then a trailing run of letters and digits
+// longer than MaxInputCharsPerWord and every never_split entry is shortened to its first and
+// last characters: each letter or digit stays at least one character that is no punctuation,
+// so the piece holding the run is an [UNK] from its first character to its last whatever
+// follows (piece is told so by s.long). When neither applies the next try waits until the
+// word has doubled, so the work stays linear.
+func (t *Tokenizer) flushLong(s *scratch, out []Token) []Token {
+	w := s.word
+	k := 0
+	for i := len(w) - 1; i >= 1; i-- {
+		if w[i].r < utf8.RuneSelf && w[i-1].r < utf8.RuneSelf && isPunct(w[i-1].r) {
+			k = i
+			break
+		}
+	}
+	if k > 0 && (s.partial || t.normLonger(s, w[:k])) {
+		out = t.wordChars(s, w[:k], out)
+		if s.long && s.longAt < w[k].start {
+			s.long = false // the shortened run was in the part emitted
+		}
+		s.word = s.word[:copy(s.word, w[k:])]
+		s.partial = true
+		w = s.word
+	}
+	j := len(w)
+	for j > 0 && (unicode.IsLetter(w[j-1].r) || unicode.IsDigit(w[j-1].r)) {
+		j--
+	}
+	same := s.long && len(w)-j >= 2 && w[j].start == s.longAt
+	if same || !s.long && len(w)-j > max(t.maxChars, t.noSplitBytes)+1 {
+		w[j+1] = w[len(w)-1]
+		s.word = w[:j+2]
+		s.long, s.longAt, s.partial = true, w[j].start, true
+	}
+	s.flushAt = 2 * len(s.word)
+	return out
+}
+
+// normLonger says whether the word w, lowercased and accent-stripped as word does, has more
+// characters than the longest never_split entry has bytes, before and after the stripping.
+func (t *Tokenizer) normLonger(s *scratch, w []char) bool {
+	if len(w) <= t.noSplitBytes { // lowercasing never shortens a word
+		return false
+	}
+	if !t.strip {
+		return true
+	}
+	if t.lower {
+		w = t.lowerChars(s, w)
+	}
+	return len(t.stripAccents(s, w)) > t.noSplitBytes
+}
+
 // word processes the whitespace-delimited word in s.word and empties it.
 func (t *Tokenizer) word(s *scratch, out []Token) []Token {
-	if len(s.word) == 0 {
-		return out
-	}
-	w := s.word
-	if t.lower {
-		s.norm = s.norm[:0]
-		for _, c := range w {
-			switch {
-			case c.r < utf8.RuneSelf:
-				if 'A' <= c.r && c.r <= 'Z' {
-					c.r += 'a' - 'A'
-				}
-			case c.r == '\u0130': // Python: "İ".lower() == "i\u0307"
-				s.norm = append(s.norm, char{'i', c.start, c.end})
-				c.r = '\u0307'
-			default:
-				c.r = unicode.ToLower(c.r)
-			}
-			s.norm = append(s.norm, c)
-		}
-		w = s.norm
+	if len(s.word) > 0 {
+		out = t.wordChars(s, s.word, out)
 	}
 	s.word = s.word[:0]
-	if t.inNoSplit(s, w) {
+	s.partial, s.long, s.flushAt = false, false, 0
+	return out
+}
+
+// lowerChars returns w lowercased as Python's str.lower does, in s.norm.
+func (t *Tokenizer) lowerChars(s *scratch, w []char) []char {
+	s.norm = s.norm[:0]
+	for _, c := range w {
+		switch {
+		case c.r < utf8.RuneSelf:
+			if 'A' <= c.r && c.r <= 'Z' {
+				c.r += 'a' - 'A'
+			}
+		case c.r == '\u0130': // Python: "İ".lower() == "i\u0307"
+			s.norm = append(s.norm, char{'i', c.start, c.end})
+			c.r = '\u0307'
+		default:
+			c.r = unicode.ToLower(c.r)
+		}
+		s.norm = append(s.norm, c)
+	}
+	return s.norm
+}
+
+// wordChars processes the word (or, when s.partial, the rest of a word) w.
+func (t *Tokenizer) wordChars(s *scratch, w []char, out []Token) []Token {
+	if t.lower {
+		w = t.lowerChars(s, w)
+	}
+	if !s.partial && t.inNoSplit(s, w) {
 		return t.piece(s, w, out)
 	}
 	if t.strip {
@@ -340,7 +456,7 @@ func (t *Tokenizer) word(s *scratch, out []Token) []Token {
 		if len(w) == 0 {
 			return out
 		}
-		if t.inNoSplit(s, w) {
+		if !s.partial && t.inNoSplit(s, w) {
 			return t.piece(s, w, out)
 		}
 	}
@@ -438,8 +554,11 @@ func (t *Tokenizer) stripAccents(s *scratch, w []char) []char {
 
 // piece emits one punctuation-split piece: kept whole when in never_split, else WordPiece.
 func (t *Tokenizer) piece(s *scratch, w []char, out []Token) []Token {
-	encode(s, w)
 	start, end := w[0].start, w[len(w)-1].end
+	if s.long && start <= s.longAt && s.longAt < end {
+		return append(out, Token{Text: t.unkString, ID: t.unkID, Start: start, End: end})
+	}
+	encode(s, w)
 	if len(t.neverSplit) > 0 {
 		if _, ok := t.neverSplit[string(s.buf)]; ok {
 			id, ok := t.vocab.ids[string(s.buf)]
@@ -532,7 +651,12 @@ func isChineseChar(r rune) bool {
 // for maxLen 1 or 2 Hugging Face logs an error and returns the sequence untruncated, and so
 // does Encode. maxLen <= 0 means no truncation.
 func (t *Tokenizer) Encode(text string, maxLen int) Encoding {
-	a := t.Tokenize(text)
+	var a []Token
+	if maxLen >= 3 {
+		a, _ = t.TokenizeN(text, maxLen-1) // enough to know whether to truncate
+	} else {
+		a = t.Tokenize(text)
+	}
 	if maxLen > 0 {
 		if remove := len(a) + 2 - maxLen; remove > 0 && len(a) > remove {
 			a = a[:len(a)-remove]
@@ -547,7 +671,15 @@ func (t *Tokenizer) Encode(text string, maxLen int) Encoding {
 // equal, until it fits (or both are empty, for maxLen < 3). Offsets of a's tokens index a and
 // those of b's tokens index b. maxLen <= 0 means no truncation.
 func (t *Tokenizer) EncodePair(a, b string, maxLen int) Encoding {
-	ta, tb := t.Tokenize(a), t.Tokenize(b)
+	var ta, tb []Token
+	if maxLen > 0 {
+		// Longest-first truncation to maxLen-3 tokens passes through the state where neither
+		// side has more than maxLen, so the first maxLen tokens of each give the same result.
+		ta, _ = t.TokenizeN(a, maxLen)
+		tb, _ = t.TokenizeN(b, maxLen)
+	} else {
+		ta, tb = t.Tokenize(a), t.Tokenize(b)
+	}
 	if maxLen > 0 {
 		ta, tb = truncateLongestFirst(ta, tb, len(ta)+len(tb)+3-maxLen)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"unicode"
@@ -651,5 +652,127 @@ func BenchmarkTokenize(b *testing.B) {
 				tk.Tokenize(clinicalNote)
 			}
 		})
+	}
+}
+
+// TestTokenizeN checks that TokenizeN(text, n) is the first n tokens of Tokenize(text) with
+// more set exactly when there are others, on random texts for every casing mode, that Encode
+// and EncodePair (which now stop tokenising early) equal truncating the full tokenisation,
+// and that refusing an 8 MiB text of one-letter words after 1000 tokens allocates about 1000
+// tokens' worth, not the 4 million of the whole text (issue 14, item 4).
+func TestTokenizeN(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i, tk := range fuzzTokenizers(t) {
+		for range 300 {
+			text := randomText(rng) + randomText(rng)
+			all := tk.Tokenize(text)
+			for _, n := range []int{0, 1, 2, 3, len(all) / 2, len(all) - 1, len(all), len(all) + 1} {
+				if n < 0 {
+					continue
+				}
+				got, more := tk.TokenizeN(text, n)
+				want := all[:min(n, len(all))]
+				if more != (len(all) > n) || !reflect.DeepEqual(got, want) && !(len(got) == 0 && len(want) == 0) {
+					t.Fatalf("tokenizer %d, %q, n=%d: %v more=%v, want %v more=%v", i, text, n, got, more, want, len(all) > n)
+				}
+			}
+			b := randomText(rng)
+			allB := tk.Tokenize(b)
+			for _, maxLen := range []int{0, 1, 2, 3, 4, 5, 8, 16} {
+				wa := all
+				if maxLen > 0 {
+					if remove := len(wa) + 2 - maxLen; remove > 0 && len(wa) > remove {
+						wa = wa[:len(wa)-remove]
+					}
+				}
+				if got, want := tk.Encode(text, maxLen), tk.build(wa, nil, false); !reflect.DeepEqual(got, want) {
+					t.Fatalf("tokenizer %d: Encode(%q, %d) = %v, want %v", i, text, maxLen, got.Tokens, want.Tokens)
+				}
+				pa, pb := all, allB
+				if maxLen > 0 {
+					pa, pb = truncateLongestFirst(pa, pb, len(pa)+len(pb)+3-maxLen)
+				}
+				if got, want := tk.EncodePair(text, b, maxLen), tk.build(pa, pb, true); !reflect.DeepEqual(got, want) {
+					t.Fatalf("tokenizer %d: EncodePair(%q, %q, %d) = %v, want %v", i, text, b, maxLen, got.Tokens, want.Tokens)
+				}
+			}
+		}
+	}
+	tk := fuzzTokenizers(t)[1]
+	huge := strings.Repeat("a ", 4<<20)
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	toks, more := tk.TokenizeN(huge, 1000)
+	runtime.ReadMemStats(&m1)
+	if len(toks) != 1000 || !more || toks[999].Start != 1998 {
+		t.Fatalf("TokenizeN(8 MiB, 1000): %d tokens, more=%v", len(toks), more)
+	}
+	if alloc := m1.TotalAlloc - m0.TotalAlloc; alloc > 1<<20 {
+		t.Errorf("TokenizeN(8 MiB, 1000) allocated %d bytes, want under 1 MiB", alloc)
+	}
+}
+
+// TestTokenizeLongWords checks that streaming long words (flushLong, which bounds the memory
+// of a word without spaces) changes no token: every fuzz tokenizer with streaming from 3 to
+// 40 characters agrees with itself without streaming on random texts made of long runs of
+// letters, digits, accents, combining marks, punctuation, never-split entries and CJK; and
+// that a 16 MiB word, or 8 MiB of "a.", is refused after 1,000 tokens within 8 MiB of
+// allocation (it took 7 and 10 GB, and over a minute, when the whole word was held).
+func TestTokenizeLongWords(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	parts := []string{"a", "Z", "é", "e\u0301", "\u0301", "\u0323\u0301", "İ", "9", ".", ",", "/", "s/p", "[CLS]", "[cls]", "中",
+		"\u037e", "한", "ǅ", "\U0001F600", "≠", "-", "x\u0308y", "mg", "ﬁ", "Ⅻ", "'"}
+	for ti, tk := range fuzzTokenizers(t) {
+		for range 400 {
+			var b strings.Builder
+			for range rng.IntN(6) + 1 {
+				p := parts[rng.IntN(len(parts))]
+				n := 1
+				if rng.IntN(3) == 0 {
+					n = rng.IntN(300)
+				}
+				b.WriteString(strings.Repeat(p, n))
+				if rng.IntN(5) == 0 {
+					b.WriteString(" ")
+				}
+			}
+			text := b.String()
+			whole := *tk
+			whole.longWord = 1 << 62
+			want := whole.Tokenize(text)
+			streamed := *tk
+			streamed.longWord = 3 + rng.IntN(38)
+			if got := streamed.Tokenize(text); !reflect.DeepEqual(got, want) {
+				t.Fatalf("tokenizer %d streaming at %d characters, %q:\n got %v\nwant %v", ti, streamed.longWord, text, got, want)
+			}
+		}
+	}
+	// The rest of a word after a cut is not the whole word: "aaaa.s/p" splits "s/p" even when
+	// the cut leaves exactly "s/p" (tokenizer 3 never splits "s/p" as a whole word).
+	tk3 := fuzzTokenizers(t)[3]
+	for n := range 12 {
+		text := strings.Repeat("a", n+1) + ".s/p"
+		whole := *tk3
+		whole.longWord = 1 << 62
+		for lw := 3; lw < 14; lw++ {
+			streamed := *tk3
+			streamed.longWord = lw
+			if got, want := streamed.Tokenize(text), whole.Tokenize(text); !reflect.DeepEqual(got, want) {
+				t.Fatalf("streaming at %d, %q:\n got %v\nwant %v", lw, text, got, want)
+			}
+		}
+	}
+	tk := fuzzTokenizers(t)[1]
+	for _, text := range []string{strings.Repeat("a", 16<<20), strings.Repeat("a.", 8<<20), strings.Repeat("é", 8<<20)} {
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		toks, more := tk.TokenizeN(text, 1000)
+		runtime.ReadMemStats(&m1)
+		if text[1] == '.' && (len(toks) != 1000 || !more) || text[1] != '.' && (len(toks) != 1 || more || toks[0].End != len(text)) {
+			t.Errorf("%.10q...: %d tokens, more=%v", text, len(toks), more)
+		}
+		if alloc := m1.TotalAlloc - m0.TotalAlloc; alloc > 8<<20 {
+			t.Errorf("%.10q...: allocated %d bytes, want under 8 MiB", text, alloc)
+		}
 	}
 }

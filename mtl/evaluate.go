@@ -132,7 +132,7 @@ func evalNER(m *Model, h *Head, tok *bert.Tokenizer, sd *EvalSet, tm *TaskMetric
 	plans := make([]*NotePlan, len(sd.Docs))
 	var seqs []Sequence
 	for i, d := range sd.Docs {
-		if plans[i], err = ex.planNote(d.Text, []*Head{h}); err != nil {
+		if plans[i], err = ex.planNote(d.Text, []*Head{h}, -1); err != nil {
 			return fmt.Errorf("document %s: %w", d.ID, err)
 		}
 		seqs = append(seqs, plans[i].Sequences()...)

@@ -2,6 +2,7 @@ package mtl
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"unicode/utf8"
@@ -33,6 +34,10 @@ type Sequence struct {
 	Pad int
 	// Heads are the heads whose outputs are wanted.
 	Heads []*Head
+	// Ctx, when not nil, is the context of the request the sequence belongs to: Run leaves
+	// the sequence out of every pass that starts after Ctx is done (its Outputs stay nil), so
+	// an abandoned request stops costing passes while the others of its batch go on.
+	Ctx context.Context
 }
 
 // Outputs holds one sequence's head outputs by task name, unpadded: len(IDs) rows of the
@@ -67,7 +72,8 @@ func PadLength(n, maxLen int) int {
 // sequences asks for; it returns each sequence's Outputs (parallel to seqs). Sequences of one
 // padded length share passes (in order of first appearance, then input order), at most lim's
 // bounds a pass. onPass, when not nil, is called after each pass with its number of sequences
-// and padded length. ctx is checked before each pass.
+// and padded length. ctx, and each sequence's own Ctx, are checked before each pass: a
+// sequence whose Ctx is done is skipped and gets nil Outputs.
 func (e *Extractor) Run(ctx context.Context, seqs []Sequence, lim PassLimits, onPass func(n, T int)) ([]Outputs, error) {
 	out := make([]Outputs, len(seqs))
 	var order []int
@@ -91,11 +97,20 @@ func (e *Extractor) Run(ctx context.Context, seqs []Sequence, lim PassLimits, on
 		if lim.MaxTokens > 0 {
 			per = min(per, max(1, lim.MaxTokens/T))
 		}
-		for lo := 0; lo < len(g); lo += per {
+		for len(g) > 0 {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			part := g[lo:min(len(g), lo+per)]
+			part := make([]int, 0, min(per, len(g)))
+			for len(g) > 0 && len(part) < per {
+				if c := seqs[g[0]].Ctx; c == nil || c.Err() == nil {
+					part = append(part, g[0])
+				}
+				g = g[1:]
+			}
+			if len(part) == 0 {
+				break
+			}
 			if err := e.pass(seqs, part, T, pad, out); err != nil {
 				return nil, err
 			}
@@ -186,14 +201,30 @@ type noteGroup struct {
 // when tasks is empty). Invalid UTF-8 and an unknown or non-ner task are errors; an empty
 // note, or one without tokens, has no sequences and decodes to empty lists.
 func (e *Extractor) PlanNote(text string, tasks []string) (*NotePlan, error) {
+	return e.PlanNoteMax(text, tasks, -1)
+}
+
+// ErrTooManyTokens is PlanNoteMax's error for a note that needs more padded positions than
+// allowed.
+var ErrTooManyTokens = errors.New("mtl: the note needs more padded sub-words than allowed")
+
+// PlanNoteMax is PlanNote refusing, with ErrTooManyTokens, a note whose sequences need more
+// than maxTokens padded positions (maxTokens < 0: no limit). A window holds at most as many
+// sub-words as it is padded to, so it stops tokenising after maxTokens sub-words: its work and
+// memory are bounded by maxTokens, not by the length of text.
+func (e *Extractor) PlanNoteMax(text string, tasks []string, maxTokens int) (*NotePlan, error) {
 	heads, err := e.heads(tasks, extracts, "ner")
 	if err != nil {
 		return nil, err
 	}
-	return e.planNote(text, heads)
+	p, err := e.planNote(text, heads, maxTokens)
+	if err == nil && maxTokens >= 0 && p.Tokens() > maxTokens {
+		return nil, ErrTooManyTokens
+	}
+	return p, err
 }
 
-func (e *Extractor) planNote(text string, heads []*Head) (*NotePlan, error) {
+func (e *Extractor) planNote(text string, heads []*Head, maxTokens int) (*NotePlan, error) {
 	p := &NotePlan{Doc: AlignedDoc{Text: text}, heads: heads}
 	if !utf8.ValidString(text) {
 		return nil, fmt.Errorf("mtl: note is not valid UTF-8 (first bad byte at offset %d)", corpus.FirstInvalid(text))
@@ -202,7 +233,14 @@ func (e *Extractor) planNote(text string, heads []*Head) (*NotePlan, error) {
 		return p, nil
 	}
 	ad := &p.Doc
-	ad.Tokens = e.tok.Tokenize(text)
+	if maxTokens >= 0 {
+		var more bool
+		if ad.Tokens, more = e.tok.TokenizeN(text, maxTokens); more {
+			return nil, ErrTooManyTokens
+		}
+	} else {
+		ad.Tokens = e.tok.Tokenize(text)
+	}
 	if len(ad.Tokens) == 0 {
 		return p, nil
 	}
@@ -215,10 +253,14 @@ func (e *Extractor) planNote(text string, heads []*Head) (*NotePlan, error) {
 	sp := e.tok.Vocab().Specials()
 	positions := e.model.Encoder.Cfg.MaxPositionEmbeddings
 	geom := map[[2]int]int{}
+	need := 0
 	for _, h := range heads {
 		maxLen, stride := h.Spec.Window(positions)
 		gi, ok := geom[[2]int{maxLen, stride}]
 		if !ok {
+			if need += windowTokens(len(ad.Tokens), maxLen, stride); maxTokens >= 0 && need > maxTokens {
+				return nil, ErrTooManyTokens // refused before the windows are built
+			}
 			wins, err := ad.MakeWindows(0, sp.Cls, sp.Sep, maxLen, stride)
 			if err != nil {
 				return nil, fmt.Errorf("mtl: task %s: %w", h.Spec.Name, err)
@@ -233,6 +275,19 @@ func (e *Extractor) planNote(text string, heads []*Head) (*NotePlan, error) {
 		p.groups[gi].heads = append(p.groups[gi].heads, h)
 	}
 	return p, nil
+}
+
+// windowTokens returns the padded positions of the windows MakeWindows cuts n sub-words
+// into: every window but a lone one is full (maxLen); 0 for a geometry MakeWindows refuses.
+func windowTokens(n, maxLen, stride int) int {
+	l := maxLen - 2
+	switch {
+	case l < 1 || stride < 1:
+		return 0
+	case n <= l:
+		return PadLength(n+2, maxLen)
+	}
+	return ((n-l+stride-1)/stride + 1) * maxLen
 }
 
 // Sequences returns the note's windows, group by group.

@@ -163,7 +163,7 @@ func (e *Extractor) ExtractMany(ctx context.Context, texts []string, tasks []str
 	plans := make([]*NotePlan, len(texts))
 	var seqs []Sequence
 	for i, t := range texts {
-		if plans[i], err = e.planNote(t, heads); err != nil {
+		if plans[i], err = e.planNote(t, heads, -1); err != nil {
 			if len(texts) > 1 {
 				err = fmt.Errorf("note %d: %w", i, err)
 			}

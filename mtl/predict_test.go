@@ -3,6 +3,7 @@ package mtl_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -228,5 +229,35 @@ func TestPrepareConfigErrors(t *testing.T) {
 	}
 	if _, err := train.Prepare(c); err == nil || err.Error() != "task a, train: "+empty+": no sentences: the file is empty" {
 		t.Errorf("empty train split: %v", err)
+	}
+}
+
+// TestPlanNoteMax checks that PlanNoteMax refuses exactly the notes whose plan needs more
+// padded positions than allowed (windowTokens agrees with the windows built), and plans the
+// others as PlanNote does.
+func TestPlanNoteMax(t *testing.T) {
+	ex, err := mtl.LoadExtractor(fixture.TrainedCheckpoint(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := range 40 {
+		note := strings.Repeat("took aspirin , ", n)
+		p, err := ex.PlanNote(note, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		need := p.Tokens()
+		for _, lim := range []int{0, need - 1, need, need + 1, 1 << 20} {
+			if lim < 0 {
+				continue
+			}
+			q, err := ex.PlanNoteMax(note, nil, lim)
+			switch {
+			case lim < need && !errors.Is(err, mtl.ErrTooManyTokens):
+				t.Fatalf("%d units, limit %d of %d: %v, want mtl.ErrTooManyTokens", n, lim, need, err)
+			case lim >= need && (err != nil || !reflect.DeepEqual(q.Sequences(), p.Sequences())):
+				t.Fatalf("%d units, limit %d of %d: %v", n, lim, need, err)
+			}
+		}
 	}
 }

@@ -17,12 +17,12 @@ import (
 )
 
 func init() {
-	register("bench", "measure kernels and models (bench gemm | bench bert | bench mt | bench mlm | bench serve)", runBench)
+	register("bench", "measure kernels and models (bench gemm | bench bert | bench mt | bench mlm | bench serve | bench hostile)", runBench)
 }
 
 func runBench(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "gemm" && args[0] != "bert" && args[0] != "mt" && args[0] != "mlm" && args[0] != "serve") {
-		fmt.Fprintln(stderr, "Usage: mtbert bench gemm|bert|mt|mlm|serve [flags]\n\n  gemm   SGEMM GFLOP/s on one shape\n  bert   BERT inference or training-step throughput\n  mt     one multitask model with k heads versus k single-task models (inference)\n  mlm    a masked-LM training step versus a fine-tuning step on the same encoder and length\n  serve  load generator against a local mtbert server: notes/s and latency, batching on and off, overload")
+	if len(args) == 0 || (args[0] != "gemm" && args[0] != "bert" && args[0] != "mt" && args[0] != "mlm" && args[0] != "serve" && args[0] != "hostile") {
+		fmt.Fprintln(stderr, "Usage: mtbert bench gemm|bert|mt|mlm|serve|hostile [flags]\n\n  gemm   SGEMM GFLOP/s on one shape\n  bert   BERT inference or training-step throughput\n  mt     one multitask model with k heads versus k single-task models (inference)\n  mlm    a masked-LM training step versus a fine-tuning step on the same encoder and length\n  serve  load generator against a local mtbert server: notes/s and latency, batching on and off, overload\n  hostile  well-behaved clients' latency on a local server, quiet and under attack (oversized, slow, abandoned, flood)")
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 			return nil
 		}
@@ -37,6 +37,8 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return benchMLM(args[1:], stdout, stderr)
 	case "serve":
 		return benchServe(args[1:], stdout, stderr)
+	case "hostile":
+		return benchHostile(args[1:], stdout, stderr)
 	}
 	return benchBert(args[1:], stdout, stderr)
 }

@@ -31,9 +31,13 @@ const serveHelp = `Endpoints:
   GET  /metrics     Prometheus text format
 Concurrent extract requests share encoder passes (up to -max-batch-tokens padded sub-words,
 waiting at most -max-wait); their answers equal mtbert predict's. Past -max-queue requests, 503
-with Retry-After; too large a body or note 413; bad JSON or invalid UTF-8 400. With a token
-(-token or MTBERT_TOKEN), /v1/ and /metrics need "Authorization: Bearer TOKEN". Request
-bodies are never logged. SIGTERM or SIGINT stops accepting and drains in-flight requests.
+with Retry-After; too large a body or note 413; a body slower than -body-timeout 408; bad
+JSON or invalid UTF-8 400. POSTs must be Content-Type: application/json (415) and, when they
+carry an Origin, come from this server's own origin (403). With a token (-token or
+MTBERT_TOKEN), /v1/ and /metrics need "Authorization: Bearer TOKEN". The default address
+serves this machine only; to expose the server, listen on -addr :8080 with a -token (behind
+TLS). Request bodies are never logged. SIGTERM or SIGINT stops accepting and drains
+in-flight requests.
 `
 
 // serveOptions are the settings of one server run.
@@ -47,11 +51,11 @@ type serveOptions struct {
 }
 
 func runServe(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("serve", "serve -model DIR [-addr :8080] [flags]", stderr)
+	fs := newFlags("serve", "serve -model DIR [-addr 127.0.0.1:8080] [flags]", stderr)
 	dev := addDeviceFlag(fs)
 	var o serveOptions
 	fs.StringVar(&o.model, "model", "", "checkpoint folder written by mtbert train (e.g. RUN/best) (required)")
-	fs.StringVar(&o.addr, "addr", ":8080", "listen address")
+	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "listen address (this machine only; -addr :8080 with -token to expose it)")
 	fs.IntVar(&o.cfg.MaxBatchTokens, "max-batch-tokens", 2048, "padded sub-words collected into one batch, which bounds a pass's working memory (about 0.1 MB per sub-word for BERT-base)")
 	fs.DurationVar(&o.cfg.MaxWait, "max-wait", 5*time.Millisecond, "longest wait for more requests once a batch has one")
 	fs.IntVar(&o.cfg.MaxBatchRequests, "max-batch-requests", 0, "most requests in one batch (0: bounded by -max-batch-tokens only; 1: no dynamic batching)")
@@ -59,6 +63,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs.Int64Var(&o.cfg.MaxBody, "max-body", 16<<20, "largest request body in bytes (413 beyond)")
 	fs.IntVar(&o.cfg.MaxTokens, "max-tokens", 1<<20, "most padded sub-words one request may need (413 beyond)")
 	fs.DurationVar(&o.cfg.Timeout, "timeout", time.Minute, "deadline of each request (504 beyond)")
+	fs.DurationVar(&o.cfg.BodyTimeout, "body-timeout", 10*time.Second, "deadline for reading a request's body (408 beyond); a request takes a -max-queue slot only once its body is in")
 	fs.StringVar(&o.cfg.Token, "token", "", "bearer token required on /v1/ and /metrics (default: $MTBERT_TOKEN, which keeps it out of ps; neither: no authentication)")
 	fs.DurationVar(&o.grace, "grace", 30*time.Second, "how long shutdown waits for in-flight requests")
 	usage := fs.Usage
@@ -71,7 +76,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	o.gpu = gpu
-	if o.model == "" || o.cfg.MaxBatchTokens < 1 || o.cfg.MaxBatchRequests < 0 || o.cfg.MaxWait <= 0 || o.cfg.MaxQueue < 1 || o.cfg.MaxBody < 1 || o.cfg.MaxTokens < 1 || o.cfg.Timeout <= 0 {
+	if o.model == "" || o.cfg.MaxBatchTokens < 1 || o.cfg.MaxBatchRequests < 0 || o.cfg.MaxWait <= 0 || o.cfg.MaxQueue < 1 || o.cfg.MaxBody < 1 || o.cfg.MaxTokens < 1 || o.cfg.Timeout <= 0 || o.cfg.BodyTimeout <= 0 {
 		fs.Usage()
 		return errUsage
 	}

@@ -16,9 +16,13 @@ import (
 
 // TestServeSlowClients serves the fixture with a 1s request deadline and a queue of 2: 50
 // connections that send nothing and a client that sends half its body and stalls do not stop
-// a normal request from being answered; the stalled client gets a 400 once the read deadline
-// passes, and its admission slot is given back.
+// a normal request from being answered; the stalled client gets a 408 once the body deadline
+// (the request deadline, under -body-timeout's default) passes, and holds no admission slot.
+// The default listen address is loopback only (issue 14, item 7).
 func TestServeSlowClients(t *testing.T) {
+	if _, help := runCmd(t, 0, "serve", "-h"); !strings.Contains(help, `listen address (this machine only; -addr :8080 with -token to expose it) (default "127.0.0.1:8080")`) || !strings.Contains(help, "-body-timeout") {
+		t.Errorf("serve -h:\n%s", help)
+	}
 	dir := t.TempDir()
 	runCmd(t, 0, "train", "-config", trainCfg, "-out", filepath.Join(dir, "run"), "-quiet")
 	model := filepath.Join(dir, "run", "best")
@@ -88,7 +92,7 @@ func TestServeSlowClients(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 400 || !strings.Contains(string(b), "reading the request body") {
+	if resp.StatusCode != 408 || !strings.Contains(string(b), "took over 1s") {
 		t.Errorf("stalled client: %d %s", resp.StatusCode, b)
 	}
 	// Both slots are free again: two requests at once are answered.

@@ -78,6 +78,7 @@ func TestServe(t *testing.T) {
 	go func() {
 		req, _ := http.NewRequest("POST", base+"/v1/extract", strings.NewReader(`{"text": "patient took\u00a0aspirin for fever ."}`))
 		req.Header.Set("Authorization", "Bearer tok")
+		req.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			got <- answer{err: err}

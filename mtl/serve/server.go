@@ -10,9 +10,14 @@ import (
 	"io"
 	"log"
 	"math"
+	"mime"
+	"net"
 	"net/http"
+	"net/url"
+	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,17 +39,28 @@ type Config struct {
 	// 1 turns dynamic batching off: each request runs alone (its own notes' windows still
 	// share passes), with no wait. 0: no bound but MaxBatchTokens.
 	MaxBatchRequests int
-	// MaxQueue is the number of extract and pair requests admitted at once, from reading
-	// their body to their answer (default 256); more are answered 503 with Retry-After before
-	// their body is read, so memory stays bounded by about MaxQueue × MaxBody under overload.
+	// MaxQueue is the number of extract and pair requests admitted at once, from the end of
+	// their body to their answer (default 256); more are answered 503 with Retry-After. A
+	// request is admitted only once its body is read, so slow senders hold no slot. The
+	// bodies held at once, being read or admitted, total at most MaxQueue × MaxBody bytes
+	// (503 beyond). An admitted request holds its body up to about 6 times over while it is
+	// decoded (the read buffer, the JSON decoder's growing buffer, the unquoted strings) and
+	// its notes about 100 bytes per sub-word up to MaxTokens (the tokenizer stops there), so
+	// live memory under any load stays below about MaxQueue × (6 × MaxBody + 100 × MaxTokens)
+	// bytes.
 	MaxQueue int
 	// MaxBody is the largest request body in bytes (default 16 MiB).
 	MaxBody int64
-	// MaxTokens is the most padded sub-words one request may need (default 1<<20).
+	// BodyTimeout bounds the reading of a request's body (default 10s, at most Timeout; 408
+	// beyond).
+	BodyTimeout time.Duration
+	// MaxTokens is the most padded sub-words one request may need (default 1<<20); the
+	// tokenizer stops after that many sub-words, so a longer note costs no more.
 	MaxTokens int
 	// Timeout is each request's deadline (default 60s).
 	Timeout time.Duration
-	// Token, when not empty, is the bearer token every /v1/ and /metrics request must carry.
+	// Token, when not empty, is the bearer token every /v1/ and /metrics request must carry
+	// ("Authorization: Bearer TOKEN", the scheme in any case as RFC 7235 says).
 	Token string
 	// Log receives one access line per request (nil: none).
 	Log *log.Logger
@@ -63,6 +79,9 @@ func (c *Config) defaults() {
 	if c.MaxBody <= 0 {
 		c.MaxBody = 16 << 20
 	}
+	if c.BodyTimeout <= 0 {
+		c.BodyTimeout = 10 * time.Second
+	}
 	if c.MaxTokens <= 0 {
 		c.MaxTokens = 1 << 20
 	}
@@ -73,17 +92,20 @@ func (c *Config) defaults() {
 
 // Server is the HTTP front of an Extractor (mtbert serve). Its heart is dynamic batching:
 //
-//   - A request handler checks the body (size limit, valid UTF-8, strict JSON), tokenises its
-//     notes and cuts them into windows (Extractor.PlanNote, the same code Extract runs),
-//     refuses a request of more sub-words than Config.MaxTokens (413), and puts a job
-//     on the batcher's queue. At most MaxQueue requests are admitted at once; more are
-//     answered at once, before their body is read, with 503 and Retry-After.
+//   - A request handler checks the headers (Content-Type application/json, else 415; an
+//     Origin, when present, naming this server's own host, else 403), reads the body under
+//     its own deadline (BodyTimeout) and a shared budget of MaxQueue × MaxBody bytes, then
+//     takes one of MaxQueue admission slots (503 with Retry-After when none is free). It
+//     checks the body (size limit, valid UTF-8, strict JSON), tokenises its notes and cuts
+//     them into windows (Extractor.PlanNoteMax, the same code Extract runs), stopping at
+//     Config.MaxTokens sub-words (413), and puts a job on the batcher's queue.
 //   - One batcher goroutine takes a job, then keeps collecting jobs until their padded windows
 //     reach MaxBatchTokens or MaxWait has passed since the first, and runs all the windows of
 //     all the notes of all the jobs through the encoder together, with the union of the heads
 //     the jobs selected: one forward pass per padded window length (PadLength), split further
-//     only when a length's windows exceed MaxBatchTokens. A job whose deadline passed while
-//     queued is dropped before its pass.
+//     only when a length's windows exceed MaxBatchTokens. A job whose deadline passed or
+//     whose client left is dropped before the batch starts, and its sequences are left out
+//     of every later pass of the batch (Sequence.Ctx).
 //   - Each handler decodes its own plans' outputs (NotePlan.Decode, as Extract does). Since a
 //     sequence's padded length depends on the sequence alone, the answers are bit-identical
 //     to Extractor.Extract on the same notes, whatever the batch.
@@ -95,15 +117,17 @@ func (c *Config) defaults() {
 // Create it with New, give it its model with SetExtractor (readyz answers 503 until
 // then), and Close it after the http.Server that uses Handler has shut down.
 type Server struct {
-	cfg   Config
-	ex    atomic.Pointer[mtl.Extractor]
-	queue chan *job
-	admit chan struct{}
-	stop  chan struct{}
-	done  chan struct{}
-	once  sync.Once
-	start sync.Once
-	met   serverMetrics
+	cfg Config
+	ex  atomic.Pointer[mtl.Extractor]
+	// reading is the bytes of request bodies held now (being read or admitted).
+	reading atomic.Int64
+	queue   chan *job
+	admit   chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+	start   sync.Once
+	met     serverMetrics
 	// passHook, when set (tests), is called after every encoder pass the batcher runs.
 	passHook func(seqs, T int)
 }
@@ -230,6 +254,9 @@ func (w *statusWriter) WriteHeader(code int) {
 	w.ResponseWriter.WriteHeader(code)
 }
 
+// Unwrap lets http.ResponseController reach the connection (the body read deadline).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.code == 0 {
 		w.code = 200
@@ -292,9 +319,10 @@ func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
 	if s.cfg.Token == "" {
 		return h
 	}
-	want := []byte("Bearer " + s.cfg.Token)
+	want := []byte(s.cfg.Token)
 	return func(w http.ResponseWriter, r *http.Request) {
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+		scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(strings.TrimLeft(tok, " ")), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="mtbert"`)
 			serveError(w, errorf(401, "missing or wrong bearer token"))
 			return
@@ -324,6 +352,23 @@ func (s *Server) post(h func(ctx context.Context, ex *mtl.Extractor, body []byte
 			serveError(w, errorf(405, "use POST"))
 			return
 		}
+		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+			serveError(w, errorf(415, "the body must be sent as Content-Type: application/json"))
+			return
+		}
+		if err := sameOrigin(r); err != nil {
+			serveError(w, err)
+			return
+		}
+		body, err := s.readBody(w, r)
+		if err != nil {
+			if he := (*httpError)(nil); errors.As(err, &he) && he.code == 503 {
+				w.Header().Set("Retry-After", "1")
+			}
+			serveError(w, err)
+			return
+		}
+		defer s.reading.Add(-int64(len(body)))
 		select {
 		case s.admit <- struct{}{}:
 			defer func() { <-s.admit }()
@@ -331,16 +376,6 @@ func (s *Server) post(h func(ctx context.Context, ex *mtl.Extractor, body []byte
 			s.met.rejected.Add(1)
 			w.Header().Set("Retry-After", "1")
 			serveError(w, errorf(503, "server busy: %d requests in progress", cap(s.admit)))
-			return
-		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
-		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				serveError(w, errorf(413, "request body over %d bytes", s.cfg.MaxBody))
-				return
-			}
-			serveError(w, errorf(400, "reading the request body: %v", err))
 			return
 		}
 		if !utf8.Valid(body) {
@@ -359,6 +394,76 @@ func (s *Server) post(h func(ctx context.Context, ex *mtl.Extractor, body []byte
 		}
 		serveJSON(w, 200, v)
 	}
+}
+
+// sameOrigin refuses (403) a request whose Origin header, when present, is not this server's
+// own scheme and host: a web page elsewhere that the operator visits cannot make the server
+// compute (a cross-origin "simple" POST would otherwise reach it). Browsers send Origin on
+// every POST, the embedded page's included; command-line clients send none.
+func sameOrigin(r *http.Request) error {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return nil
+	}
+	u, err := url.Parse(o)
+	if err != nil || u.Host == "" || !strings.EqualFold(u.Host, r.Host) || u.Scheme != "http" && u.Scheme != "https" {
+		return errorf(403, "cross-origin request from %.100q refused", o)
+	}
+	return nil
+}
+
+// readBody reads r's body under the body deadline, the size limit and the server's budget of
+// body bytes held at once (MaxQueue × MaxBody), which it debits by the body's length (the
+// caller credits it back when done with the body).
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	rc := http.NewResponseController(w)
+	limit := min(s.cfg.BodyTimeout, s.cfg.Timeout)
+	deadline := rc.SetReadDeadline(time.Now().Add(limit)) == nil
+	br := &budgetReader{r: http.MaxBytesReader(w, r.Body, s.cfg.MaxBody), held: &s.reading, budget: int64(s.cfg.MaxQueue) * s.cfg.MaxBody}
+	body, err := io.ReadAll(br)
+	if err == nil && deadline {
+		// A deadline left on the connection would cancel the request's context once it
+		// passes (net/http's background read), so it is lifted once the body is in. On an
+		// error it stays: net/http then gives up on the rest of the body at once instead of
+		// waiting for it before the answer, and closes the connection.
+		rc.SetReadDeadline(time.Time{})
+	}
+	if err != nil {
+		w.Header().Set("Connection", "close")
+		s.reading.Add(-br.n)
+		var mbe *http.MaxBytesError
+		var ne net.Error
+		switch {
+		case errors.As(err, &mbe):
+			return nil, errorf(413, "request body over %d bytes", s.cfg.MaxBody)
+		case errors.Is(err, errBodyBudget):
+			s.met.rejected.Add(1)
+			return nil, errorf(503, "server busy: %d bytes of request bodies held", br.budget)
+		case errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
+			return nil, errorf(408, "the request body took over %v to arrive", limit)
+		}
+		return nil, errorf(400, "reading the request body: %v", err)
+	}
+	return body, nil
+}
+
+var errBodyBudget = errors.New("over the budget of request body bytes")
+
+// budgetReader reads r, adding what it reads to held and failing once held passes budget.
+type budgetReader struct {
+	r      io.Reader
+	held   *atomic.Int64
+	budget int64
+	n      int64
+}
+
+func (b *budgetReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	if b.held.Add(int64(n)) > b.budget {
+		return n, errBodyBudget
+	}
+	return n, err
 }
 
 // decodeStrict decodes exactly one JSON object with no unknown fields.
@@ -394,7 +499,11 @@ func (s *Server) extract(ctx context.Context, ex *mtl.Extractor, body []byte) (a
 	var seqs []mtl.Sequence
 	tokens := 0
 	for i, t := range texts {
-		p, err := ex.PlanNote(t, req.Tasks)
+		// The tokenizer stops after what is left of MaxTokens: a huge note costs no more.
+		p, err := ex.PlanNoteMax(t, req.Tasks, s.cfg.MaxTokens-tokens)
+		if errors.Is(err, mtl.ErrTooManyTokens) {
+			return nil, errorf(413, "the request needs more than %d sub-words (padded windows)", s.cfg.MaxTokens)
+		}
 		if err != nil {
 			if len(texts) > 1 {
 				return nil, errorf(400, "texts[%d]: %v", i, err)
@@ -402,12 +511,10 @@ func (s *Server) extract(ctx context.Context, ex *mtl.Extractor, body []byte) (a
 			return nil, errorf(400, "%v", err)
 		}
 		plans[i] = p
-		if tokens += p.Tokens(); tokens > s.cfg.MaxTokens {
-			return nil, errorf(413, "the request needs more than %d sub-words (padded windows)", s.cfg.MaxTokens)
-		}
+		tokens += p.Tokens()
 		seqs = append(seqs, p.Sequences()...)
 	}
-	res, err := s.submit(ctx, &job{ctx: ctx, seqs: seqs})
+	res, err := s.submit(ctx, newJob(ctx, seqs))
 	if err != nil {
 		return nil, err
 	}
@@ -431,11 +538,12 @@ func (s *Server) pairs(ctx context.Context, ex *mtl.Extractor, body []byte) (any
 	if err := decodeStrict(body, &req); err != nil {
 		return nil, err
 	}
+	// Planned here, not on the batcher; the tokenizer stops at what truncation keeps.
 	p, err := ex.PlanPair(req.TextA, req.TextB, req.Tasks)
 	if err != nil {
 		return nil, errorf(400, "%v", err)
 	}
-	res, err := s.submit(ctx, &job{ctx: ctx, seqs: p.Sequences()})
+	res, err := s.submit(ctx, newJob(ctx, p.Sequences()))
 	if err != nil {
 		return nil, err
 	}
@@ -483,6 +591,17 @@ func (s *Server) submit(ctx context.Context, j *job) (jobResult, error) {
 			return jobResult{}, errorf(503, "server shutting down")
 		}
 	}
+}
+
+// newJob returns the job of seqs, each sequence tied to ctx so that the batcher leaves it out
+// of the passes that start once the request is abandoned.
+func newJob(ctx context.Context, seqs []mtl.Sequence) *job {
+	own := make([]mtl.Sequence, len(seqs))
+	for i, q := range seqs {
+		q.Ctx = ctx
+		own[i] = q
+	}
+	return &job{ctx: ctx, seqs: own}
 }
 
 // tokens returns the padded sub-words of j.
@@ -583,6 +702,9 @@ func (s *Server) run(batch []*job) {
 		r := jobResult{err: err}
 		if err == nil {
 			r.out = out[k : k+len(j.seqs)]
+			if e := j.ctx.Err(); e != nil {
+				r = jobResult{err: e} // abandoned during the batch: some outputs are missing
+			}
 		}
 		k += len(j.seqs)
 		j.out <- r

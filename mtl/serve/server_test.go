@@ -29,6 +29,7 @@ func post(t *testing.T, url, body string, hdr ...string) (int, string, http.Head
 	if err != nil {
 		t.Fatal(err)
 	}
+	req.Header.Set("Content-Type", "application/json")
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
@@ -384,7 +385,9 @@ func FuzzServerHandlers(f *testing.F) {
 			path = "/v1/pairs"
 		}
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest("POST", path, strings.NewReader(body)))
+		req := httptest.NewRequest("POST", path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		h.ServeHTTP(rec, req)
 		switch rec.Code {
 		case 200, 400, 413:
 		default:
@@ -518,6 +521,7 @@ func TestServerOverload(t *testing.T) {
 				return
 			}
 			req.Header.Set("X-Request-Id", fmt.Sprintf("req-%d", i))
+			req.Header.Set("Content-Type", "application/json")
 			resp, err := hs.Client().Do(req)
 			if err != nil {
 				replies[i].err = err
