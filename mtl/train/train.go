@@ -17,6 +17,7 @@ import (
 
 	"github.com/mtbert/mtbert/bert"
 	"github.com/mtbert/mtbert/mtl"
+	"github.com/mtbert/mtbert/mtl/dist"
 	"github.com/mtbert/mtbert/nn"
 )
 
@@ -312,6 +313,10 @@ type Options struct {
 	// Progress receives a progress line (rewritten with \r) and one line per evaluation;
 	// nil for none.
 	Progress io.Writer
+	// Dist, when of Size > 1, makes this process one rank of a data-parallel run (dist.go):
+	// rank 0 writes everything, the other ranks only train, and Train returns a nil summary
+	// on them. nil is one process.
+	Dist dist.Collective
 }
 
 // ErrInterrupted is returned (wrapped) by Train when its context is cancelled or MaxSteps is
@@ -401,6 +406,8 @@ type trainLog struct {
 	Tokens     int     `json:"tokens"`
 	TokensPerS float64 `json:"tokens_per_s"`
 	Seconds    float64 `json:"seconds"`
+	// CommSeconds is the time of the step's gradient allreduce (data-parallel runs).
+	CommSeconds float64 `json:"comm_seconds,omitempty"`
 }
 
 // Train runs r to the end of training.epochs, writing into opts.Out: metrics.jsonl (one line
@@ -422,6 +429,10 @@ func Train(ctx context.Context, r *Run, opts Options) (*RunSummary, error) {
 	}
 	t0 := time.Now()
 	tr, cfg := r.Trainer, r.Config
+	tr.Dist = opts.Dist
+	if follower(opts) {
+		return follow(ctx, r, opts)
+	}
 	last, best := filepath.Join(opts.Out, LastDir), filepath.Join(opts.Out, BestDir)
 	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
 		return nil, err
@@ -461,6 +472,9 @@ func Train(ctx context.Context, r *Run, opts Options) (*RunSummary, error) {
 		if err := removeRun(opts.Out); err != nil {
 			return nil, err
 		}
+	}
+	if err := rendezvous(opts); err != nil {
+		return nil, err
 	}
 	mf, err := os.OpenFile(filepath.Join(opts.Out, MetricsFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -547,7 +561,9 @@ func Train(ctx context.Context, r *Run, opts Options) (*RunSummary, error) {
 
 	epochs := cfg.Training.Epochs
 	for tr.State.Epoch < epochs && tr.State.Step < r.TotalSteps {
-		if ctx.Err() != nil {
+		if stop, err := agreeStop(ctx, opts.Dist); err != nil {
+			return nil, err
+		} else if stop {
 			return nil, interrupt("signal")
 		}
 		if opts.MaxSteps > 0 && tr.State.Step >= opts.MaxSteps {
@@ -560,7 +576,7 @@ func Train(ctx context.Context, r *Run, opts Options) (*RunSummary, error) {
 		done := tr.State.Step
 		sec := info.Elapsed.Seconds()
 		if err := logLine(trainLog{Step: done, Epoch: epochOf(done), Task: info.Task, Loss: info.Loss, LR: info.LR,
-			Tokens: info.Tokens, TokensPerS: float64(info.Tokens) / max(sec, 1e-9), Seconds: sec}); err != nil {
+			Tokens: info.Tokens, TokensPerS: float64(info.Tokens) / max(sec, 1e-9), Seconds: sec, CommSeconds: info.Comm.Seconds()}); err != nil {
 			return nil, err
 		}
 		prog.step(info, done)
