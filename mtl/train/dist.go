@@ -18,7 +18,9 @@ import (
 // same step; the lead then saves Out/last).
 
 // follower reports whether this process is a rank other than 0 of a distributed run.
-func follower(opts Options) bool { return opts.Dist != nil && opts.Dist.Size() > 1 && opts.Dist.Rank() != 0 }
+func follower(opts Options) bool {
+	return opts.Dist != nil && opts.Dist.Size() > 1 && opts.Dist.Rank() != 0
+}
 
 // rendezvous waits until every rank has reached it (after the lead's preparation of Out).
 func rendezvous(opts Options) error {
