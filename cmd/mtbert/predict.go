@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/mtbert/mtbert/mtl/bulk"
 )
@@ -41,6 +42,10 @@ Bulk runs:
     SLURM_ARRAY_TASK_MIN/MAX: --array=0-3 and 1-4 both give shards 0..3 of 4) or a
     Kubernetes Indexed Job (JOB_COMPLETION_INDEX, with N from -shards N or MTBERT_SHARDS,
     since Kubernetes does not export the Job's completions). Neither present is an error.
+    Under Slurm, -shards N makes the task id the shard, so one task re-run alone
+    (sbatch --array=2) is still shard 2 of N.
+  SIGTERM (scancel, a time limit, a pod's end) stops like Ctrl-C: the finished prefix is
+    kept, and -resume goes on from it.
   -workers W runs W goroutines over batches of -batch inputs (notes of a batch share
     forward passes); the output stays in input order and is byte for byte that of -workers 1.
   -resume, with -out FILE existing, reads the ids already in FILE, skips those inputs and
@@ -160,7 +165,8 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 		defer f.Close()
 		src, opts.Name = f, *in
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	// SIGTERM too: what Slurm (scancel, the time limit) and Kubernetes (a pod's end) send.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var st bulk.Stats
 	if *out == "-" {

@@ -22,7 +22,9 @@ var ErrNoShardEnv = errors.New("no Slurm job array (SLURM_ARRAY_TASK_ID) or Kube
 // ShardFromEnv reads this process's shard from the environment of the scheduler that
 // started it (getenv is os.Getenv in use, a map in tests):
 //
-//   - a Slurm job array: SLURM_ARRAY_TASK_ID, with SLURM_ARRAY_TASK_COUNT as the count, or
+//   - a Slurm job array: SLURM_ARRAY_TASK_ID, with shards as the count when it is given (so
+//     that a single task re-run as --array=2 is still shard 2 of 4), else
+//     SLURM_ARRAY_TASK_COUNT as the count, or
 //     else SLURM_ARRAY_TASK_MIN and SLURM_ARRAY_TASK_MAX (the index is then ID−MIN and the
 //     count MAX−MIN+1, so --array=1-4 works as well as 0-3); an array with a step or a list
 //     (--array=0-6:2, --array=1,5) is refused, its indexes not being 0..N−1;
@@ -53,6 +55,14 @@ func ShardFromEnv(getenv func(string) string, shards int) (ShardEnv, error) {
 		hi, err := num("SLURM_ARRAY_TASK_MAX")
 		if err != nil {
 			return ShardEnv{}, err
+		}
+		if shards > 0 {
+			// The count given: the task id is the shard, so that one task can be run again
+			// alone (sbatch --array=2 with -shards 4).
+			if i >= shards {
+				return ShardEnv{}, fmt.Errorf("Slurm job array: SLURM_ARRAY_TASK_ID=%d is not below -shards %d (with -shards, run the array as --array=0-%d or a part of it)", i, shards, shards-1)
+			}
+			return ShardEnv{Shard: i, Shards: shards, Source: fmt.Sprintf("Slurm job array (SLURM_ARRAY_TASK_ID=%d, -shards=%d)", i, shards)}, nil
 		}
 		n := hi - lo + 1
 		src := fmt.Sprintf("Slurm job array (SLURM_ARRAY_TASK_ID=%d, SLURM_ARRAY_TASK_MIN=%d, SLURM_ARRAY_TASK_MAX=%d)", i, lo, hi)
