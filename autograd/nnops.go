@@ -83,11 +83,18 @@ func (tp *Tape) Softmax(x *Var) *Var {
 // (inverted dropout). The mask is a pure function of (seed, element index), so the same seed
 // reproduces it. With train false or p == 0 it returns x itself.
 func (tp *Tape) Dropout(x *Var, p float32, seed uint64, train bool) *Var {
+	return tp.DropoutAt(x, p, seed, 0, train)
+}
+
+// DropoutAt is Dropout drawing the mask of element i at position offset+i of the generator:
+// a tensor that is a slice of a larger one, from flat index offset on, gets that tensor's
+// mask.
+func (tp *Tape) DropoutAt(x *Var, p float32, seed, offset uint64, train bool) *Var {
 	if !train || p == 0 {
 		return x
 	}
 	mask := tp.Alloc(x.Shape()...)
-	kernels.DropoutMask(mask.Data(), p, seed, 0)
+	kernels.DropoutMask(mask.Data(), p, seed, offset)
 	xv := x.Value.Contiguous()
 	out := tp.Alloc(x.Shape()...)
 	kernels.Mul(out.Data(), xv.Data(), mask.Data())
@@ -107,13 +114,19 @@ func (tp *Tape) Dropout(x *Var, p float32, seed uint64, train bool) *Var {
 // in the same (B, T, H·D) layout. The op keeps only the (B, H, T, T) probabilities for
 // backward. dropP is the dropout on the probabilities (0 for none), drawn from seed.
 func (tp *Tape) Attention(q, k, v *Var, heads int, mask []float32, dropP float32, seed uint64) *Var {
+	return tp.AttentionAt(q, k, v, heads, mask, dropP, seed, 0)
+}
+
+// AttentionAt is Attention whose dropout masks are those of sequences row0.. of a larger
+// batch (kernels.Attention.Row0): a data-parallel rank's slice draws the full batch's masks.
+func (tp *Tape) AttentionAt(q, k, v *Var, heads int, mask []float32, dropP float32, seed uint64, row0 int) *Var {
 	qs := q.Shape()
 	if len(qs) != 3 || !tensor.SameShape(qs, k.Shape()) || !tensor.SameShape(qs, v.Shape()) || heads <= 0 || qs[2]%heads != 0 {
 		panic(fmt.Sprintf("autograd: Attention: q %v, k %v, v %v with %d heads", qs, k.Shape(), v.Shape(), heads))
 	}
 	B, T, C := qs[0], qs[1], qs[2]
 	D := C / heads
-	a := &kernels.Attention{B: B, H: heads, T: T, D: D, Scale: 1 / sqrtf(float32(D)), Mask: mask, DropP: dropP, Seed: seed}
+	a := &kernels.Attention{B: B, H: heads, T: T, D: D, Scale: 1 / sqrtf(float32(D)), Mask: mask, DropP: dropP, Seed: seed, Row0: row0}
 	view := func(d []float32) kernels.HeadView { return kernels.HeadView{Data: d, SB: T * C, SH: D, ST: C} }
 	qv, kv, vv := q.Value.Contiguous(), k.Value.Contiguous(), v.Value.Contiguous()
 	out := tp.Alloc(B, T, C)

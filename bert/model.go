@@ -186,7 +186,7 @@ func (m *Model) forward(tp *autograd.Tape, b Batch, train bool, tr *Trace) (*Out
 		if train {
 			seed = m.Dropout.NextSeed()
 		}
-		ctx := tp.Attention(q, k, v, cfg.NumAttentionHeads, b.Mask, attnDrop, seed)
+		ctx := tp.AttentionAt(q, k, v, cfg.NumAttentionHeads, b.Mask, attnDrop, seed, m.Dropout.Row0)
 		a := m.Dropout.Forward(tp, l.AttnOut.Forward(tp, ctx), train)
 		x1 := l.AttnLN.Forward(tp, tp.Add(a, x))
 		if tr != nil {

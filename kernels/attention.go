@@ -25,6 +25,10 @@ type Attention struct {
 	Mask       []float32
 	DropP      float32
 	Seed       uint64
+	// Row0 is the index of sequence 0 in the batch the dropout masks are keyed by: a batch
+	// that is rows Row0.. of a larger one (a data-parallel rank's slice) draws that batch's
+	// masks for its rows. 0 for a batch of its own.
+	Row0 int
 }
 
 func (a *Attention) check(op string, views ...HeadView) {
@@ -67,7 +71,7 @@ func (a *Attention) dropScale(i uint64) float32 {
 
 // applyDropout writes dst = src ⊙ dropout mask for the (H, T, T) block of sequence b.
 func (a *Attention) applyDropout(dst, src []float32, b int) {
-	base := uint64(b) * uint64(a.H*a.T*a.T)
+	base := uint64(a.Row0+b) * uint64(a.H*a.T*a.T)
 	for i, v := range src {
 		dst[i] = v * a.dropScale(base+uint64(i))
 	}
@@ -151,7 +155,7 @@ func (a *Attention) Backward(dq, dk, dv, dout, q, k, v HeadView, p []float32) {
 		d := *ds
 		SgemmStrided(false, true, T, T, D, 1, dout.Data[b*dout.SB:], dout.ST, dout.SH,
 			v.Data[b*v.SB:], v.ST, v.SH, 0, d, T, T*T, H)
-		base := uint64(b) * uint64(hh)
+		base := uint64(a.Row0+b) * uint64(hh)
 		ParallelFor(H*T, max(1, 4096/max(T, 1)), func(lo, hi int) {
 			for r := lo; r < hi; r++ {
 				row := d[r*T : r*T+T]

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mtbert/mtbert/autograd"
 	"github.com/mtbert/mtbert/bert"
+	"github.com/mtbert/mtbert/mtl/dist"
 	"github.com/mtbert/mtbert/nn"
 	"github.com/mtbert/mtbert/tensor"
 )
@@ -98,6 +99,9 @@ type TrainState struct {
 	Pos    []int `json:"pos"`
 	// Dropout holds the draw counters of the encoder's and each head's dropout.
 	Dropout []uint64 `json:"dropout"`
+	// Ranks is the number of data-parallel ranks that trained (omitted for one); a run
+	// resumes only on as many (trainer_dist.go).
+	Ranks int `json:"ranks,omitempty"`
 }
 
 // Trainer runs Algorithm 1 of MT-Clinical BERT: each round takes one batch of every task in a
@@ -120,6 +124,10 @@ type Trainer struct {
 	Seed  uint64
 	PadID int
 	State TrainState
+	// Dist, when of Size > 1, makes this trainer one rank of a data-parallel run: it runs its
+	// share of every batch and sums the gradients over the ranks (trainer_dist.go). nil or
+	// dist.Local is one process.
+	Dist dist.Collective
 
 	tape *autograd.Tape
 	// perms caches each task's shuffle for the pass it is in (a function of the seed, the task
@@ -127,6 +135,7 @@ type Trainer struct {
 	perms    [][]int
 	permPass []int
 	params   [][]*autograd.Var
+	commBuf  []float32
 }
 
 // StepInfo reports one optimiser step.
@@ -137,6 +146,8 @@ type StepInfo struct {
 	LR          float64
 	Tokens      int
 	Elapsed     time.Duration
+	// Comm is the time spent summing gradients over the ranks (0 on one process).
+	Comm time.Duration
 }
 
 // NewTrainer returns a trainer at step 0. Every task needs data and a positive batch size.
@@ -263,26 +274,45 @@ func (tr *Trainer) Step() (StepInfo, error) {
 	}
 	tp := tr.tape
 	params := tr.stepParams(i)
+	// This rank's rows of each batch (all of them on one process).
+	local, row0 := tr.localBatches(bs)
+	calls, ran := tr.dropoutCalls(), 0
 	lv, grads := 0.0, false
-	for k := range bs {
-		loss, err := tr.Model.Loss(tp, task.Head, &bs[k], true)
+	for k := range local {
+		if local[k].Enc.B == 0 {
+			continue // a rank's empty share of a short batch
+		}
+		tr.setRow0(row0[k])
+		ran++
+		loss, err := tr.Model.Loss(tp, task.Head, &local[k], true)
 		if err != nil {
 			tp.Reset()
 			return StepInfo{}, err
 		}
 		w := 1.0
-		if len(bs) > 1 {
-			w = float64(bs[k].targets()) / float64(max(1, total))
+		if len(bs) > 1 || tr.distributed() {
+			w = float64(local[k].targets()) / float64(max(1, total))
+		}
+		if w == 0 && tr.distributed() {
+			tp.Reset()
+			continue // no targets in this rank's rows: no loss, no gradient
 		}
 		lv += w * float64(loss.Value.Item())
 		if loss.RequiresGrad() {
-			if len(bs) > 1 {
+			if w != 1 {
 				loss = tp.Scale(loss, float32(w))
 			}
 			tp.Backward(loss)
 			grads = true
 		}
 		tp.Reset()
+	}
+	var comm time.Duration
+	if tr.distributed() {
+		var err error
+		if lv, grads, comm, err = tr.allreduce(params, lv, grads, calls, ran, len(bs)); err != nil {
+			return StepInfo{}, err
+		}
 	}
 	if grads {
 		if tr.Clip > 0 {
@@ -294,7 +324,7 @@ func (tr *Trainer) Step() (StepInfo, error) {
 			p.ZeroGrad()
 		}
 	}
-	info := StepInfo{Step: st.Step, Epoch: st.Epoch, Task: task.Head.Spec.Name, Loss: lv, LR: tr.Opt.LR, Tokens: tokens, Elapsed: time.Since(t0)}
+	info := StepInfo{Step: st.Step, Epoch: st.Epoch, Task: task.Head.Spec.Name, Loss: lv, LR: tr.Opt.LR, Tokens: tokens, Elapsed: time.Since(t0), Comm: comm}
 	st.Step++
 	st.Next++
 	if st.Next == len(tr.Tasks) {
@@ -346,6 +376,10 @@ func (m *Model) Dropouts() []*nn.Dropout {
 
 // SyncState copies the dropout counters into State (call before saving).
 func (tr *Trainer) SyncState() {
+	tr.State.Ranks = 0
+	if tr.distributed() {
+		tr.State.Ranks = tr.Dist.Size()
+	}
 	tr.State.Dropout = tr.State.Dropout[:0]
 	for _, d := range tr.Model.Dropouts() {
 		tr.State.Dropout = append(tr.State.Dropout, d.Calls())
@@ -378,6 +412,9 @@ func (tr *Trainer) RestoreState(s TrainState) error {
 		if s.Pos[i] < 0 || s.Pos[i] > t.Batches() {
 			return fmt.Errorf("state.pos[%d] = %d (task %s), must be in [0, %d] (batches per pass)", i, s.Pos[i], t.Head.Spec.Name, t.Batches())
 		}
+	}
+	if err := tr.checkRanks(s); err != nil {
+		return err
 	}
 	ds := tr.Model.Dropouts()
 	if len(s.Dropout) != len(ds) {

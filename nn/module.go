@@ -179,8 +179,14 @@ func (ln *LayerNorm) Forward(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
 // Dropout zeroes activations with probability P in training mode. Each call draws a fresh
 // mask from Seed and a call counter, so a run is reproducible from its seed.
 type Dropout struct {
-	P     float32
-	Seed  uint64
+	P    float32
+	Seed uint64
+	// Row0 is the index, in the batch the masks are keyed by, of the first row of the batch
+	// being run (0 for a batch of its own). A data-parallel rank runs rows Row0.. of each
+	// batch: keying the mask of each element by its row in the whole batch gives the rank
+	// the whole batch's masks for its rows, so N ranks train as one process does. The input's
+	// first dimension must be the batch.
+	Row0  int
 	calls atomic.Uint64
 }
 
@@ -192,7 +198,11 @@ func (d *Dropout) Forward(tp *autograd.Tape, x *autograd.Var, train bool) *autog
 	if !train || d.P == 0 {
 		return x
 	}
-	return tp.Dropout(x, d.P, d.NextSeed(), true)
+	var off uint64
+	if d.Row0 != 0 {
+		off = uint64(d.Row0) * uint64(x.Value.Len()/x.Shape()[0])
+	}
+	return tp.DropoutAt(x, d.P, d.NextSeed(), off, true)
 }
 
 // NextSeed returns the seed for the next random draw and advances the counter.

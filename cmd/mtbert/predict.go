@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/mtbert/mtbert/mtl/bulk"
 )
@@ -36,7 +37,17 @@ Bulk runs:
     modulo N. A shard is thus stable when the input is reordered or split into files (as
     long as raw notes keep their line numbers), and the N shards of one input together
     cover every input exactly once: run i = 0..N-1 (e.g. as a Kubernetes indexed Job) and
-    concatenate the outputs. Ids should be unique.
+    merge the outputs with mtbert merge (in input order; it checks that every input is
+    there once and names the shards to run again with -resume). Ids should be unique.
+  -shard auto takes i and N from the scheduler running the command, and says which on
+    standard error: a Slurm job array (SLURM_ARRAY_TASK_ID with SLURM_ARRAY_TASK_COUNT, or
+    SLURM_ARRAY_TASK_MIN/MAX: --array=0-3 and 1-4 both give shards 0..3 of 4) or a
+    Kubernetes Indexed Job (JOB_COMPLETION_INDEX, with N from -shards N or MTBERT_SHARDS,
+    since Kubernetes does not export the Job's completions). Neither present is an error.
+    Under Slurm, -shards N makes the task id the shard, so one task re-run alone
+    (sbatch --array=2) is still shard 2 of N.
+  SIGTERM (scancel, a time limit, a pod's end) stops like Ctrl-C: the finished prefix is
+    kept, and -resume goes on from it.
   -workers W runs W goroutines over batches of -batch inputs (notes of a batch share
     forward passes); the output stays in input order and is byte for byte that of -workers 1.
   -resume, with -out FILE existing, reads the ids already in FILE, skips those inputs and
@@ -78,14 +89,15 @@ output only ever holds results.
 `
 
 func runPredict(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("predict", "predict -model DIR [-tasks a,b] [-in FILE] [-out FILE|DIR] [-format jsonl|brat|bioc] [-shard i/N] [-workers W] [-resume] [-progress]", stderr)
+	fs := newFlags("predict", "predict -model DIR [-tasks a,b] [-in FILE] [-out FILE|DIR] [-format jsonl|brat|bioc] [-shard i/N|auto [-shards N]] [-workers W] [-resume] [-progress]", stderr)
 	dev := addDeviceFlag(fs)
 	model := fs.String("model", "", "checkpoint folder written by mtbert train (e.g. RUN/best) (required)")
 	tasks := fs.String("tasks", "", "comma-separated tasks to run (default: all)")
 	in := fs.String("in", "-", "input file ('-' for standard input)")
 	out := fs.String("out", "-", "output JSONL file ('-' for standard output; a file is written whole, then renamed into place; .gz or .zst compresses)")
 	batch := fs.Int("batch", 8, "windows per forward pass, and inputs per batch of work")
-	shardFlag := fs.String("shard", "", "i/N: process only the inputs whose id hashes to shard i of N (FNV-1a of the id modulo N)")
+	shardFlag := fs.String("shard", "", "i/N: process only the inputs whose id hashes to shard i of N (FNV-1a of the id modulo N); auto: i and N from a Slurm job array or a Kubernetes Indexed Job")
+	shardsFlag := fs.Int("shards", 0, "with -shard auto under a Kubernetes Indexed Job: the shard count, the Job's completions (else MTBERT_SHARDS)")
 	workers := fs.Int("workers", 1, "goroutines processing batches of inputs concurrently (output stays in input order)")
 	resume := fs.Bool("resume", false, "skip the inputs whose ids are already in -out and append to it (brat: whose ID.ann exists)")
 	format := fs.String("format", "jsonl", "output format: jsonl, brat (a folder of .txt/.ann pairs) or bioc (one BioC JSON collection)")
@@ -105,6 +117,18 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 	}
 	opts := bulk.Options{Batch: *batch, Workers: *workers, Resume: *resume, Format: bulk.Format(*format),
 		Source: "mtbert predict -model " + *model, Warn: func(msg string) { fmt.Fprintf(stderr, "mtbert predict: %s\n", msg) }}
+	if *shardFlag == "auto" {
+		se, err := bulk.ShardFromEnv(os.Getenv, *shardsFlag)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "mtbert predict: shard %d/%d from the %s\n", se.Shard, se.Shards, se.Source)
+		*shardFlag = fmt.Sprintf("%d/%d", se.Shard, se.Shards)
+	} else if *shardsFlag != 0 {
+		fmt.Fprintln(stderr, "mtbert predict: -shards goes with -shard auto (-shard i/N names the count)")
+		fs.Usage()
+		return errUsage
+	}
 	if msg := checkPredictFlags(&opts, *shardFlag, *out); msg != "" {
 		fmt.Fprintln(stderr, "mtbert predict: "+msg)
 		fs.Usage()
@@ -143,7 +167,8 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 		defer f.Close()
 		src, opts.Name = f, *in
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	// SIGTERM too: what Slurm (scancel, the time limit) and Kubernetes (a pod's end) send.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var st bulk.Stats
 	if *out == "-" {

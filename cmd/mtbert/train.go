@@ -28,9 +28,9 @@ func runPretrain(args []string, stdout, stderr io.Writer) error {
 // pretrain refuses a config with other than mlm tasks and says where the masked language model
 // is.
 func runTraining(name string, args []string, stdout, stderr io.Writer) error {
-	synopsis := name + " -config FILE [-out DIR] [-resume | -force] [-data-root DIR] [-task NAME] [-max-steps N] [-quiet]"
+	synopsis := name + " -config FILE [-out DIR] [-resume | -force] [-data-root DIR] [-task NAME] [-max-steps N] [-distributed mpi|none|auto] [-quiet]"
 	if name == "pretrain" {
-		synopsis = name + " -config FILE [-out DIR] [-resume | -force] [-data-root DIR] [-max-steps N] [-quiet]"
+		synopsis = name + " -config FILE [-out DIR] [-resume | -force] [-data-root DIR] [-max-steps N] [-distributed mpi|none|auto] [-quiet]"
 	}
 	fs := newFlags(name, synopsis, stderr)
 	dev := addDeviceFlag(fs)
@@ -45,6 +45,7 @@ func runTraining(name string, args []string, stdout, stderr io.Writer) error {
 	}
 	maxSteps := fs.Int("max-steps", 0, "end the run after this many steps in total, as its end would (dev evaluated, OUT/last, summary.json and plots written; -resume continues past it); 0: no limit")
 	quiet := fs.Bool("quiet", false, "no progress line on standard error")
+	df := addDistFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -71,12 +72,17 @@ func runTraining(name string, args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}
+	coll, err := df.open(name, stderr)
+	if err != nil {
+		return err
+	}
+	defer coll.Close()
 	r, err := train.Prepare(cfg)
 	if err != nil {
 		return err
 	}
 	var progress io.Writer = stderr
-	if *quiet {
+	if *quiet || coll.Rank() != 0 {
 		progress = nil
 	}
 	if progress != nil {
@@ -97,9 +103,12 @@ func runTraining(name string, args []string, stdout, stderr io.Writer) error {
 	// SIGINT: the step in flight finishes, OUT/last is saved, and the command exits.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	sum, err := train.Train(ctx, r, train.Options{Out: *out, Resume: *resume, Force: *force, MaxSteps: *maxSteps, Progress: progress})
+	sum, err := train.Train(ctx, r, train.Options{Out: *out, Resume: *resume, Force: *force, MaxSteps: *maxSteps, Progress: progress, Dist: coll})
 	if err != nil {
 		return err // an interruption by a signal (train.ErrInterrupted) says where OUT/last is and exits 1
+	}
+	if sum == nil {
+		return nil // a rank other than 0: rank 0 writes the summary and plots
 	}
 	if err := sum.WriteText(stdout); err != nil {
 		return err

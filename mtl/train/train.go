@@ -17,6 +17,7 @@ import (
 
 	"github.com/mtbert/mtbert/bert"
 	"github.com/mtbert/mtbert/mtl"
+	"github.com/mtbert/mtbert/mtl/dist"
 	"github.com/mtbert/mtbert/nn"
 )
 
@@ -314,6 +315,10 @@ type Options struct {
 	// Progress receives a progress line (rewritten with \r) and one line per evaluation;
 	// nil for none.
 	Progress io.Writer
+	// Dist, when of Size > 1, makes this process one rank of a data-parallel run (dist.go):
+	// rank 0 writes everything, the other ranks only train, and Train returns a nil summary
+	// on them. nil is one process.
+	Dist dist.Collective
 }
 
 // ErrInterrupted is returned (wrapped) by Train when its context is cancelled: the step in
@@ -399,6 +404,8 @@ type trainLog struct {
 	Tokens     int     `json:"tokens"`
 	TokensPerS float64 `json:"tokens_per_s"`
 	Seconds    float64 `json:"seconds"`
+	// CommSeconds is the time of the step's gradient allreduce (data-parallel runs).
+	CommSeconds float64 `json:"comm_seconds,omitempty"`
 }
 
 // Train runs r to the end of training.epochs, writing into opts.Out: metrics.jsonl (one line
@@ -420,12 +427,19 @@ func Train(ctx context.Context, r *Run, opts Options) (*RunSummary, error) {
 		return nil, errors.New("mtl: Train: no output folder")
 	}
 	t0 := time.Now()
+	r.Trainer.Dist = opts.Dist
+	if follower(opts) {
+		return follow(ctx, r, opts)
+	}
 	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
 		return nil, err
 	}
 	tr := &trainRun{r: r, opts: opts, lastSaved: -1,
 		last: filepath.Join(opts.Out, LastDir), best: filepath.Join(opts.Out, BestDir)}
 	if err := tr.startOrResume(); err != nil {
+		return nil, err
+	}
+	if err := rendezvous(opts); err != nil {
 		return nil, err
 	}
 	if err := tr.openMetrics(); err != nil {
@@ -557,7 +571,9 @@ func (tr *trainRun) epochOf(step int) float64 {
 func (tr *trainRun) loop(ctx context.Context, end int) error {
 	t, cfg := tr.r.Trainer, tr.r.Config
 	for t.State.Epoch < cfg.Training.Epochs && t.State.Step < end {
-		if ctx.Err() != nil {
+		if stop, err := agreeStop(ctx, tr.opts.Dist); err != nil {
+			return err
+		} else if stop {
 			return tr.interrupt("signal")
 		}
 		info, err := t.Step()
@@ -567,7 +583,7 @@ func (tr *trainRun) loop(ctx context.Context, end int) error {
 		done := t.State.Step
 		sec := info.Elapsed.Seconds()
 		if err := tr.logLine(trainLog{Step: done, Epoch: tr.epochOf(done), Task: info.Task, Loss: info.Loss, LR: info.LR,
-			Tokens: info.Tokens, TokensPerS: float64(info.Tokens) / max(sec, 1e-9), Seconds: sec}); err != nil {
+			Tokens: info.Tokens, TokensPerS: float64(info.Tokens) / max(sec, 1e-9), Seconds: sec, CommSeconds: info.Comm.Seconds()}); err != nil {
 			return err
 		}
 		tr.prog.step(info, done)
