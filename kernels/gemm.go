@@ -39,8 +39,8 @@ func init() {
 	gemmActive.Store(k)
 }
 
-// GemmPath names the micro-kernel Sgemm uses: "avx2-fma" (amd64 with AVX2 and FMA) or
-// "generic" (pure Go). MTBERT_CPU=generic in the environment forces "generic" at start-up.
+// GemmPath names the micro-kernel Sgemm uses: "avx512f" (amd64 with AVX-512F), "avx2-fma"
+// (amd64 with AVX2 and FMA) or "generic" (pure Go). MTBERT_CPU=generic in the environment forces "generic" at start-up.
 func GemmPath() string { return gemmActive.Load().name }
 
 // SetGemmPath makes Sgemm use the named micro-kernel, for tests and benchmarks. It returns an

@@ -48,7 +48,7 @@ func benchGemm(args []string, stdout, stderr io.Writer) error {
 	k := fs.Int("k", 768, "columns of A, rows of B")
 	n := fs.Int("n", 3072, "columns of B and C")
 	runs := fs.Int("runs", 7, "timed runs; the median is reported")
-	path := fs.String("path", "", "force a kernel path (generic, avx2-fma); default: the best this CPU runs")
+	path := fs.String("path", "", "force a kernel path (generic, avx2-fma, avx512f); default: the best this CPU runs")
 	if _, err := c.start(fs, args, false, stderr); err != nil {
 		return err
 	}
