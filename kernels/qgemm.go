@@ -174,6 +174,14 @@ func QLinearForward(y, x []float32, w *QuantizedB, bias []float32, rows int) {
 	if rows == 0 || n == 0 {
 		return
 	}
+	if k == 0 {
+		for r := range rows {
+			row := y[r*n : (r+1)*n]
+			clear(row)
+			copy(row, bias)
+		}
+		return
+	}
 	kern := qgemmActive()
 	bp := make([]float32, w.npad)
 	copy(bp, bias)
