@@ -2,6 +2,7 @@ package autograd
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/mtbert/mtbert/tensor"
 )
@@ -15,7 +16,17 @@ type Var struct {
 	Name         string
 	requiresGrad bool
 	param        bool
+	version      atomic.Uint64
 }
+
+// Modified records that v's value has changed. Caches derived from a parameter's value (the
+// packed or quantised weights of nn.Linear at inference) compare Version with the one they were
+// built from and are rebuilt or bypassed when it differs; the optimisers and Params.SetFrom
+// call it, and so must any code that writes a parameter through Value.Data() after inference.
+func (v *Var) Modified() { v.version.Add(1) }
+
+// Version counts the calls to Modified.
+func (v *Var) Version() uint64 { return v.version.Load() }
 
 // NewParam returns a trainable leaf holding t. Its gradient is allocated once and kept across
 // tape resets.

@@ -32,6 +32,12 @@ type BertOptions struct {
 	// Float32 keeps the GPU path's GEMMs in float32 (the SIMT kernel) instead of mixed
 	// precision (bf16 inputs on the tensor-core kernel, float32 accumulation and master weights).
 	Float32 bool
+	// NoPack, in infer mode, leaves the linear weights unpacked (packed by every GEMM call, as
+	// before bert.Model.PackForInference): the baseline of the packing.
+	NoPack bool
+	// Int8, in infer mode, quantises the encoder's linear layers to int8
+	// (bert.Model.QuantizeForInference).
+	Int8 bool
 }
 
 // BertResult is one line of `mtbert bench bert`.
@@ -48,6 +54,7 @@ type BertResult struct {
 	Reps        int     `json:"reps"`
 	Threads     int     `json:"threads"`
 	GemmPath    string  `json:"gemm_path"`
+	Weights     string  `json:"weights"` // "fp32", "fp32-packed" or "int8" (infer mode)
 	Dropout     float64 `json:"dropout"`
 	PoolAllocs  int     `json:"pool_allocs_after_warmup"`
 	ParamsCount int     `json:"params"`
@@ -87,6 +94,16 @@ func Bert(o BertOptions) (BertResult, error) {
 		labels[i] = int32(g.IntN(9))
 	}
 	train := o.Mode == "train"
+	weights := "fp32"
+	switch {
+	case train:
+	case o.Int8:
+		m.QuantizeForInference()
+		weights = "int8 (" + kernels.QGemmPath() + ")"
+	case !o.NoPack:
+		m.PackForInference()
+		weights = "fp32-packed"
+	}
 	var tp *autograd.Tape
 	if train {
 		tp = autograd.NewTape()
@@ -118,7 +135,7 @@ func Bert(o BertOptions) (BertResult, error) {
 	return BertResult{
 		Mode: o.Mode, TokensPerS: float64(n) / med, MsPerStep: med * 1e3, MsBest: best * 1e3,
 		PeakRSSMB: PeakRSSMB(), Layers: o.Layers, Hidden: o.Hidden, Batch: o.Batch, Seq: o.Seq, Reps: o.Reps,
-		Threads: kernels.Threads(), GemmPath: kernels.GemmPath(), Dropout: o.Dropout,
+		Threads: kernels.Threads(), GemmPath: kernels.GemmPath(), Weights: weights, Dropout: o.Dropout,
 		PoolAllocs: tp.PoolAllocs() - warm, ParamsCount: m.Params.Count(), Device: "cpu",
 	}, nil
 }

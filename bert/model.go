@@ -72,6 +72,36 @@ func New(cfg Config, seed uint64, withPooler bool) (*Model, error) {
 	return m, nil
 }
 
+// Linears returns the encoder's linear layers (Q, K, V, attention output, intermediate and
+// output of every layer), the ones PackForInference and QuantizeForInference prepare.
+func (m *Model) Linears() []*nn.Linear {
+	var ls []*nn.Linear
+	for _, l := range m.Layers {
+		ls = append(ls, l.Query, l.Key, l.Value, l.AttnOut, l.Intermediate, l.Output)
+	}
+	return ls
+}
+
+// PackForInference packs the encoder's linear weights once into the GEMM's panel layout
+// (nn.Linear.Pack): inference passes (Embed, Forward on a NoGrad tape) then skip packing them
+// on every call, with bit-identical results. Training is unaffected (a recording tape uses W)
+// and a packed weight that the optimiser or a load modifies is bypassed (Var.Modified).
+func (m *Model) PackForInference() {
+	for _, l := range m.Linears() {
+		l.Pack()
+	}
+}
+
+// QuantizeForInference quantises the encoder's linear layers to int8 (nn.Linear.Quantize):
+// weights per output channel, activations per token at run time, int32 accumulation.
+// Embeddings, LayerNorm, attention's softmax and products, the pooler and task heads stay
+// float32.
+func (m *Model) QuantizeForInference() {
+	for _, l := range m.Linears() {
+		l.Quantize()
+	}
+}
+
 // Batch is a padded batch of B sequences of T sub-words. IDs and TypeIDs are (B, T); Mask is
 // (B, T) with 1 for real tokens and 0 for padding (nil means no padding).
 type Batch struct {
@@ -188,18 +218,13 @@ func (m *Model) forward(tp *autograd.Tape, b Batch, train bool, tr *Trace) (*Out
 		}
 		ctx := tp.AttentionAt(q, k, v, cfg.NumAttentionHeads, b.Mask, attnDrop, seed, m.Dropout.Row0)
 		a := m.Dropout.Forward(tp, l.AttnOut.Forward(tp, ctx), train)
-		x1 := l.AttnLN.Forward(tp, tp.Add(a, x))
+		x1 := l.AttnLN.ForwardResidual(tp, a, x)
 		if tr != nil {
 			tr.Attention = append(tr.Attention, x1.Value.ToHost())
 		}
-		hmid := l.Intermediate.Forward(tp, x1)
-		if cfg.HiddenAct == "gelu" {
-			hmid = tp.GELU(hmid)
-		} else {
-			hmid = tp.GELUTanh(hmid)
-		}
+		hmid := l.Intermediate.ForwardGELU(tp, x1, cfg.HiddenAct == "gelu")
 		o := m.Dropout.Forward(tp, l.Output.Forward(tp, hmid), train)
-		x = l.OutLN.Forward(tp, tp.Add(o, x1))
+		x = l.OutLN.ForwardResidual(tp, o, x1)
 		release(mark, x)
 		out.Hidden = append(out.Hidden, x)
 		if tr != nil {

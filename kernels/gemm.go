@@ -39,8 +39,8 @@ func init() {
 	gemmActive.Store(k)
 }
 
-// GemmPath names the micro-kernel Sgemm uses: "avx2-fma" (amd64 with AVX2 and FMA) or
-// "generic" (pure Go). MTBERT_CPU=generic in the environment forces "generic" at start-up.
+// GemmPath names the micro-kernel Sgemm uses: "avx512f" (amd64 with AVX-512F), "avx2-fma"
+// (amd64 with AVX2 and FMA) or "generic" (pure Go). MTBERT_CPU=generic in the environment forces "generic" at start-up.
 func GemmPath() string { return gemmActive.Load().name }
 
 // SetGemmPath makes Sgemm use the named micro-kernel, for tests and benchmarks. It returns an
@@ -234,13 +234,19 @@ func scaleC(m, n int, beta float32, c []float32, ldc int) {
 // tm×tn grid of rectangles (tm*tn <= threads) aligned to the micro-tile; each rectangle is an
 // independent product with its own packing, so no goroutine waits on another. The grid is
 // chosen to duplicate as little packing as possible: a row cut repacks B, a column cut repacks A.
-func gemmParallel(kern *gemmKernel, threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+//
+// pb, when not nil, is op(B) packed in advance (PackB) for kern; b and ldb are then unused.
+func gemmParallel(kern *gemmKernel, threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, pb ...*PackedB) {
 	if m == 0 || n == 0 {
 		return
 	}
 	if k == 0 || alpha == 0 {
 		scaleC(m, n, beta, c, ldc)
 		return
+	}
+	var pk *PackedB
+	if len(pb) > 0 {
+		pk = pb[0]
 	}
 	mu := (m + kern.mr - 1) / kern.mr // row units
 	nu := (n + kern.nr - 1) / kern.nr // column units
@@ -250,7 +256,7 @@ func gemmParallel(kern *gemmKernel, threads int, transA, transB bool, m, n, k in
 		threads = 1
 	}
 	if threads == 1 {
-		gemmSerial(kern, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		gemmSerial(kern, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, pk, 0)
 		return
 	}
 	tm, tn := 1, threads
@@ -262,6 +268,9 @@ func gemmParallel(kern *gemmKernel, threads int, transA, transB bool, m, n, k in
 		// Packing work: A is packed once per column part, B once per row part. Penalise
 		// rectangles thinner than a few micro-tiles, whose edges waste the kernel.
 		cost := (threads/d)*m*k + d*k*n
+		if pk != nil {
+			cost = (threads / d) * m * k // B is packed already: only A is repacked
+		}
 		if m/d < 4*kern.mr {
 			cost += m * n * k / 8
 		}
@@ -286,7 +295,11 @@ func gemmParallel(kern *gemmKernel, threads int, transA, transB bool, m, n, k in
 		if transB {
 			bOff = j0 * ldb
 		}
-		gemmSerial(kern, transA, transB, i1-i0, j1-j0, k, alpha, a[aOff:], lda, b[bOff:], ldb, beta, c[i0*ldc+j0:], ldc)
+		var bs []float32
+		if pk == nil {
+			bs = b[bOff:]
+		}
+		gemmSerial(kern, transA, transB, i1-i0, j1-j0, k, alpha, a[aOff:], lda, bs, ldb, beta, c[i0*ldc+j0:], ldc, pk, j0)
 	})
 }
 
@@ -311,7 +324,10 @@ func grow(s []float32, n int) []float32 {
 // panel of op(B); ic over mc-tall row blocks, packing the mc×kc block of op(A); then jr over the
 // nr-wide strips and ir over the mr-tall strips, one micro-kernel call per mr×nr tile of C.
 // beta is applied by the first kc slice; later slices accumulate (beta 1).
-func gemmSerial(kern *gemmKernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+//
+// With pb not nil, op(B) comes packed (PackB): the panels are read from pb starting at its
+// column pj (a multiple of nr) instead of being packed here, and b is not read.
+func gemmSerial(kern *gemmKernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, pb *PackedB, pj int) {
 	mr, nr := kern.mr, kern.nr
 	// Balance the blocks: equal-sized kc slices and mc blocks (mc a multiple of mr) rather
 	// than full blocks and a thin remainder.
@@ -320,14 +336,21 @@ func gemmSerial(kern *gemmKernel, transA, transB bool, m, n, k int, alpha float3
 	nc := min(kern.nc, ceilDiv(n, nr)*nr)
 	ws := gemmWorkPool.Get().(*gemmWork)
 	ws.a = grow(ws.a, mc*kc)
-	ws.b = grow(ws.b, kc*nc)
+	if pb == nil {
+		ws.b = grow(ws.b, kc*nc)
+	}
 	ws.tile = grow(ws.tile, mr*nr)
 	tile := ws.tile
 	for jc := 0; jc < n; jc += nc {
 		nb := min(nc, n-jc)
 		for pc := 0; pc < k; pc += kc {
 			kb := min(kc, k-pc)
-			packB(kern, transB, kb, nb, b, ldb, pc, jc, nr, ws.b)
+			bpanel := ws.b
+			if pb == nil {
+				packB(kern, transB, kb, nb, b, ldb, pc, jc, nr, ws.b)
+			} else {
+				bpanel = pb.data[pc*pb.npad+(pj+jc)*kb:]
+			}
 			betaP := beta
 			if pc > 0 {
 				betaP = 1
@@ -337,7 +360,7 @@ func gemmSerial(kern *gemmKernel, transA, transB bool, m, n, k int, alpha float3
 				packA(transA, mb, kb, a, lda, ic, pc, mr, ws.a)
 				for jr := 0; jr < nb; jr += nr {
 					nrr := min(nr, nb-jr)
-					bp := ws.b[jr*kb : (jr+nr)*kb]
+					bp := bpanel[jr*kb : (jr+nr)*kb]
 					for ir := 0; ir < mb; ir += mr {
 						mrr := min(mr, mb-ir)
 						ap := ws.a[ir*kb : (ir+mr)*kb]

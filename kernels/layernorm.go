@@ -19,23 +19,52 @@ func LayerNormForward(y, mean, rstd, x, gamma, beta []float32, n, c int, eps flo
 	}
 	ParallelFor(n, max(1, 4096/max(c, 1)), func(lo, hi int) {
 		for r := lo; r < hi; r++ {
-			row := x[r*c : r*c+c]
-			var s float64
-			for _, v := range row {
-				s += float64(v)
+			mean[r], rstd[r] = layerNormRow(y[r*c:r*c+c], x[r*c:r*c+c], gamma, beta, eps)
+		}
+	})
+}
+
+// layerNormRow normalises one row (see LayerNormForward) into out and returns its mean and rstd.
+func layerNormRow(out, row, gamma, beta []float32, eps float32) (mf, rf float32) {
+	c := len(row)
+	var s float64
+	for _, v := range row {
+		s += float64(v)
+	}
+	m := s / float64(c)
+	var ss float64
+	for _, v := range row {
+		d := float64(v) - m
+		ss += d * d
+	}
+	rs := 1 / math.Sqrt(ss/float64(c)+float64(eps))
+	mf, rf = float32(m), float32(rs)
+	out = out[:c]
+	gamma, beta = gamma[:c], beta[:c]
+	for i, v := range row {
+		out[i] = (v-mf)*rf*gamma[i] + beta[i]
+	}
+	return mf, rf
+}
+
+// AddLayerNormForward computes y = LayerNorm(x + res) row by row in one pass over memory (the
+// residual add of a post-LayerNorm transformer block, fused): x (n, c) is overwritten with
+// x + res, then normalised into y exactly as LayerNormForward does, so the result is
+// bit-identical to an add followed by LayerNormForward. mean and rstd (n) may be nil.
+func AddLayerNormForward(y, x, res, gamma, beta, mean, rstd []float32, n, c int, eps float32) {
+	if len(x) != n*c || len(y) != n*c || len(res) != n*c || len(gamma) != c || len(beta) != c || (mean != nil && len(mean) != n) || (rstd != nil && len(rstd) != n) {
+		panic(fmt.Sprintf("kernels: AddLayerNormForward: n=%d c=%d but len(x)=%d len(y)=%d len(res)=%d len(gamma)=%d len(beta)=%d",
+			n, c, len(x), len(y), len(res), len(gamma), len(beta)))
+	}
+	ParallelFor(n, max(1, 4096/max(c, 1)), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			row, rr := x[r*c:r*c+c], res[r*c:r*c+c]
+			for i := range row {
+				row[i] += rr[i]
 			}
-			m := s / float64(c)
-			var ss float64
-			for _, v := range row {
-				d := float64(v) - m
-				ss += d * d
-			}
-			rs := 1 / math.Sqrt(ss/float64(c)+float64(eps))
-			mf, rf := float32(m), float32(rs)
-			mean[r], rstd[r] = mf, rf
-			out := y[r*c : r*c+c]
-			for i, v := range row {
-				out[i] = (v-mf)*rf*gamma[i] + beta[i]
+			m, rs := layerNormRow(y[r*c:r*c+c], row, gamma, beta, eps)
+			if mean != nil {
+				mean[r], rstd[r] = m, rs
 			}
 		}
 	})

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/mtbert/mtbert/autograd"
+	"github.com/mtbert/mtbert/kernels"
 	"github.com/mtbert/mtbert/tensor"
 )
 
@@ -82,6 +83,7 @@ func (p *Params) SetFrom(tensors map[string]SafeTensor, source string) error {
 			continue
 		}
 		copy(v.Value.Data(), f)
+		v.Modified()
 	}
 	return errors.Join(errs...)
 }
@@ -121,8 +123,80 @@ func (s Scope) Param(name string, shape ...int) *autograd.Var {
 }
 
 // Linear is y = x·Wᵀ + b with W (out, in) as PyTorch stores it.
+//
+// For inference, Pack keeps W packed in the GEMM micro-kernel's panel layout (or Quantize keeps
+// it as int8, see QuantizedLinear), and Forward on a tape that does not record then uses that
+// copy instead of W. The copy remembers W.Version() and is bypassed once W is modified (the
+// optimisers and Params.SetFrom mark it), so training and loading stay correct.
 type Linear struct {
 	W, B *autograd.Var
+
+	packed atomic.Pointer[packedWeight]
+}
+
+// packedWeight is W packed (fp32 panels, or int8) as it was at version.
+type packedWeight struct {
+	fp32    *kernels.PackedB
+	int8    *kernels.QuantizedB
+	version uint64
+}
+
+// Pack packs W once for inference (kernels.PackB): Forward on a non-recording tape then skips
+// the per-call packing of W and gives bit-identical results.
+func (l *Linear) Pack() {
+	out, in := l.W.Shape()[0], l.W.Shape()[1]
+	l.packed.Store(&packedWeight{fp32: kernels.PackB(true, in, out, l.W.Value.Contiguous().Data(), in), version: l.W.Version()})
+}
+
+// Quantize keeps W quantised to int8 for inference (kernels.QuantizeWeights: symmetric per
+// output channel); Forward on a non-recording tape then runs the int8 GEMM with activations
+// quantised per token (autograd.LinearInt8). Approximate: see the accuracy tests of package bert.
+func (l *Linear) Quantize() {
+	out, in := l.W.Shape()[0], l.W.Shape()[1]
+	l.SetQuantized(kernels.QuantizeWeights(l.W.Value.Contiguous().Data(), out, in))
+}
+
+// SetQuantized installs int8 weights (read from an int8 checkpoint) for inference, as Quantize
+// does. W should hold their dequantised values so that a recording tape computes the same
+// layer.
+func (l *Linear) SetQuantized(q *kernels.QuantizedB) {
+	l.packed.Store(&packedWeight{int8: q, version: l.W.Version()})
+}
+
+// Quantized returns the int8 copy of W, or nil.
+func (l *Linear) Quantized() *kernels.QuantizedB {
+	if p := l.packed.Load(); p != nil && p.version == l.W.Version() {
+		return p.int8
+	}
+	return nil
+}
+
+// Unpack drops the packed or quantised copy of W.
+func (l *Linear) Unpack() { l.packed.Store(nil) }
+
+// PackedBytes returns the memory the packed or quantised copy of W holds (0 without one).
+func (l *Linear) PackedBytes() int {
+	p := l.packed.Load()
+	switch {
+	case p == nil:
+		return 0
+	case p.int8 != nil:
+		return p.int8.Bytes()
+	default:
+		return p.fp32.Bytes()
+	}
+}
+
+// inference returns the valid packed copy of W for a forward pass on tp, or nil.
+func (l *Linear) inference(tp *autograd.Tape) *packedWeight {
+	if tp.Recording() {
+		return nil
+	}
+	p := l.packed.Load()
+	if p == nil || p.version != l.W.Version() {
+		return nil
+	}
+	return p
 }
 
 // NewLinear creates weight (out, in) drawn from N(0, std²) and a zero bias (when bias is set)
@@ -138,7 +212,27 @@ func NewLinear(s Scope, g *tensor.RNG, in, out int, bias bool, std float64) *Lin
 
 // Forward applies the layer to x (..., in).
 func (l *Linear) Forward(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
+	if p := l.inference(tp); p != nil {
+		if p.int8 != nil {
+			return tp.LinearInt8(x, p.int8, l.B)
+		}
+		return tp.LinearPacked(x, p.fp32, l.B)
+	}
 	return tp.Linear(x, l.W, l.B)
+}
+
+// ForwardGELU returns GELU(Forward(x)), the exact erf form or, when exact is false, the tanh
+// form. On a tape that does not record, the activation is applied in place on the layer's
+// output (the same values, one buffer fewer).
+func (l *Linear) ForwardGELU(tp *autograd.Tape, x *autograd.Var, exact bool) *autograd.Var {
+	y := l.Forward(tp, x)
+	if !tp.Recording() {
+		return tp.GELUInPlace(y, exact)
+	}
+	if exact {
+		return tp.GELU(y)
+	}
+	return tp.GELUTanh(y)
 }
 
 // Embedding is a lookup table of n vectors of size dim.
@@ -174,6 +268,16 @@ func NewLayerNorm(s Scope, dim int, eps float32) *LayerNorm {
 // Forward normalises x (..., dim).
 func (ln *LayerNorm) Forward(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
 	return tp.LayerNorm(x, ln.Gamma, ln.Beta, ln.Eps)
+}
+
+// ForwardResidual normalises x + res. On a tape that does not record, the add and the
+// normalisation are one pass (autograd.AddLayerNormInPlace) that overwrites x, so x must be a
+// value nothing reads afterwards; the result is bit-identical to Forward(Add(x, res)).
+func (ln *LayerNorm) ForwardResidual(tp *autograd.Tape, x, res *autograd.Var) *autograd.Var {
+	if !tp.Recording() {
+		return tp.AddLayerNormInPlace(x, res, ln.Gamma, ln.Beta, ln.Eps)
+	}
+	return tp.LayerNorm(tp.Add(x, res), ln.Gamma, ln.Beta, ln.Eps)
 }
 
 // Dropout zeroes activations with probability P in training mode. Each call draws a fresh

@@ -74,6 +74,7 @@ func (o *Adam) StepParams(params []*autograd.Var) {
 		kernels.AdamStep(p.Value.Data(), p.Grad.Data(), st.m, st.v, kernels.AdamParams{
 			LR: o.LR, Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, WeightDecay: wd, Decoupled: o.Decoupled, Step: st.step,
 		})
+		p.Modified()
 	}
 }
 

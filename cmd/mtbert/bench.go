@@ -50,7 +50,7 @@ func benchGemm(args []string, stdout, stderr io.Writer) error {
 	k := fs.Int("k", 768, "columns of A, rows of B")
 	n := fs.Int("n", 3072, "columns of B and C")
 	runs := fs.Int("runs", 7, "timed runs; the median is reported")
-	path := fs.String("path", "", "force a kernel path (generic, avx2-fma); default: the best this CPU runs")
+	path := fs.String("path", "", "force a kernel path (generic, avx2-fma, avx512f); default: the best this CPU runs")
 	if _, err := c.start(fs, args, false, stderr); err != nil {
 		return err
 	}
@@ -75,6 +75,8 @@ func benchBert(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.Reps, "reps", 5, "timed repetitions after one warm-up; the median is reported")
 	fs.Float64Var(&o.Dropout, "dropout", 0, "dropout in train mode (0 matches the PyTorch anchor, BERT trains with 0.1)")
 	fs.BoolVar(&o.Float32, "float32", false, "with -device cuda: float32 GEMMs instead of mixed precision (bf16 inputs on tensor cores)")
+	fs.BoolVar(&o.NoPack, "nopack", false, "infer mode: do not pre-pack the linear weights (the per-call packing baseline)")
+	fs.BoolVar(&o.Int8, "int8", false, "infer mode: quantise the encoder's linear layers to int8 (dynamic per-token activations)")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
 	gpu, err := c.start(fs, args, true, stderr)
 	if err != nil {

@@ -1,0 +1,96 @@
+package autograd
+
+import (
+	"fmt"
+
+	"github.com/mtbert/mtbert/kernels"
+)
+
+// The inference-only ops: they run on a tape that does not record (NoGrad), reuse buffers in
+// place where the value they replace has no other reader, and panic on a recording tape, which
+// needs the differentiable ops instead.
+
+func (tp *Tape) mustNotRecord(op string) {
+	if tp.record {
+		panic(fmt.Sprintf("autograd: %s is inference-only: the tape records gradients", op))
+	}
+}
+
+// LinearPacked returns x·wᵀ + bias like Linear, for x (..., in) and w packed in advance
+// (kernels.PackB(true, in, out, w, in)); bias (out) or nil. It runs the arithmetic of Linear in
+// the same order (bias copied in, then the product added onto it), so the result is
+// bit-identical. Inference only.
+func (tp *Tape) LinearPacked(x *Var, w *kernels.PackedB, bias *Var) *Var {
+	tp.mustNotRecord("LinearPacked")
+	in, outDim := w.Dims()
+	xs := x.Shape()
+	if len(xs) < 1 || xs[len(xs)-1] != in || (bias != nil && bias.Value.Len() != outDim) {
+		panic(fmt.Sprintf("autograd: LinearPacked: x %v with a packed (%d, %d) weight", xs, outDim, in))
+	}
+	rows := x.Value.Len() / max(in, 1)
+	out := tp.Alloc(append(append([]int(nil), xs[:len(xs)-1]...), outDim)...)
+	od := out.Data()
+	beta := float32(0)
+	if bias != nil {
+		bd := bias.Value.Contiguous().Data()
+		for r := range rows {
+			copy(od[r*outDim:(r+1)*outDim], bd)
+		}
+		beta = 1
+	}
+	kernels.SgemmPacked(rows, outDim, in, 1, x.Value.Contiguous().Data(), in, w, beta, od, outDim)
+	return &Var{Value: out}
+}
+
+// GELUInPlace overwrites x with GELU(x) (exact erf form, or the tanh form when exact is false)
+// and returns it: x must be a value nothing else reads afterwards, such as a Linear's fresh
+// output. Values are those of GELU and GELUTanh. Inference only.
+func (tp *Tape) GELUInPlace(x *Var, exact bool) *Var {
+	tp.mustNotRecord("GELUInPlace")
+	if !x.Value.IsContiguous() {
+		panic("autograd: GELUInPlace: x is not contiguous")
+	}
+	d := x.Value.Data()
+	if exact {
+		kernels.GeluForward(d, d)
+	} else {
+		kernels.GeluTanhForward(d, d)
+	}
+	return x
+}
+
+// AddLayerNormInPlace returns LayerNorm(x + res) over the last dimension in one pass
+// (kernels.AddLayerNormForward), overwriting x with x + res: x must be a value nothing else
+// reads afterwards. Bit-identical to LayerNorm(Add(x, res)). Inference only.
+func (tp *Tape) AddLayerNormInPlace(x, res, gamma, beta *Var, eps float32) *Var {
+	tp.mustNotRecord("AddLayerNormInPlace")
+	xs := x.Shape()
+	c := xs[len(xs)-1]
+	if res.Value.Len() != x.Value.Len() || gamma.Value.Len() != c || beta.Value.Len() != c {
+		panic(fmt.Sprintf("autograd: AddLayerNormInPlace: x %v, res %v, gamma %v, beta %v", xs, res.Shape(), gamma.Shape(), beta.Shape()))
+	}
+	n := x.Value.Len() / max(c, 1)
+	out := tp.Alloc(xs...)
+	kernels.AddLayerNormForward(out.Data(), x.Value.Contiguous().Data(), res.Value.Contiguous().Data(),
+		gamma.Value.Contiguous().Data(), beta.Value.Contiguous().Data(), nil, nil, n, c, eps)
+	return &Var{Value: out}
+}
+
+// LinearInt8 returns x·wᵀ + bias for x (..., in) with w quantised to int8 per output channel
+// and x quantised per row on the fly (kernels.QLinearForward): int32 accumulation, dequantised
+// with the bias in the GEMM's epilogue. bias (out) or nil. Inference only.
+func (tp *Tape) LinearInt8(x *Var, w *kernels.QuantizedB, bias *Var) *Var {
+	tp.mustNotRecord("LinearInt8")
+	xs := x.Shape()
+	if len(xs) < 1 || xs[len(xs)-1] != w.K || (bias != nil && bias.Value.Len() != w.N) {
+		panic(fmt.Sprintf("autograd: LinearInt8: x %v with a quantised (%d, %d) weight", xs, w.N, w.K))
+	}
+	rows := x.Value.Len() / max(w.K, 1)
+	out := tp.Alloc(append(append([]int(nil), xs[:len(xs)-1]...), w.N)...)
+	var bd []float32
+	if bias != nil {
+		bd = bias.Value.Contiguous().Data()
+	}
+	kernels.QLinearForward(out.Data(), x.Value.Contiguous().Data(), w, bd, rows)
+	return &Var{Value: out}
+}

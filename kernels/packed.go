@@ -1,0 +1,71 @@
+package kernels
+
+import "fmt"
+
+// PackedB is the right operand op(B) (k×n) of a product packed once, in advance, into the
+// panel layout of the micro-kernel in use when it was packed, so that products with it
+// (SgemmPacked) skip the packing of B that Sgemm does on every call. It suits a constant
+// weight matrix used by many products (a Linear layer at inference).
+//
+// Layout: kc-deep slices of op(B) (kc as gemmSerial balances it for k); slice pc starts at
+// pc*npad (npad = n rounded up to nr) and holds n/nr strips of kb×nr values, strip s at
+// s*nr*kb with element (p, j) at p*nr + j, the last strip zero-padded. A column block of C
+// that starts at a multiple of nr is a contiguous run of strips of every slice.
+type PackedB struct {
+	kern   *gemmKernel
+	k, n   int
+	npad   int
+	data   []float32
+	transB bool
+	b      []float32 // the source, for the fallback when the micro-kernel changes
+	ldb    int
+}
+
+// PackB packs op(B) (k×n; B stored k×n with ldb >= n, or n×k with ldb >= k when transB) for
+// the current micro-kernel (see GemmPath). The result keeps a reference to b, which must not
+// change while the PackedB is in use: pack again after changing it.
+func PackB(transB bool, k, n int, b []float32, ldb int) *PackedB {
+	checkGemm("PackB", false, transB, 1, n, k, make([]float32, max(k, 1)), max(k, 1), b, ldb, make([]float32, max(n, 1)), max(n, 1))
+	kern := gemmActive.Load()
+	nr := kern.nr
+	npad := ceilDiv(n, nr) * nr
+	p := &PackedB{kern: kern, k: k, n: n, npad: npad, transB: transB, b: b, ldb: ldb}
+	if k == 0 || n == 0 {
+		return p
+	}
+	kc := ceilDiv(k, ceilDiv(k, kern.kc))
+	p.data = make([]float32, k*npad)
+	slices := ceilDiv(k, kc)
+	ParallelFor(slices, 1, func(lo, hi int) {
+		for q := lo; q < hi; q++ {
+			pc := q * kc
+			kb := min(kc, k-pc)
+			packB(kern, transB, kb, n, b, ldb, pc, 0, nr, p.data[pc*npad:])
+		}
+	})
+	return p
+}
+
+// Dims returns k and n of op(B).
+func (p *PackedB) Dims() (k, n int) { return p.k, p.n }
+
+// Bytes returns the memory the packed panels hold.
+func (p *PackedB) Bytes() int { return 4 * len(p.data) }
+
+// SgemmPacked computes C = alpha·A·op(B) + beta·C with A m×k (row-major, lda >= k), op(B) the
+// packed p (k×n) and C m×n (ldc >= n), with the semantics of Sgemm. The arithmetic is that of
+// Sgemm on the unpacked operand, in the same order, so the results are bit-identical. When the
+// micro-kernel has changed since p was packed (SetGemmPath), it falls back to Sgemm on the
+// source matrix.
+func SgemmPacked(m, n, k int, alpha float32, a []float32, lda int, p *PackedB, beta float32, c []float32, ldc int) {
+	if p == nil || p.k != k || p.n != n {
+		panic(fmt.Sprintf("kernels: SgemmPacked: packed operand does not match k=%d n=%d", k, n))
+	}
+	kern := gemmActive.Load()
+	if kern != p.kern {
+		Sgemm(false, p.transB, m, n, k, alpha, a, lda, p.b, p.ldb, beta, c, ldc)
+		return
+	}
+	checkGemm("SgemmPacked", false, p.transB, m, n, k, a, lda, p.b, p.ldb, c, ldc)
+	gemmParallel(kern, Threads(), false, p.transB, m, n, k, alpha, a, lda, nil, p.ldb, beta, c, ldc, p)
+}
