@@ -120,6 +120,9 @@ type Trainer struct {
 	Seed  uint64
 	PadID int
 	State TrainState
+	// Device, when set, computes the steps (device.go); the model's parameters and Opt's
+	// state are then current only after SyncDevice.
+	Device DeviceStep
 
 	tape *autograd.Tape
 	// perms caches each task's shuffle for the pass it is in (a function of the seed, the task
@@ -261,6 +264,13 @@ func (tr *Trainer) Step() (StepInfo, error) {
 		total += bs[k].targets()
 		tokens += bs[k].Enc.B * bs[k].Enc.T
 	}
+	if tr.Device != nil {
+		lv, err := tr.deviceStep(i, bs, total)
+		if err != nil {
+			return StepInfo{}, err
+		}
+		return tr.advance(StepInfo{Step: st.Step, Epoch: st.Epoch, Task: task.Head.Spec.Name, Loss: lv, LR: tr.Opt.LR, Tokens: tokens, Elapsed: time.Since(t0)}), nil
+	}
 	tp := tr.tape
 	params := tr.stepParams(i)
 	lv, grads := 0.0, false
@@ -294,7 +304,12 @@ func (tr *Trainer) Step() (StepInfo, error) {
 			p.ZeroGrad()
 		}
 	}
-	info := StepInfo{Step: st.Step, Epoch: st.Epoch, Task: task.Head.Spec.Name, Loss: lv, LR: tr.Opt.LR, Tokens: tokens, Elapsed: time.Since(t0)}
+	return tr.advance(StepInfo{Step: st.Step, Epoch: st.Epoch, Task: task.Head.Spec.Name, Loss: lv, LR: tr.Opt.LR, Tokens: tokens, Elapsed: time.Since(t0)}), nil
+}
+
+// advance moves the state past the step info reports.
+func (tr *Trainer) advance(info StepInfo) StepInfo {
+	st := &tr.State
 	st.Step++
 	st.Next++
 	if st.Next == len(tr.Tasks) {
@@ -305,7 +320,7 @@ func (tr *Trainer) Step() (StepInfo, error) {
 			st.Epoch++
 		}
 	}
-	return info, nil
+	return info
 }
 
 // RunEpochs trains until State.Epoch reaches epochs, calling onStep after every step (it may
