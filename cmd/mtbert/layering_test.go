@@ -112,6 +112,7 @@ func TestOnlyCUDABertImportsCUDA(t *testing.T) {
 var mtlLayer = map[string]int{
 	"mtl/internal/mtltest": 0, "mtl/corpus": 1, "mtl/score": 2, "mtl": 3,
 	"mtl/train": 4, "mtl/serve": 4, "mtl/bulk": 4, "mtl/synth": 5, "mtl/internal/fixture": 5,
+	"mtl/cudamtl": 5, // the GPU step of mtl.Trainer, with train.Options.Device
 }
 
 // TestMTLPackagesFlowOneWay fails on an import between mtl's packages against mtlLayer, and
