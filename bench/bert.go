@@ -60,6 +60,12 @@ type BertResult struct {
 	ParamsCount int     `json:"params"`
 	// Device is "cpu" or the CUDA device's name.
 	Device string `json:"device"`
+	// On a CUDA device, from the caching allocator's statistics: the peak of the memory
+	// handed out and of the segments held from the driver (weights, gradients, moments and
+	// activations), and the driver allocations during the timed steps (0 once warm).
+	PeakDeviceMB         float64 `json:"peak_device_mb,omitempty"`
+	PeakDeviceReservedMB float64 `json:"peak_device_reserved_mb,omitempty"`
+	DriverAllocsTimed    *int64  `json:"device_driver_allocs_after_warmup,omitempty"`
 }
 
 // Bert runs the workload and measures it.
@@ -176,14 +182,18 @@ func bertCUDA(o BertOptions, m *bert.Model) (BertResult, error) {
 	if err := step(); err != nil {
 		return BertResult{}, err
 	}
+	warm := o.CUDA.Allocator().Stats().DriverAllocs
 	med, best, err := timeSteps(o.Reps, step)
 	if err != nil {
 		return BertResult{}, err
 	}
+	st := o.CUDA.Allocator().Stats()
+	timed := st.DriverAllocs - warm
 	return BertResult{
 		Mode: o.Mode, TokensPerS: float64(n) / med, MsPerStep: med * 1e3, MsBest: best * 1e3,
 		PeakRSSMB: PeakRSSMB(), Layers: o.Layers, Hidden: o.Hidden, Batch: o.Batch, Seq: o.Seq, Reps: o.Reps,
 		ParamsCount: m.Params.Count(), Device: o.CUDA.Info().Name, GemmPath: path, Dropout: o.Dropout,
+		PeakDeviceMB: float64(st.PeakAllocated) / (1 << 20), PeakDeviceReservedMB: float64(st.PeakReserved) / (1 << 20), DriverAllocsTimed: &timed,
 	}, nil
 }
 

@@ -2,6 +2,7 @@ package mtl
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -128,6 +129,10 @@ type Trainer struct {
 	// share of every batch and sums the gradients over the ranks (trainer_dist.go). nil or
 	// dist.Local is one process.
 	Dist dist.Collective
+	// Device, when set, computes the steps (device.go); the model's parameters and Opt's
+	// state are then current only after SyncDevice. Not with Dist (data-parallel runs are on
+	// the CPU).
+	Device DeviceStep
 
 	tape *autograd.Tape
 	// perms caches each task's shuffle for the pass it is in (a function of the seed, the task
@@ -272,6 +277,16 @@ func (tr *Trainer) Step() (StepInfo, error) {
 		total += bs[k].targets()
 		tokens += bs[k].Enc.B * bs[k].Enc.T
 	}
+	if tr.Device != nil {
+		if tr.distributed() {
+			return StepInfo{}, errors.New("mtl: data-parallel training runs on the CPU only (no -device cuda with -distributed)")
+		}
+		lv, err := tr.deviceStep(i, bs, total)
+		if err != nil {
+			return StepInfo{}, err
+		}
+		return tr.advance(StepInfo{Step: st.Step, Epoch: st.Epoch, Task: task.Head.Spec.Name, Loss: lv, LR: tr.Opt.LR, Tokens: tokens, Elapsed: time.Since(t0)}), nil
+	}
 	tp := tr.tape
 	params := tr.stepParams(i)
 	// This rank's rows of each batch (all of them on one process).
@@ -324,7 +339,12 @@ func (tr *Trainer) Step() (StepInfo, error) {
 			p.ZeroGrad()
 		}
 	}
-	info := StepInfo{Step: st.Step, Epoch: st.Epoch, Task: task.Head.Spec.Name, Loss: lv, LR: tr.Opt.LR, Tokens: tokens, Elapsed: time.Since(t0), Comm: comm}
+	return tr.advance(StepInfo{Step: st.Step, Epoch: st.Epoch, Task: task.Head.Spec.Name, Loss: lv, LR: tr.Opt.LR, Tokens: tokens, Elapsed: time.Since(t0), Comm: comm}), nil
+}
+
+// advance moves the state past the step info reports.
+func (tr *Trainer) advance(info StepInfo) StepInfo {
+	st := &tr.State
 	st.Step++
 	st.Next++
 	if st.Next == len(tr.Tasks) {
@@ -335,7 +355,7 @@ func (tr *Trainer) Step() (StepInfo, error) {
 			st.Epoch++
 		}
 	}
-	return info, nil
+	return info
 }
 
 // RunEpochs trains until State.Epoch reaches epochs, calling onStep after every step (it may

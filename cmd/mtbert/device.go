@@ -27,7 +27,7 @@ func useDevice(flagValue string, stderr io.Writer) error {
 // compute on, or nil for the CPU. A CUDA device is opened through kernels/cuda, so that a
 // missing or unusable driver is reported with its reason; "auto" falls back to the CPU with one
 // line on stderr saying why. gpu says whether the command runs on the GPU (predict, serve, eval,
-// encode and bench bert do; training does not yet): when it does not, an explicit cuda device
+// encode, train, pretrain and bench bert do; demo and fill do not yet): when it does not, an explicit cuda device
 // is refused with that reason and "auto" computes on the CPU with a line saying so.
 func openDevice(flagValue string, gpu bool, stderr io.Writer) (*cuda.Context, error) {
 	req, err := kernels.ResolveDevice(flagValue)
@@ -58,7 +58,7 @@ func openDevice(flagValue string, gpu bool, stderr io.Writer) (*cuda.Context, er
 		fmt.Fprintf(stderr, "device auto: %s is usable, but this command does not run on the GPU yet: computing on the CPU\n", sel.Ctx.Info().Name)
 		return nil, nil
 	}
-	return nil, fmt.Errorf("device %s (%s): this command does not run on the GPU yet (predict, serve, eval, encode and bench bert do; training is not wired to kernels/cuda); use -device cpu", req, sel.Ctx.Info().Name)
+	return nil, fmt.Errorf("device %s (%s): this command does not run on the GPU yet (predict, serve, eval, encode, train, pretrain and bench bert do); use -device cpu", req, sel.Ctx.Info().Name)
 }
 
 // loadExtractor is mtl.LoadExtractor that, when gpu is set, runs the model's encoder passes on

@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"path/filepath"
 
+	"github.com/mtbert/mtbert/mtl/cudamtl"
 	"github.com/mtbert/mtbert/mtl/train"
 )
 
@@ -28,9 +29,9 @@ func runPretrain(args []string, stdout, stderr io.Writer) error {
 // pretrain refuses a config with other than mlm tasks and says where the masked language model
 // is.
 func runTraining(name string, args []string, stdout, stderr io.Writer) error {
-	synopsis := name + " -config FILE [-out DIR] [-resume | -force] [-data-root DIR] [-task NAME] [-max-steps N] [-distributed mpi|none|auto] [-quiet]"
+	synopsis := name + " -config FILE [-out DIR] [-resume | -force] [-data-root DIR] [-task NAME] [-max-steps N] [-device D [-float32]] [-distributed mpi|none|auto] [-quiet]"
 	if name == "pretrain" {
-		synopsis = name + " -config FILE [-out DIR] [-resume | -force] [-data-root DIR] [-max-steps N] [-distributed mpi|none|auto] [-quiet]"
+		synopsis = name + " -config FILE [-out DIR] [-resume | -force] [-data-root DIR] [-max-steps N] [-device D [-float32]] [-distributed mpi|none|auto] [-quiet]"
 	}
 	fs := newFlags(name, synopsis, stderr)
 	dev := addDeviceFlag(fs)
@@ -46,10 +47,12 @@ func runTraining(name string, args []string, stdout, stderr io.Writer) error {
 	maxSteps := fs.Int("max-steps", 0, "end the run after this many steps in total, as its end would (dev evaluated, OUT/last, summary.json and plots written; -resume continues past it); 0: no limit")
 	quiet := fs.Bool("quiet", false, "no progress line on standard error")
 	df := addDistFlags(fs)
+	f32 := fs.Bool("float32", false, "with -device cuda: float32 GEMMs instead of mixed precision (bf16 GEMM inputs, float32 master weights and optimiser)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if err := useDevice(*dev, stderr); err != nil {
+	gpu, err := openDevice(*dev, true, stderr)
+	if err != nil {
 		return err
 	}
 	if *config == "" || *out == "" || *maxSteps < 0 || (*resume && *force) {
@@ -103,7 +106,13 @@ func runTraining(name string, args []string, stdout, stderr io.Writer) error {
 	// SIGINT: the step in flight finishes, OUT/last is saved, and the command exits.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	sum, err := train.Train(ctx, r, train.Options{Out: *out, Resume: *resume, Force: *force, MaxSteps: *maxSteps, Progress: progress, Dist: coll})
+	opts := train.Options{Out: *out, Resume: *resume, Force: *force, MaxSteps: *maxSteps, Progress: progress, Dist: coll}
+	if gpu != nil {
+		// The steps on the GPU (every head kind; weights and moments stay there, synced back
+		// before each evaluation and save); evaluation on the CPU.
+		opts.Device = cudamtl.Device(gpu, !*f32)
+	}
+	sum, err := train.Train(ctx, r, opts)
 	if err != nil {
 		return err // an interruption by a signal (train.ErrInterrupted) says where OUT/last is and exits 1
 	}

@@ -319,6 +319,10 @@ type Options struct {
 	// rank 0 writes everything, the other ranks only train, and Train returns a nil summary
 	// on them. nil is one process.
 	Dist dist.Collective
+	// Device, when set, is called once the run is prepared (and resumed) and returns what
+	// computes its steps (mtl.Trainer.Device; the GPU's is package mtl/cudamtl) and the
+	// function that releases it. The weights are synced back before every evaluation and save.
+	Device func(r *Run) (mtl.DeviceStep, func(), error)
 }
 
 // ErrInterrupted is returned (wrapped) by Train when its context is cancelled: the step in
@@ -441,6 +445,14 @@ func Train(ctx context.Context, r *Run, opts Options) (*RunSummary, error) {
 	}
 	if err := rendezvous(opts); err != nil {
 		return nil, err
+	}
+	if opts.Device != nil {
+		d, release, err := opts.Device(r)
+		if err != nil {
+			return nil, err
+		}
+		r.Trainer.Device = d
+		defer func() { r.Trainer.Device = nil; release() }()
 	}
 	if err := tr.openMetrics(); err != nil {
 		return nil, err
@@ -606,6 +618,9 @@ func (tr *trainRun) evaluate() error {
 	r, cfg := tr.r, tr.r.Config
 	tr.prog.newline()
 	step := r.Trainer.State.Step
+	if err := r.Trainer.SyncDevice(); err != nil {
+		return err
+	}
 	ms, err := evalKeepingStreams(r, SplitDev)
 	if err != nil {
 		return err
@@ -652,7 +667,7 @@ func (tr *trainRun) evaluate() error {
 func (tr *trainRun) interrupt(why string) error {
 	r := tr.r
 	tr.prog.newline()
-	if err := tr.syncMetrics(); err != nil {
+	if err := errors.Join(tr.syncMetrics(), r.Trainer.SyncDevice()); err != nil {
 		return err
 	}
 	if tr.lastSaved != r.Trainer.State.Step {
