@@ -188,6 +188,7 @@ type NotePlan struct {
 	Doc    AlignedDoc
 	heads  []*Head
 	groups []noteGroup
+	ref    bool // DecodeReference: groups hold chunks without [CLS] and [SEP]
 }
 
 // noteGroup is the heads of one window geometry and their windows.
@@ -250,6 +251,9 @@ func (e *Extractor) planNote(text string, heads []*Head, maxTokens int) (*NotePl
 	}
 	ad.Labels = make([]int32, len(ad.Tokens))
 	ad.Words, ad.WordOf = words(ad.Tokens)
+	if e.Decoding == DecodeReference {
+		return e.planNoteReference(p), nil
+	}
 	sp := e.tok.Vocab().Specials()
 	positions := e.model.Encoder.Cfg.MaxPositionEmbeddings
 	geom := map[[2]int]int{}
@@ -312,9 +316,13 @@ func (p *NotePlan) Tokens() int {
 
 // WordTags returns, per head, the predicted tag of every word of the note and its softmax
 // probability: the argmax of the logits at the word's first sub-word, read from the window in
-// which that sub-word is most central (MergeWindows' rule). out parallels Sequences().
+// which that sub-word is most central (MergeWindows' rule), ReferenceSubwordLabel read as O.
+// out parallels Sequences().
 func (p *NotePlan) WordTags(out []Outputs) (tags map[string][]string, probs map[string][]float64, err error) {
 	tags, probs = map[string][]string{}, map[string][]float64{}
+	if p.ref {
+		return nil, nil, fmt.Errorf("mtl: a note planned for reference decoding has no word tags")
+	}
 	if len(p.groups) == 0 {
 		return tags, probs, nil
 	}
@@ -348,7 +356,7 @@ func (p *NotePlan) WordTags(out []Outputs) (tags map[string][]string, probs map[
 				}
 				row := logits[(f%g.maxLen)*L : (f%g.maxLen+1)*L]
 				c, _ := argmax(row)
-				t[wi], pr[wi] = h.Spec.Labels[c], softmaxAt(row, int(c))
+				t[wi], pr[wi] = wordTag(h.Spec.Labels[c]), softmaxAt(row, int(c))
 			}
 			tags[h.Spec.Name], probs[h.Spec.Name] = t, pr
 		}
@@ -361,8 +369,12 @@ func (p *NotePlan) WordTags(out []Outputs) (tags map[string][]string, probs map[
 
 // Decode turns the outputs of the note's sequences (parallel to Sequences()) into its
 // entities: per head, the word tags (WordTags) decoded as seqeval does (DecodeTags), each
-// entity scored by the mean probability of its words' tags, in text order.
+// entity scored by the mean probability of its words' tags, in text order; or, for a plan of
+// an Extractor with DecodeReference, the reference's grouping of sub-words.
 func (p *NotePlan) Decode(out []Outputs) (Result, error) {
+	if p.ref {
+		return p.decodeReference(out)
+	}
 	res := Result{Entities: make(map[string][]Entity, len(p.heads))}
 	tags, probs, err := p.WordTags(out)
 	if err != nil {

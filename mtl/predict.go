@@ -47,6 +47,8 @@ type Extractor struct {
 	tok   *bert.Tokenizer
 	// Batch is the number of windows per forward pass (default 8).
 	Batch int
+	// Decoding is how notes' ner predictions become entities (zero value: DecodeStrict).
+	Decoding NERDecoding
 }
 
 // LoadExtractor loads a checkpoint written by SaveCheckpoint (checksums verified; the

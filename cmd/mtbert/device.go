@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/mtbert/mtbert/bert"
 	"github.com/mtbert/mtbert/bert/cudabert"
 	"github.com/mtbert/mtbert/kernels"
 	"github.com/mtbert/mtbert/kernels/cuda"
@@ -61,10 +60,11 @@ func openDevice(flagValue string, gpu bool, stderr io.Writer) (*cuda.Context, er
 	return nil, fmt.Errorf("device %s (%s): this command does not run on the GPU yet (predict, serve, eval, encode, train, pretrain and bench bert do); use -device cpu", req, sel.Ctx.Info().Name)
 }
 
-// loadExtractor is mtl.LoadExtractor that, when gpu is set, runs the model's encoder passes on
+// loadExtractor is mtl.LoadExtractor (or, for a folder in the reference's layout, mtt.Load:
+// see loadModel) that, when gpu is set, runs the model's encoder passes on
 // that device (a cudabert.Encoder, returned so that the caller can Close it; nil on the CPU).
 func loadExtractor(dir string, gpu *cuda.Context) (*mtl.Extractor, *cudabert.Encoder, error) {
-	m, tok, err := mtl.LoadCheckpoint(dir, bert.DefaultLowerCase)
+	m, tok, err := loadModel(dir)
 	if err != nil {
 		return nil, nil, err
 	}

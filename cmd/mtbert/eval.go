@@ -6,9 +6,7 @@ import (
 	"sort"
 	"text/tabwriter"
 
-	"github.com/mtbert/mtbert/bert"
 	"github.com/mtbert/mtbert/bert/cudabert"
-	"github.com/mtbert/mtbert/mtl"
 	"github.com/mtbert/mtbert/mtl/train"
 )
 
@@ -39,7 +37,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	m, tok, err := mtl.LoadCheckpoint(*model, bert.DefaultLowerCase)
+	m, tok, err := loadModel(*model)
 	if err != nil {
 		return err
 	}

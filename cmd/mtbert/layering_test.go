@@ -111,7 +111,7 @@ func TestOnlyCUDABertImportsCUDA(t *testing.T) {
 // lower rank (the internal test helpers: mtltest imports none of mtl, fixture trains a model).
 var mtlLayer = map[string]int{
 	"mtl/internal/mtltest": 0, "mtl/dist": 0, "mtl/corpus": 1, "mtl/score": 2, "mtl": 3,
-	"mtl/train": 4, "mtl/serve": 4, "mtl/bulk": 4, "mtl/synth": 5, "mtl/internal/fixture": 5,
+	"mtl/train": 4, "mtl/serve": 4, "mtl/bulk": 4, "mtl/mtt": 4, "mtl/synth": 5, "mtl/internal/fixture": 5,
 	"mtl/cudamtl": 5, // the GPU step of mtl.Trainer, with train.Options.Device
 }
 

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/mtbert/mtbert/mtl"
 	"github.com/mtbert/mtbert/mtl/bulk"
 )
 
@@ -102,6 +103,7 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 	resume := fs.Bool("resume", false, "skip the inputs whose ids are already in -out and append to it (brat: whose ID.ann exists)")
 	format := fs.String("format", "jsonl", "output format: jsonl, brat (a folder of .txt/.ann pairs) or bioc (one BioC JSON collection)")
 	progressFlag := fs.Bool("progress", false, "show progress on standard error (default: when it is a terminal)")
+	decodeFlag := addDecodeFlag(fs)
 	usage := fs.Usage
 	fs.Usage = func() { usage(); fmt.Fprint(stderr, "\n"+predictHelp) }
 	if err := parse(fs, args); err != nil {
@@ -111,7 +113,8 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if *model == "" || *batch < 1 || *workers < 1 {
+	decode, err := mtl.ParseNERDecoding(*decodeFlag)
+	if *model == "" || *batch < 1 || *workers < 1 || err != nil {
 		fs.Usage()
 		return errUsage
 	}
@@ -156,7 +159,7 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 	if genc != nil {
 		defer genc.Close()
 	}
-	ex.Batch = *batch
+	ex.Batch, ex.Decoding = *batch, decode
 	var src io.Reader = os.Stdin
 	opts.Name = "standard input"
 	if *in != "-" {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mtbert/mtbert/kernels/cuda"
+	"github.com/mtbert/mtbert/mtl"
 	"github.com/mtbert/mtbert/mtl/serve"
 )
 
@@ -43,7 +44,9 @@ in-flight requests.
 // serveOptions are the settings of one server run.
 type serveOptions struct {
 	model, addr string
-	cfg         serve.Config
+	// decode is how notes' ner predictions become entities (-decode).
+	decode mtl.NERDecoding
+	cfg    serve.Config
 	// grace bounds the draining of in-flight requests at shutdown.
 	grace time.Duration
 	// gpu, when -device names a CUDA device, runs the encoder passes.
@@ -66,6 +69,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.cfg.BodyTimeout, "body-timeout", 10*time.Second, "deadline for reading a request's body (408 beyond); a request takes a -max-queue slot only once its body is in")
 	fs.StringVar(&o.cfg.Token, "token", "", "bearer token required on /v1/ and /metrics (default: $MTBERT_TOKEN, which keeps it out of ps; neither: no authentication)")
 	fs.DurationVar(&o.grace, "grace", 30*time.Second, "how long shutdown waits for in-flight requests")
+	decodeFlag := addDecodeFlag(fs)
 	usage := fs.Usage
 	fs.Usage = func() { usage(); fmt.Fprint(stderr, "\n"+serveHelp) }
 	if err := parse(fs, args); err != nil {
@@ -76,6 +80,10 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	o.gpu = gpu
+	if o.decode, err = mtl.ParseNERDecoding(*decodeFlag); err != nil {
+		fs.Usage()
+		return errUsage
+	}
 	if o.model == "" || o.cfg.MaxBatchTokens < 1 || o.cfg.MaxBatchRequests < 0 || o.cfg.MaxWait <= 0 || o.cfg.MaxQueue < 1 || o.cfg.MaxBody < 1 || o.cfg.MaxTokens < 1 || o.cfg.Timeout <= 0 || o.cfg.BodyTimeout <= 0 {
 		fs.Usage()
 		return errUsage
@@ -121,6 +129,7 @@ func listenAndServe(ctx context.Context, o serveOptions, stderr io.Writer, onLis
 		// A GPU encoder lives as long as the process: requests may use it until shutdown.
 		ex, _, err := loadExtractor(o.model, o.gpu)
 		if err == nil {
+			ex.Decoding = o.decode
 			s.SetExtractor(ex)
 			logger.Printf("model %s loaded in %v: ready", o.model, time.Since(t0).Round(time.Millisecond))
 		}
