@@ -179,13 +179,22 @@ func TestSlurmArrayPredict(t *testing.T) {
 	bin := buildBinary(t, dir)
 	runCmd(t, 0, "train", "-config", trainCfg, "-out", filepath.Join(dir, "run"), "-quiet")
 	model := filepath.Join(dir, "run", "best")
-	corp, err := synth.Generate(15, 300, 0)
+	// 300 notes of 12 synthetic notes each (about 14 kB): long enough that a task of 75 of
+	// them, one window a pass, runs for seconds on the fixture's tiny model, so that the
+	// cancel below lands while it runs.
+	const perNote = 12
+	corp, err := synth.Generate(15, 300*perNote, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var in bytes.Buffer
-	for _, d := range corp.Clinical {
-		b, _ := json.Marshal(map[string]string{"id": d.ID, "text": d.Text})
+	for i := 0; i < 300; i++ {
+		var text strings.Builder
+		for _, d := range corp.Clinical[i*perNote : (i+1)*perNote] {
+			text.WriteString(d.Text)
+			text.WriteString("\n\n")
+		}
+		b, _ := json.Marshal(map[string]string{"id": corp.Clinical[i*perNote].ID, "text": text.String()})
 		in.Write(append(b, '\n'))
 	}
 	input := filepath.Join(dir, "notes.jsonl")
@@ -252,7 +261,11 @@ func TestSlurmArrayPredict(t *testing.T) {
 	}
 	c.idle(t, 60*time.Second)
 	part, _ := os.ReadFile(filepath.Join(out, "part-2.jsonl"))
-	t.Logf("task 2 cancelled with %d results in its part", bytes.Count(part, []byte("\n")))
+	done := bytes.Count(part, []byte("\n"))
+	t.Logf("task 2 cancelled with %d results in its part", done)
+	if done >= 75 {
+		t.Fatalf("task 2 finished its %d notes before the cancel: the test did not cancel it while it ran", done)
+	}
 	mergeLog, _ := os.ReadFile(filepath.Join(out, "logs", fmt.Sprintf("merge-%d.log", merge)))
 	if _, err := os.Stat(filepath.Join(out, "all.jsonl")); err == nil || !strings.Contains(string(mergeLog), "shard 2 of 4") {
 		t.Fatalf("after the cancel, the merge job did not fail naming shard 2:\n%s", logs(out))
