@@ -35,6 +35,9 @@ The loop (defaults are the issue's):
   - evaluation: argmax at first sub-words, strict BIO spans per sentence (an
     I- without a matching B- starts nothing), micro F1 over the test set.
 
+--eval-checkpoint DIR scores an mtbert checkpoint (RUN/last) with both
+decodings and this script's evaluation, without training.
+
 --from-dump DIR trains on an mtbert dump instead (`mtbert data -config
 examples/ncbi-recipe.yaml -dump DIR -dump-steps 510`): mtbert's step-0 weights
 and mtbert's batches in mtbert's order, to separate the data order and the
@@ -246,6 +249,7 @@ def main():
     ap.add_argument("--no-decay-bias-ln", action="store_true")
     ap.add_argument("--zero-pad-row", action="store_true")
     ap.add_argument("--from-dump", default="")
+    ap.add_argument("--eval-checkpoint", default="", help="no training: score an mtbert checkpoint (e.g. RUN/last) with both decodings")
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--heads", type=int, default=4)
@@ -264,7 +268,12 @@ def main():
            "pad": wp.vocab["[PAD]"], "labels": len(names)}
     g = torch.Generator().manual_seed(a.seed)
     bs = 32
-    if a.from_dump:
+    if a.eval_checkpoint:
+        w = read_safetensors(os.path.join(a.eval_checkpoint, "model.safetensors"))
+        w.update(read_safetensors(os.path.join(a.eval_checkpoint, "heads.safetensors")))
+        w = {k: v for k, v in w.items() if not k.startswith(("pooler.", "cls."))}
+        order, total = [], 10
+    elif a.from_dump:
         steps = [json.loads(l) for l in open(os.path.join(a.from_dump, "steps.jsonl"))]
         dumped = read_safetensors(os.path.join(a.from_dump, "batches.safetensors"))
         w = read_safetensors(os.path.join(a.from_dump, "initial", "model.safetensors"))
@@ -332,10 +341,10 @@ def main():
                     npred[strict] += len(ps)
                     tp[strict] += len(ps & gs)
     f1 = lambda k: 2 * tp[k] / max(1, npred[k] + ngold)
-    print(json.dumps({"seed": a.seed, "epochs": a.epochs, "layers": a.layers, "hidden": a.hidden, "steps": len(order), "warmup": warm, "mtbert_schedule": a.mtbert_schedule,
+    print(json.dumps({"checkpoint": a.eval_checkpoint, "seed": a.seed, "epochs": a.epochs, "layers": a.layers, "hidden": a.hidden, "steps": len(order), "warmup": warm, "mtbert_schedule": a.mtbert_schedule,
                       "no_decay_bias_ln": a.no_decay_bias_ln, "zero_pad_row": a.zero_pad_row, "from_dump": bool(a.from_dump),
                       "truncated": [long_train, long_test], "f1_strict": round(f1(True), 4), "f1_lenient": round(f1(False), 4),
-                      "gold": ngold, "pred_strict": npred[True], "pred_lenient": npred[False], "first_loss": losses[0], "last_loss": losses[-1],
+                      "gold": ngold, "pred_strict": npred[True], "pred_lenient": npred[False], "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
                       "seconds": round(time.time() - t0, 1)}))
 
 

@@ -8,7 +8,9 @@
 # small (default) is the reduced recipe of ncbi-recipe-small.yaml (2 layers,
 # hidden 128, 2 epochs), full the (ncbi-recipe.yaml: 4 layers, hidden
 # 256, 3 epochs; about 25 CPU-minutes a run on the machine of the README).
-# Each job appends one JSON line to $OUT/results.jsonl. Jobs: mtbert-SEED,
+# Each job appends one JSON line to $OUT/results.jsonl (an mtbert job also
+# scores its checkpoint with ncbi_torch.py --eval-checkpoint: strict and
+# lenient decoding of the same predictions). Jobs: mtbert-SEED,
 # torch-SEED, torch-SEED-FLAGS (FLAGS: s = --mtbert-schedule, d =
 # --no-decay-bias-ln, p = --zero-pad-row), dump-SEED (PyTorch on mtbert's
 # weights and batches of that seed, with all three of mtbert's choices).
@@ -39,7 +41,10 @@ for job in $jobs; do
 		rm -rf "$OUT/$size-$job"
 		GOMAXPROCS=1 nice -n 10 "$BIN" train -config "$(seeded $seed)" -out "$OUT/$size-$job" -quiet > "$OUT/$size-$job.log"
 		f1=$($PY -c "import json,sys; s=json.load(open(sys.argv[1])); m=s['tasks'][0]['test']['metrics']; print(m['span_f1'])" "$OUT/$size-$job/summary.json")
-		echo "{\"job\": \"$job\", \"size\": \"$size\", \"f1_lenient\": $f1, \"seconds\": $(( $(date +%s) - t0 ))}" >> "$OUT/results.jsonl" ;;
+		secs=$(( $(date +%s) - t0 ))
+		# The same checkpoint through ncbi_torch.py's evaluation: both decodings.
+		line=$(nice -n 10 $PY examples/ncbi_torch.py --threads 1 $arch --eval-checkpoint "$OUT/$size-$job/last" 2>/dev/null)
+		echo "{\"job\": \"$job\", \"size\": \"$size\", \"f1_lenient\": $f1, \"seconds\": $secs, \"torch_eval\": $line}" >> "$OUT/results.jsonl" ;;
 	torch-*)
 		rest=${job#torch-}; seed=${rest%%-*}; flags=""
 		case $rest in *-*) opts=${rest#*-};; *) opts="";; esac
