@@ -14,9 +14,9 @@ import (
 
 // Files of a dump folder (Dump).
 const (
-	// DumpInitialDir is the step-0 checkpoint: a multitask checkpoint with its trainer state,
-	// so `mtbert train -resume` could start from it and PyTorch can load model.safetensors and
-	// heads.safetensors.
+	// DumpInitialDir is the step-0 checkpoint: a multitask checkpoint with its trainer state
+	// (as OUT/last of a run at step 0), whose model.safetensors and heads.safetensors PyTorch
+	// loads.
 	DumpInitialDir = "initial"
 	// DumpBatchesFile holds every step's tensors, named "SSSS.A.NAME" (step SSSS, batch A of
 	// the step, from 0 unless training.accumulate is above 1): input_ids, token_type_ids,
