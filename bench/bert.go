@@ -35,9 +35,13 @@ type BertOptions struct {
 	// NoPack, in infer mode, leaves the linear weights unpacked (packed by every GEMM call, as
 	// before bert.Model.PackForInference): the baseline of the packing.
 	NoPack bool
-	// Int8, in infer mode, quantises the encoder's linear layers to int8
-	// (bert.Model.QuantizeForInference).
+	// Int8, in infer mode, quantises the encoder's linear layers to int8 and drops their float
+	// weights (bert.Model.QuantizeInt8).
 	Int8 bool
+	// Model, when set, loads the encoder from this folder (a Hugging Face BERT or mtbert
+	// checkpoint, float or int8 as `mtbert quantize` writes it) instead of building a random
+	// one; Layers and Hidden are then taken from its config. Infer mode only.
+	Model string
 }
 
 // BertResult is one line of `mtbert bench bert`.
@@ -70,15 +74,32 @@ func Bert(o BertOptions) (BertResult, error) {
 	if o.Hidden%64 != 0 || o.Hidden <= 0 || o.Layers <= 0 || o.Batch <= 0 || o.Seq <= 0 || o.Reps <= 0 {
 		return BertResult{}, fmt.Errorf("bench bert: need positive layers, batch, seq, reps and hidden a multiple of 64 (have %+v)", o)
 	}
-	cfg := bert.DefaultConfig()
-	cfg.VocabSize, cfg.NumHiddenLayers, cfg.HiddenSize = 28996, o.Layers, o.Hidden
-	cfg.NumAttentionHeads, cfg.IntermediateSize = o.Hidden/64, 4*o.Hidden
-	cfg.HiddenDropoutProb, cfg.AttentionProbsDropoutProb = o.Dropout, o.Dropout
-	cfg.MaxPositionEmbeddings = max(512, o.Seq)
-	m, err := bert.New(cfg, 1, false)
-	if err != nil {
-		return BertResult{}, err
+	var m *bert.Model
+	if o.Model != "" {
+		if o.Mode != "infer" || o.CUDA != nil {
+			return BertResult{}, fmt.Errorf("bench bert: -model is for -mode infer on the CPU")
+		}
+		lm, err := bert.Load(o.Model)
+		if err != nil {
+			return BertResult{}, err
+		}
+		if o.Seq > lm.Cfg.MaxPositionEmbeddings {
+			return BertResult{}, fmt.Errorf("bench bert: -seq %d is more than %s's max_position_embeddings %d", o.Seq, o.Model, lm.Cfg.MaxPositionEmbeddings)
+		}
+		m, o.Layers, o.Hidden = lm, lm.Cfg.NumHiddenLayers, lm.Cfg.HiddenSize
+	} else {
+		cfg := bert.DefaultConfig()
+		cfg.VocabSize, cfg.NumHiddenLayers, cfg.HiddenSize = 28996, o.Layers, o.Hidden
+		cfg.NumAttentionHeads, cfg.IntermediateSize = o.Hidden/64, 4*o.Hidden
+		cfg.HiddenDropoutProb, cfg.AttentionProbsDropoutProb = o.Dropout, o.Dropout
+		cfg.MaxPositionEmbeddings = max(512, o.Seq)
+		nm, err := bert.New(cfg, 1, false)
+		if err != nil {
+			return BertResult{}, err
+		}
+		m = nm
 	}
+	cfg := m.Cfg
 	if o.CUDA != nil {
 		return bertCUDA(o, m)
 	}
@@ -97,8 +118,10 @@ func Bert(o BertOptions) (BertResult, error) {
 	weights := "fp32"
 	switch {
 	case train:
+	case m.IsInt8():
+		weights = "int8 checkpoint (" + kernels.QGemmPath() + ")"
 	case o.Int8:
-		m.QuantizeForInference()
+		m.QuantizeInt8()
 		weights = "int8 (" + kernels.QGemmPath() + ")"
 	case !o.NoPack:
 		m.PackForInference()

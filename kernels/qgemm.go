@@ -29,7 +29,10 @@ import (
 //     sum stays within |255·127·k| < 2³¹ (k < qMaxK), so the int32 arithmetic, the correction
 //     included, is exact and the result is the same acc.
 
-// qMaxK bounds k so that every int32 partial sum is exact: 255·127·k < 2³¹.
+// MaxQuantizedK bounds k (the input size of an int8 linear layer) so that every int32 partial
+// sum is exact: 255·127·k < 2³¹.
+const MaxQuantizedK = qMaxK
+
 const qMaxK = (1<<31 - 1) / (255 * 127)
 
 // qLayout is one packed form of the int8 operands: mr×nr micro-tiles, g k steps per group
