@@ -82,7 +82,7 @@ func TestInt8CheckpointRoundTrip(t *testing.T) {
 			if l.W.Value.Len() != 0 {
 				t.Fatalf("layer %s: float weight of %d values kept", l.W.Name, l.W.Value.Len())
 			}
-			if !slices.Equal(q.Q, want[i].Q) || !slices.Equal(q.Scale, want[i].Scale) {
+			if !slices.Equal(q.Q(), want[i].Q()) || !slices.Equal(q.Scale, want[i].Scale) {
 				t.Fatalf("layer %s: int8 weights or scales differ from QuantizeWeights", l.W.Name)
 			}
 		}
@@ -117,7 +117,11 @@ func TestInt8CheckpointRejects(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.QuantizeInt8()
-	m.Linears()[0].Quantized().Q[5] = -128
+	l0 := m.Linears()[0]
+	good := l0.Quantized()
+	bad := good.Q()
+	bad[5] = -128
+	l0.SetQuantized(kernels.NewQuantizedB(bad, good.Scale, good.N, good.K))
 	d := filepath.Join(t.TempDir(), "bad")
 	if err := m.Save(d, nil); err != nil {
 		t.Fatal(err)
@@ -125,7 +129,7 @@ func TestInt8CheckpointRejects(t *testing.T) {
 	if _, err := Load(d); err == nil {
 		t.Fatal("int8 weight -128 accepted")
 	}
-	m.Linears()[0].Quantized().Q[5] = 0
+	l0.SetQuantized(good)
 	m.Cfg.Quantization = ""
 	if err := m.Save(d, nil); err == nil {
 		if _, err := Load(d); err == nil {

@@ -219,7 +219,7 @@ func (m *Model) saveStateDict() (map[string]nn.SafeTensor, error) {
 			}
 			wn, sn := int8Names(l)
 			delete(sd, l.W.Name)
-			sd[wn] = nn.I8Tensor([]int{q.N, q.K}, q.Q)
+			sd[wn] = nn.I8Tensor([]int{q.N, q.K}, q.Q())
 			sd[sn] = nn.F32Tensor([]int{q.N}, q.Scale)
 		}
 	}

@@ -55,10 +55,10 @@ func (l qLayout) abytes() int {
 }
 
 // QuantizedB is a weight W (n×k, (out, in) as PyTorch stores it) quantised symmetric per output
-// channel, with the int8 values also packed for the micro-kernel.
+// channel. Only the form packed for the micro-kernel in use is held (k·n bytes plus padding);
+// Q unpacks the row-major checkpoint form on demand.
 type QuantizedB struct {
 	K, N  int
-	Q     []int8    // n×k row-major: the checkpoint form
 	Scale []float32 // n
 
 	mu   sync.Mutex
@@ -137,23 +137,49 @@ func NewQuantizedB(q []int8, scale []float32, n, k int) *QuantizedB {
 	if k >= qMaxK {
 		panic(fmt.Sprintf("kernels: NewQuantizedB: k=%d too large for exact int32 sums (need < %d)", k, qMaxK))
 	}
-	b := &QuantizedB{K: k, N: n, Q: q, Scale: scale}
-	b.packed(qgemmActive().layout)
+	b := &QuantizedB{K: k, N: n, Scale: scale}
+	b.pack = packQ(q, scale, n, k, qgemmActive().layout)
 	return b
 }
 
-// packed returns W packed for layout l, packing it (and dropping any other layout) if needed.
+// Q returns the int8 weights (n×k row-major, the checkpoint form), unpacked into a new slice.
+func (b *QuantizedB) Q() []int8 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.unpack()
+}
+
+// unpack returns the row-major int8 weights from b.pack (b.mu held).
+func (b *QuantizedB) unpack() []int8 {
+	n, k, p := b.N, b.K, b.pack
+	l := p.layout
+	q := make([]int8, n*k)
+	for j := range n {
+		d := p.data[(j/l.nr)*p.kg*l.g*l.nr:]
+		jj := j % l.nr
+		for pp := range k {
+			q[j*k+pp] = d[(pp/l.g)*l.g*l.nr+l.g*jj+pp%l.g]
+		}
+	}
+	return q
+}
+
+// packed returns W packed for layout l, repacking it (and dropping the other layout) if needed.
 func (b *QuantizedB) packed(l qLayout) *qPacked {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.pack != nil && b.pack.layout == l {
-		return b.pack
+	if b.pack.layout != l {
+		b.pack = packQ(b.unpack(), b.Scale, b.N, b.K, l)
 	}
-	n, k := b.N, b.K
+	return b.pack
+}
+
+// packQ packs q (n×k row-major) and its scales for layout l.
+func packQ(q []int8, scale []float32, n, k int, l qLayout) *qPacked {
 	kg := ceilDiv(k, l.g)
 	npad := ceilDiv(n, l.nr) * l.nr
 	p := &qPacked{layout: l, data: make([]int8, npad*kg*l.g), kg: kg, npad: npad, sw: make([]float32, npad)}
-	copy(p.sw, b.Scale)
+	copy(p.sw, scale)
 	if l.g == 4 {
 		p.corr = make([]int32, npad)
 	}
@@ -162,7 +188,7 @@ func (b *QuantizedB) packed(l qLayout) *qPacked {
 			s, jj := j/l.nr, j%l.nr
 			d := p.data[s*kg*l.g*l.nr:]
 			var sum int32
-			for pp, v := range b.Q[j*k : (j+1)*k] {
+			for pp, v := range q[j*k : (j+1)*k] {
 				d[(pp/l.g)*l.g*l.nr+l.g*jj+pp%l.g] = v
 				sum += int32(v)
 			}
@@ -171,27 +197,24 @@ func (b *QuantizedB) packed(l qLayout) *qPacked {
 			}
 		}
 	})
-	b.pack = p
 	return p
 }
 
-// Bytes returns the memory of the int8 weights (checkpoint form and packed) and scales.
+// Bytes returns the memory of the packed int8 weights and the scales.
 func (b *QuantizedB) Bytes() int {
-	n := len(b.Q) + 4*len(b.Scale)
 	b.mu.Lock()
-	if p := b.pack; p != nil {
-		n += len(p.data) + 4*len(p.sw) + 4*len(p.corr)
-	}
-	b.mu.Unlock()
-	return n
+	defer b.mu.Unlock()
+	p := b.pack
+	return 4*len(b.Scale) + len(p.data) + 4*len(p.sw) + 4*len(p.corr)
 }
 
 // Dequantize returns sw[j]·qw[j][p] (n×k).
 func (b *QuantizedB) Dequantize() []float32 {
+	q := b.Q()
 	w := make([]float32, b.N*b.K)
 	for j := range b.N {
 		for p := range b.K {
-			w[j*b.K+p] = b.Scale[j] * float32(b.Q[j*b.K+p])
+			w[j*b.K+p] = b.Scale[j] * float32(q[j*b.K+p])
 		}
 	}
 	return w
@@ -399,12 +422,13 @@ func QLinearForward(y, x []float32, w *QuantizedB, bias []float32, rows int) {
 func qlinearReference(y, x []float32, w *QuantizedB, bias []float32, rows int) {
 	k, n := w.K, w.N
 	q8 := make([]int8, k)
+	wq := w.Q()
 	for i := range rows {
 		sa := quantizeRowScalar(q8, x[i*k:(i+1)*k])
 		for j := range n {
 			var acc int32
 			for p := range k {
-				acc += int32(q8[p]) * int32(w.Q[j*k+p])
+				acc += int32(q8[p]) * int32(wq[j*k+p])
 			}
 			var b float32
 			if bias != nil {

@@ -58,8 +58,8 @@ func TestQuantizeWeights(t *testing.T) {
 			t.Errorf("scale[%d]=%v, want %v", j, q.Scale[j], s)
 		}
 	}
-	if q.Q[1] != -127 || q.Q[6] != 127 || q.Q[8] != -127 || q.Q[3] != 0 {
-		t.Errorf("q=%v", q.Q)
+	if qq := q.Q(); qq[1] != -127 || qq[6] != 127 || qq[8] != -127 || qq[3] != 0 {
+		t.Errorf("q=%v", qq)
 	}
 	d := q.Dequantize()
 	for i := range w {
@@ -166,5 +166,34 @@ func TestQuantizeRowMatchesScalar(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestQuantizedRepack packs weights for one kernel's layout and runs them on every other (the
+// held packed form is unpacked and repacked): Q gives back the same int8 values and the
+// products stay bit-identical to the reference.
+func TestQuantizedRepack(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	rows, n, k := 14, 37, 203
+	x, w := randSlice(rng, rows*k), randSlice(rng, n*k)
+	q := QuantizeWeights(w, n, k)
+	want0 := q.Q()
+	want := make([]float32, rows*n)
+	qlinearReference(want, x, q, nil, rows)
+	for range 2 {
+		forEachQgemm(t, func(name string) {
+			got := make([]float32, rows*n)
+			QLinearForward(got, x, q, nil, rows)
+			for i := range want {
+				if got[i] != want[i] {
+					t.Fatalf("%s after repacking: y[%d]=%v, reference %v", name, i, got[i], want[i])
+				}
+			}
+			for i, v := range q.Q() {
+				if v != want0[i] {
+					t.Fatalf("%s: Q()[%d]=%d after repacking, was %d", name, i, v, want0[i])
+				}
+			}
+		})
 	}
 }
