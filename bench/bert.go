@@ -2,6 +2,8 @@ package bench
 
 import (
 	"fmt"
+	"os"
+	"runtime/debug"
 	"sort"
 	"time"
 
@@ -46,22 +48,28 @@ type BertOptions struct {
 
 // BertResult is one line of `mtbert bench bert`.
 type BertResult struct {
-	Mode        string  `json:"mode"`
-	TokensPerS  float64 `json:"tokens_per_s"`
-	MsPerStep   float64 `json:"ms_per_step"`
-	MsBest      float64 `json:"ms_best"`
-	PeakRSSMB   float64 `json:"peak_rss_mb"`
-	Layers      int     `json:"layers"`
-	Hidden      int     `json:"hidden"`
-	Batch       int     `json:"batch"`
-	Seq         int     `json:"seq"`
-	Reps        int     `json:"reps"`
-	Threads     int     `json:"threads"`
-	GemmPath    string  `json:"gemm_path"`
-	Weights     string  `json:"weights"` // "fp32", "fp32-packed" or "int8" (infer mode)
-	Dropout     float64 `json:"dropout"`
-	PoolAllocs  int     `json:"pool_allocs_after_warmup"`
-	ParamsCount int     `json:"params"`
+	Mode       string  `json:"mode"`
+	TokensPerS float64 `json:"tokens_per_s"`
+	MsPerStep  float64 `json:"ms_per_step"`
+	MsBest     float64 `json:"ms_best"`
+	PeakRSSMB  float64 `json:"peak_rss_mb"`
+	// LoadRSSMB is the resident set once the model is built or loaded and its weights prepared
+	// (packed or quantised), after a GC that returns freed memory to the OS; InferPeakRSSMB the
+	// peak resident set of the timed steps alone (VmHWM reset after loading; 0 where Linux
+	// cannot reset it): the weights plus the activations, without the loader's transients.
+	LoadRSSMB      float64 `json:"load_rss_mb"`
+	InferPeakRSSMB float64 `json:"infer_peak_rss_mb"`
+	Layers         int     `json:"layers"`
+	Hidden         int     `json:"hidden"`
+	Batch          int     `json:"batch"`
+	Seq            int     `json:"seq"`
+	Reps           int     `json:"reps"`
+	Threads        int     `json:"threads"`
+	GemmPath       string  `json:"gemm_path"`
+	Weights        string  `json:"weights"` // "fp32", "fp32-packed" or "int8" (infer mode)
+	Dropout        float64 `json:"dropout"`
+	PoolAllocs     int     `json:"pool_allocs_after_warmup"`
+	ParamsCount    int     `json:"params"`
 	// Device is "cpu" or the CUDA device's name.
 	Device string `json:"device"`
 }
@@ -147,6 +155,10 @@ func Bert(o BertOptions) (BertResult, error) {
 		tp.Reset()
 		return nil
 	}
+	peakLoad := PeakRSSMB()
+	debug.FreeOSMemory()
+	loadRSS := procStatusMB("VmRSS:")
+	hwmReset := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil
 	if err := step(); err != nil {
 		return BertResult{}, err
 	}
@@ -155,9 +167,14 @@ func Bert(o BertOptions) (BertResult, error) {
 	if err != nil {
 		return BertResult{}, err
 	}
+	var inferPeak float64
+	if hwmReset {
+		inferPeak = PeakRSSMB()
+	}
 	return BertResult{
+		LoadRSSMB: loadRSS, InferPeakRSSMB: inferPeak,
 		Mode: o.Mode, TokensPerS: float64(n) / med, MsPerStep: med * 1e3, MsBest: best * 1e3,
-		PeakRSSMB: PeakRSSMB(), Layers: o.Layers, Hidden: o.Hidden, Batch: o.Batch, Seq: o.Seq, Reps: o.Reps,
+		PeakRSSMB: max(peakLoad, PeakRSSMB()), Layers: o.Layers, Hidden: o.Hidden, Batch: o.Batch, Seq: o.Seq, Reps: o.Reps,
 		Threads: kernels.Threads(), GemmPath: kernels.GemmPath(), Weights: weights, Dropout: o.Dropout,
 		PoolAllocs: tp.PoolAllocs() - warm, ParamsCount: m.Params.Count(), Device: "cpu",
 	}, nil

@@ -67,8 +67,23 @@ func (t SafeTensor) Float32() ([]float32, error) {
 	if err := t.check(); err != nil {
 		return nil, fmt.Errorf("nn: Float32: %w", err)
 	}
-	n := len(t.Data) / t.DType.Size()
-	out := make([]float32, n)
+	out := make([]float32, len(t.Data)/t.DType.Size())
+	if err := t.DecodeFloat32(out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DecodeFloat32 writes the elements of t into out (len(out) must be t's element count) as
+// Float32 converts them, without an intermediate copy: loading a checkpoint then holds each
+// tensor once in the file's bytes and once in the parameter.
+func (t SafeTensor) DecodeFloat32(out []float32) error {
+	if err := t.check(); err != nil {
+		return fmt.Errorf("nn: Float32: %w", err)
+	}
+	if n := len(t.Data) / t.DType.Size(); n != len(out) {
+		return fmt.Errorf("nn: Float32: %d elements into %d", n, len(out))
+	}
 	switch t.DType {
 	case kernels.F32:
 		for i := range out {
@@ -83,9 +98,9 @@ func (t SafeTensor) Float32() ([]float32, error) {
 			out[i] = Float16ToFloat32(binary.LittleEndian.Uint16(t.Data[2*i:]))
 		}
 	default:
-		return nil, fmt.Errorf("nn: Float32: tensor of %v is not floating point", t.DType)
+		return fmt.Errorf("nn: Float32: tensor of %v is not floating point", t.DType)
 	}
-	return out, nil
+	return nil
 }
 
 // Int64 returns the elements of an I64 or I32 tensor as int64 values. Floating-point tensors
