@@ -378,16 +378,21 @@ func QLinearForward(y, x []float32, w *QuantizedB, bias []float32, rows int) {
 	qmc := min(8*mr, ceilDiv(ceilDiv(rows, Threads()), mr)*mr)
 	blocks := ceilDiv(rows, qmc)
 	ParallelFor(blocks, 1, func(lo, hi int) {
-		ap := make([]byte, ceilDiv(qmc, mr)*stripA)
-		sa := make([]float32, qmc)
-		q8 := make([]int8, k)
-		tile := make([]float32, mr*nr)
+		ws := qworkPool.Get().(*qwork)
+		defer qworkPool.Put(ws)
+		ws.a = growBytes(ws.a, ceilDiv(qmc, mr)*stripA)
+		ws.sa = grow(ws.sa, qmc)
+		ws.q8 = growBytes(ws.q8, k)
+		ws.tile = grow(ws.tile, mr*nr)
+		ap, sa, tile := ws.a, ws.sa, ws.tile
+		q8 := unsafe.Slice((*int8)(unsafe.Pointer(unsafe.SliceData(ws.q8))), k)
 		for blk := lo; blk < hi; blk++ {
 			r0 := blk * qmc
 			mb := min(qmc, rows-r0)
 			strips := ceilDiv(mb, mr)
-			clear(ap[:strips*stripA])
-			clear(sa)
+			// No clearing: the steps past k meet B's zero padding, and the rows past mb of the
+			// last strip give tile rows that are not copied out (their scale is set to 0).
+			clear(sa[mb:])
 			for i := range mb {
 				sa[i] = quantizeRow(q8, x[(r0+i)*k:(r0+i+1)*k])
 				packQRow(l, ap[(i/mr)*stripA:(i/mr+1)*stripA], q8, i%mr)
@@ -415,6 +420,22 @@ func QLinearForward(y, x []float32, w *QuantizedB, bias []float32, rows int) {
 			}
 		}
 	})
+}
+
+// qwork holds one goroutine's buffers of QLinearForward, reused across calls.
+type qwork struct {
+	a, q8    []byte
+	sa, tile []float32
+}
+
+var qworkPool = sync.Pool{New: func() any { return new(qwork) }}
+
+// growBytes returns s resliced to n bytes, reallocating only when its capacity is short.
+func growBytes(s []byte, n int) []byte {
+	if cap(s) < n {
+		return make([]byte, n)
+	}
+	return s[:n]
 }
 
 // qlinearReference is the scalar reference of QLinearForward: plain loops on the unpacked
