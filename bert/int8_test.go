@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/mtbert/mtbert/autograd"
 	"github.com/mtbert/mtbert/kernels"
 	"github.com/mtbert/mtbert/tensor"
 )
@@ -147,5 +148,40 @@ func forEachInt8Path(t *testing.T, f func(name string)) {
 			t.Fatal(err)
 		}
 		f(p + "/" + kernels.QGemmPath())
+	}
+}
+
+// TestInferenceReusedTape runs two different batches through one no-grad tape (the second
+// pass gets the first one's pooled buffers, which the packed and int8 linear layers do not
+// zero) and checks the second against a fresh tape, bit for bit.
+func TestInferenceReusedTape(t *testing.T) {
+	cfg, fdir := int8TestModel(t, false)
+	for _, quant := range []bool{false, true} {
+		m, err := Load(fdir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if quant {
+			m.QuantizeInt8()
+		} else {
+			m.PackForInference()
+		}
+		a, b := inferBatch(cfg, 3, 11, 1), inferBatch(cfg, 3, 11, 2)
+		tp := autograd.NoGrad()
+		if _, err := m.Forward(tp, a, false); err != nil {
+			t.Fatal(err)
+		}
+		tp.Reset()
+		out, err := m.Forward(tp, b, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := out.Last.Value.ToHost()
+		want := lastHidden(t, m, b)
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("int8=%t: hidden[%d] %v on a reused tape, %v on a fresh one", quant, i, got[i], want[i])
+			}
+		}
 	}
 }
