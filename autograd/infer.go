@@ -28,7 +28,8 @@ func (tp *Tape) LinearPacked(x *Var, w *kernels.PackedB, bias *Var) *Var {
 		panic(fmt.Sprintf("autograd: LinearPacked: x %v with a packed (%d, %d) weight", xs, outDim, in))
 	}
 	rows := x.Value.Len() / max(in, 1)
-	out := tp.Alloc(append(append([]int(nil), xs[:len(xs)-1]...), outDim)...)
+	// Overwritten whole: by the bias and the product (beta 1), or by the product (beta 0).
+	out := tp.AllocUninit(append(append([]int(nil), xs[:len(xs)-1]...), outDim)...)
 	od := out.Data()
 	beta := float32(0)
 	if bias != nil {
@@ -86,7 +87,7 @@ func (tp *Tape) LinearInt8(x *Var, w *kernels.QuantizedB, bias *Var) *Var {
 		panic(fmt.Sprintf("autograd: LinearInt8: x %v with a quantised (%d, %d) weight", xs, w.N, w.K))
 	}
 	rows := x.Value.Len() / max(w.K, 1)
-	out := tp.Alloc(append(append([]int(nil), xs[:len(xs)-1]...), w.N)...)
+	out := tp.AllocUninit(append(append([]int(nil), xs[:len(xs)-1]...), w.N)...) // every element written
 	var bd []float32
 	if bias != nil {
 		bd = bias.Value.Contiguous().Data()

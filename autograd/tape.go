@@ -118,6 +118,14 @@ func (tp *Tape) Alloc(shape ...int) *tensor.Tensor {
 	return t
 }
 
+// AllocUninit is Alloc without the zeroing (tensor.Pool.GetUninit), for an output the caller
+// overwrites whole before anything reads it.
+func (tp *Tape) AllocUninit(shape ...int) *tensor.Tensor {
+	t := tp.pool.GetUninit(shape...)
+	tp.temps = append(tp.temps, t)
+	return t
+}
+
 // needsGrad reports whether an op on these inputs must be recorded.
 func (tp *Tape) needsGrad(inputs ...*Var) bool {
 	if !tp.record {

@@ -2,6 +2,8 @@ package bench
 
 import (
 	"fmt"
+	"os"
+	"runtime/debug"
 	"sort"
 	"time"
 
@@ -35,29 +37,39 @@ type BertOptions struct {
 	// NoPack, in infer mode, leaves the linear weights unpacked (packed by every GEMM call, as
 	// before bert.Model.PackForInference): the baseline of the packing.
 	NoPack bool
-	// Int8, in infer mode, quantises the encoder's linear layers to int8
-	// (bert.Model.QuantizeForInference).
+	// Int8, in infer mode, quantises the encoder's linear layers to int8 and drops their float
+	// weights (bert.Model.QuantizeInt8).
 	Int8 bool
+	// Model, when set, loads the encoder from this folder (a Hugging Face BERT or mtbert
+	// checkpoint, float or int8 as `mtbert quantize` writes it) instead of building a random
+	// one; Layers and Hidden are then taken from its config. Infer mode only.
+	Model string
 }
 
 // BertResult is one line of `mtbert bench bert`.
 type BertResult struct {
-	Mode        string  `json:"mode"`
-	TokensPerS  float64 `json:"tokens_per_s"`
-	MsPerStep   float64 `json:"ms_per_step"`
-	MsBest      float64 `json:"ms_best"`
-	PeakRSSMB   float64 `json:"peak_rss_mb"`
-	Layers      int     `json:"layers"`
-	Hidden      int     `json:"hidden"`
-	Batch       int     `json:"batch"`
-	Seq         int     `json:"seq"`
-	Reps        int     `json:"reps"`
-	Threads     int     `json:"threads"`
-	GemmPath    string  `json:"gemm_path"`
-	Weights     string  `json:"weights"` // "fp32", "fp32-packed" or "int8" (infer mode)
-	Dropout     float64 `json:"dropout"`
-	PoolAllocs  int     `json:"pool_allocs_after_warmup"`
-	ParamsCount int     `json:"params"`
+	Mode       string  `json:"mode"`
+	TokensPerS float64 `json:"tokens_per_s"`
+	MsPerStep  float64 `json:"ms_per_step"`
+	MsBest     float64 `json:"ms_best"`
+	PeakRSSMB  float64 `json:"peak_rss_mb"`
+	// LoadRSSMB is the resident set once the model is built or loaded and its weights prepared
+	// (packed or quantised), after a GC that returns freed memory to the OS; InferPeakRSSMB the
+	// peak resident set of the timed steps alone (VmHWM reset after loading; 0 where Linux
+	// cannot reset it): the weights plus the activations, without the loader's transients.
+	LoadRSSMB      float64 `json:"load_rss_mb"`
+	InferPeakRSSMB float64 `json:"infer_peak_rss_mb"`
+	Layers         int     `json:"layers"`
+	Hidden         int     `json:"hidden"`
+	Batch          int     `json:"batch"`
+	Seq            int     `json:"seq"`
+	Reps           int     `json:"reps"`
+	Threads        int     `json:"threads"`
+	GemmPath       string  `json:"gemm_path"`
+	Weights        string  `json:"weights"` // "fp32", "fp32-packed" or "int8" (infer mode)
+	Dropout        float64 `json:"dropout"`
+	PoolAllocs     int     `json:"pool_allocs_after_warmup"`
+	ParamsCount    int     `json:"params"`
 	// Device is "cpu" or the CUDA device's name.
 	Device string `json:"device"`
 	// On a CUDA device, from the caching allocator's statistics: the peak of the memory
@@ -76,15 +88,32 @@ func Bert(o BertOptions) (BertResult, error) {
 	if o.Hidden%64 != 0 || o.Hidden <= 0 || o.Layers <= 0 || o.Batch <= 0 || o.Seq <= 0 || o.Reps <= 0 {
 		return BertResult{}, fmt.Errorf("bench bert: need positive layers, batch, seq, reps and hidden a multiple of 64 (have %+v)", o)
 	}
-	cfg := bert.DefaultConfig()
-	cfg.VocabSize, cfg.NumHiddenLayers, cfg.HiddenSize = 28996, o.Layers, o.Hidden
-	cfg.NumAttentionHeads, cfg.IntermediateSize = o.Hidden/64, 4*o.Hidden
-	cfg.HiddenDropoutProb, cfg.AttentionProbsDropoutProb = o.Dropout, o.Dropout
-	cfg.MaxPositionEmbeddings = max(512, o.Seq)
-	m, err := bert.New(cfg, 1, false)
-	if err != nil {
-		return BertResult{}, err
+	var m *bert.Model
+	if o.Model != "" {
+		if o.Mode != "infer" || o.CUDA != nil {
+			return BertResult{}, fmt.Errorf("bench bert: -model is for -mode infer on the CPU")
+		}
+		lm, err := bert.Load(o.Model)
+		if err != nil {
+			return BertResult{}, err
+		}
+		if o.Seq > lm.Cfg.MaxPositionEmbeddings {
+			return BertResult{}, fmt.Errorf("bench bert: -seq %d is more than %s's max_position_embeddings %d", o.Seq, o.Model, lm.Cfg.MaxPositionEmbeddings)
+		}
+		m, o.Layers, o.Hidden = lm, lm.Cfg.NumHiddenLayers, lm.Cfg.HiddenSize
+	} else {
+		cfg := bert.DefaultConfig()
+		cfg.VocabSize, cfg.NumHiddenLayers, cfg.HiddenSize = 28996, o.Layers, o.Hidden
+		cfg.NumAttentionHeads, cfg.IntermediateSize = o.Hidden/64, 4*o.Hidden
+		cfg.HiddenDropoutProb, cfg.AttentionProbsDropoutProb = o.Dropout, o.Dropout
+		cfg.MaxPositionEmbeddings = max(512, o.Seq)
+		nm, err := bert.New(cfg, 1, false)
+		if err != nil {
+			return BertResult{}, err
+		}
+		m = nm
 	}
+	cfg := m.Cfg
 	if o.CUDA != nil {
 		return bertCUDA(o, m)
 	}
@@ -103,8 +132,10 @@ func Bert(o BertOptions) (BertResult, error) {
 	weights := "fp32"
 	switch {
 	case train:
+	case m.IsInt8():
+		weights = "int8 checkpoint (" + kernels.QGemmPath() + ")"
 	case o.Int8:
-		m.QuantizeForInference()
+		m.QuantizeInt8()
 		weights = "int8 (" + kernels.QGemmPath() + ")"
 	case !o.NoPack:
 		m.PackForInference()
@@ -130,6 +161,10 @@ func Bert(o BertOptions) (BertResult, error) {
 		tp.Reset()
 		return nil
 	}
+	peakLoad := PeakRSSMB()
+	debug.FreeOSMemory()
+	loadRSS := procStatusMB("VmRSS:")
+	hwmReset := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil
 	if err := step(); err != nil {
 		return BertResult{}, err
 	}
@@ -138,9 +173,14 @@ func Bert(o BertOptions) (BertResult, error) {
 	if err != nil {
 		return BertResult{}, err
 	}
+	var inferPeak float64
+	if hwmReset {
+		inferPeak = PeakRSSMB()
+	}
 	return BertResult{
+		LoadRSSMB: loadRSS, InferPeakRSSMB: inferPeak,
 		Mode: o.Mode, TokensPerS: float64(n) / med, MsPerStep: med * 1e3, MsBest: best * 1e3,
-		PeakRSSMB: PeakRSSMB(), Layers: o.Layers, Hidden: o.Hidden, Batch: o.Batch, Seq: o.Seq, Reps: o.Reps,
+		PeakRSSMB: max(peakLoad, PeakRSSMB()), Layers: o.Layers, Hidden: o.Hidden, Batch: o.Batch, Seq: o.Seq, Reps: o.Reps,
 		Threads: kernels.Threads(), GemmPath: kernels.GemmPath(), Weights: weights, Dropout: o.Dropout,
 		PoolAllocs: tp.PoolAllocs() - warm, ParamsCount: m.Params.Count(), Device: "cpu",
 	}, nil

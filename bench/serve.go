@@ -38,7 +38,10 @@ type ServeOptions struct {
 	// Layers layers, Hidden units and K token-tagging heads of Labels labels (BIO tags over
 	// (Labels-1)/2 types) with windows of MaxLen sub-words, over a vocabulary built from the
 	// notes (Vocab, when set, is a vocab.txt to use instead).
-	Model                     string
+	Model string
+	// Int8 quantises the encoder's linear layers to int8 at load (bert.Model.QuantizeInt8);
+	// an int8 checkpoint is int8 without it.
+	Int8                      bool
 	Layers, Hidden, K, Labels int
 	MaxLen                    int
 	Vocab                     string
@@ -105,6 +108,7 @@ func (o *ServeOptions) defaults() {
 // ServeResult is the report of `mtbert bench serve`.
 type ServeResult struct {
 	Model        string       `json:"model"`
+	Weights      string       `json:"weights"` // "fp32" or "int8"
 	Layers       int          `json:"layers"`
 	Hidden       int          `json:"hidden"`
 	NERHeads     int          `json:"ner_heads"`
@@ -525,6 +529,10 @@ func serveModel(o ServeOptions, notes []string, res *ServeResult) (*mtl.Extracto
 		if err != nil {
 			return nil, nil, err
 		}
+		if o.Int8 {
+			m.Encoder.QuantizeInt8()
+		}
+		res.Weights = weightsName(m.Encoder)
 		ex := mtl.NewExtractor(m, tok)
 		res.Model = o.Model
 		for _, t := range ex.Tasks() {
@@ -539,10 +547,22 @@ func serveModel(o ServeOptions, notes []string, res *ServeResult) (*mtl.Extracto
 	if err != nil {
 		return nil, nil, err
 	}
+	if o.Int8 {
+		m.Encoder.QuantizeInt8()
+	}
+	res.Weights = weightsName(m.Encoder)
 	res.Model = fmt.Sprintf("random: %d layers, %d hidden, %d ner heads of %d labels, max_length %d", o.Layers, o.Hidden, o.K, o.Labels, o.MaxLen)
 	res.NERHeads = o.K
 	res.Layers, res.Hidden = m.Encoder.Cfg.NumHiddenLayers, m.Encoder.Cfg.HiddenSize
 	return mtl.NewExtractor(m, tok), tok, nil
+}
+
+// weightsName is ServeResult.Weights for enc.
+func weightsName(enc *bert.Model) string {
+	if enc.IsInt8() {
+		return "int8 (" + kernels.QGemmPath() + ")"
+	}
+	return "fp32"
 }
 
 // requestBodies encodes each note as a /v1/extract request body and records the notes'
@@ -913,7 +933,7 @@ func overload(ex *mtl.Extractor, cfg serve.Config, o ServeOptions, capacity floa
 
 // WriteServeTable writes r as text tables.
 func WriteServeTable(w io.Writer, r *ServeResult) {
-	fmt.Fprintf(w, "model: %s\n", r.Model)
+	fmt.Fprintf(w, "model: %s, weights %s\n", r.Model, r.Weights)
 	fmt.Fprintf(w, "notes: %d, mean %.0f characters, %.0f sub-words; max queue %d, max batch tokens %d, max wait %.1f ms; %d threads\n\n",
 		r.Notes, r.MeanChars, r.MeanSubwords, r.MaxQueue, r.MaxBatchTok, r.MaxWaitMs, r.Threads)
 	fmt.Fprintf(w, "%-8s %5s %8s %6s %9s %9s %9s %9s %10s %12s  %s\n", "batching", "conc", "requests", "ok", "notes/s", "p50 ms", "p99 ms", "max ms", "req/batch", "windows/pass", "failed")

@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
+	"github.com/mtbert/mtbert/kernels"
 	"github.com/mtbert/mtbert/nn"
 )
 
@@ -136,6 +138,11 @@ func load(dir string, canonical func(string) string, mlm bool, mlmSeed uint64) (
 		}
 	}
 	canon := map[string]nn.SafeTensor{}
+	if cfg.Quantization == Int8 {
+		if err := m.readInt8(keys, shape, get, src, canon); err != nil {
+			return nil, nil, "", err
+		}
+	}
 	for _, p := range m.Params.List() {
 		k, ok := keys[p.Name]
 		if !ok {
@@ -153,6 +160,60 @@ func load(dir string, canonical func(string) string, mlm bool, mlmSeed uint64) (
 	return m, canon, src, nil
 }
 
+// readInt8 reads the int8 weights and scales of every encoder linear layer of an int8
+// checkpoint (keys maps canonical names to checkpoint keys) into m.pendingInt8, and gives each
+// layer's (0, in) float weight an empty tensor in canon.
+func (m *Model) readInt8(keys map[string]string, shape func(string) ([]int, bool), get func(string) (nn.SafeTensor, error), src string, canon map[string]nn.SafeTensor) error {
+	m.pendingInt8 = nil
+	for _, l := range m.Linears() {
+		in, out := l.W.Shape()[1], l.B.Shape()[0]
+		wn, sn := int8Names(l)
+		if in >= kernels.MaxQuantizedK {
+			return fmt.Errorf("%s: int8 layer %q has %d inputs, more than the int8 kernels sum exactly (%d)", src, wn, in, kernels.MaxQuantizedK-1)
+		}
+		wk, ok1 := keys[wn]
+		sk, ok2 := keys[sn]
+		if !ok1 || !ok2 {
+			return fmt.Errorf("%s: int8 checkpoint (mtbert_quantization) without %q and %q", src, wn, sn)
+		}
+		if s, _ := shape(wk); !slices.Equal(s, []int{out, in}) {
+			return fmt.Errorf("%s: tensor %q has shape %v, the model expects %v", src, wk, s, []int{out, in})
+		}
+		if s, _ := shape(sk); !slices.Equal(s, []int{out}) {
+			return fmt.Errorf("%s: tensor %q has shape %v, the model expects %v", src, sk, s, []int{out})
+		}
+		wt, err := get(wk)
+		if err != nil {
+			return err
+		}
+		st, err := get(sk)
+		if err != nil {
+			return err
+		}
+		q, err := wt.Int8()
+		if err != nil {
+			return fmt.Errorf("%s: tensor %q: %w", src, wk, err)
+		}
+		scale, err := st.Float32()
+		if err != nil {
+			return fmt.Errorf("%s: tensor %q: %w", src, sk, err)
+		}
+		for j, v := range q {
+			if v == -128 {
+				return fmt.Errorf("%s: tensor %q: value -128 at %d (int8 weights are in [-127, 127])", src, wk, j)
+			}
+		}
+		for j, s := range scale {
+			if !(s >= 0) || math.IsInf(float64(s), 0) {
+				return fmt.Errorf("%s: tensor %q: scale %v at %d (want finite, >= 0)", src, sk, s, j)
+			}
+		}
+		m.pendingInt8 = append(m.pendingInt8, kernels.NewQuantizedB(q, scale, out, in))
+		canon[l.W.Name] = nn.SafeTensor{DType: kernels.F32, Shape: []int{0, in}}
+	}
+	return nil
+}
+
 func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
@@ -162,7 +223,16 @@ func fileExists(path string) bool {
 // BF16 to float32. Every parameter must be present with its exact shape; the error names the
 // key and both shapes. Extra tensors are ignored.
 func (m *Model) SetWeights(tensors map[string]nn.SafeTensor, source string) error {
-	return m.Params.SetFrom(tensors, source)
+	if err := m.Params.SetFrom(tensors, source); err != nil {
+		return err
+	}
+	if m.pendingInt8 != nil {
+		for i, l := range m.Linears() {
+			l.SetQuantized(m.pendingInt8[i])
+		}
+		m.pendingInt8 = nil
+	}
+	return nil
 }
 
 // StateDict returns the parameters as float32 tensors under BertModel names (copies).
@@ -185,7 +255,11 @@ func (m *Model) WriteFiles(dir string, vocab *Vocab) error {
 	if err := os.WriteFile(filepath.Join(dir, ConfigFile), m.configJSON(), 0o644); err != nil {
 		return err
 	}
-	if err := nn.SaveSafetensors(filepath.Join(dir, SafetensorsFile), m.saveStateDict(), map[string]string{"format": "pt"}); err != nil {
+	sd, err := m.saveStateDict()
+	if err != nil {
+		return err
+	}
+	if err := nn.SaveSafetensors(filepath.Join(dir, SafetensorsFile), sd, map[string]string{"format": "pt"}); err != nil {
 		return err
 	}
 	if vocab != nil {

@@ -25,6 +25,12 @@ type Config struct {
 	LayerNormEps              float64 `json:"layer_norm_eps"`
 	PadTokenID                int     `json:"pad_token_id"`
 	PositionEmbeddingType     string  `json:"position_embedding_type"`
+	// Quantization is "int8" for a checkpoint written by `mtbert quantize` (Model.QuantizeInt8):
+	// the encoder's linear weights are stored as NAME.weight_int8 (I8, (out, in)) and
+	// NAME.weight_scale (F32, (out)), W ≈ scale[j]·q[j][p], instead of NAME.weight; "" for float
+	// weights. transformers ignores the field, and fails on the missing NAME.weight rather than
+	// loading the int8 values as floats.
+	Quantization string `json:"mtbert_quantization,omitempty"`
 }
 
 // DefaultConfig returns transformers.BertConfig()'s defaults: BERT-base with the uncased
@@ -77,6 +83,9 @@ func (c Config) Validate() error {
 	}
 	if c.PadTokenID < 0 || c.PadTokenID >= c.VocabSize {
 		return fmt.Errorf("pad_token_id %d outside vocabulary of %d", c.PadTokenID, c.VocabSize)
+	}
+	if c.Quantization != "" && c.Quantization != Int8 {
+		return fmt.Errorf("mtbert_quantization %q is not supported (want %q or none)", c.Quantization, Int8)
 	}
 	if c.PositionEmbeddingType != "" && c.PositionEmbeddingType != "absolute" {
 		return fmt.Errorf("position_embedding_type %q is not supported (only absolute)", c.PositionEmbeddingType)

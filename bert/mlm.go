@@ -206,10 +206,25 @@ func CanonicalKey(k string) string { return mlmCanonicalName(k) }
 // head; for one with it, BertForMaskedLM's layout ("bert." before the encoder's names, the
 // cls.predictions.* tensors as they are, the tied decoder weight left out as transformers
 // itself leaves it out of model.safetensors).
-func (m *Model) saveStateDict() map[string]nn.SafeTensor {
+//
+// An int8 model (IsInt8) has each encoder linear layer's NAME.weight replaced by
+// NAME.weight_int8 (I8) and NAME.weight_scale (F32).
+func (m *Model) saveStateDict() (map[string]nn.SafeTensor, error) {
 	sd := m.StateDict()
+	if m.IsInt8() {
+		for _, l := range m.Linears() {
+			q := l.Quantized()
+			if q == nil {
+				return nil, fmt.Errorf("bert: save: int8 model whose layer %q has no int8 weights (modified after QuantizeInt8?)", l.W.Name)
+			}
+			wn, sn := int8Names(l)
+			delete(sd, l.W.Name)
+			sd[wn] = nn.I8Tensor([]int{q.N, q.K}, q.Q())
+			sd[sn] = nn.F32Tensor([]int{q.N}, q.Scale)
+		}
+	}
 	if !m.HasMLMHead() {
-		return sd
+		return sd, nil
 	}
 	out := make(map[string]nn.SafeTensor, len(sd))
 	for k, v := range sd {
@@ -218,7 +233,7 @@ func (m *Model) saveStateDict() map[string]nn.SafeTensor {
 		}
 		out[k] = v
 	}
-	return out
+	return out, nil
 }
 
 // configJSON is Config.JSON with architectures naming BertForMaskedLM when the model has an

@@ -3,10 +3,21 @@ package bert
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/mtbert/mtbert/autograd"
+	"github.com/mtbert/mtbert/kernels"
 	"github.com/mtbert/mtbert/nn"
 	"github.com/mtbert/mtbert/tensor"
+)
+
+// Int8 is Config.Quantization's value for int8 encoder linear layers.
+const Int8 = "int8"
+
+// Int8 suffixes of a quantised linear layer's tensors in model.safetensors, replacing "weight".
+const (
+	int8WeightSuffix = "weight_int8"
+	int8ScaleSuffix  = "weight_scale"
 )
 
 // Model is BERT as transformers.BertModel: embeddings, a stack of post-LayerNorm encoder
@@ -23,6 +34,10 @@ type Model struct {
 
 	// Dropout is the hidden dropout; its draw counter is part of a resumable training state.
 	Dropout *nn.Dropout
+
+	// pendingInt8 holds the int8 weights read by load, installed by SetWeights (after the
+	// float parameters, whose loading bumps the versions the int8 copies are checked against).
+	pendingInt8 []*kernels.QuantizedB
 }
 
 // Layer is one encoder layer.
@@ -36,6 +51,10 @@ type Layer struct {
 // New builds a model with weights initialised as transformers does (normal with
 // initializer_range, zero biases, unit LayerNorm, the padding row of the word embeddings
 // zeroed), drawn from seed. withPooler adds the pooler.
+//
+// With cfg.Quantization == Int8 the encoder's linear layers get no float weights: their W has
+// shape (0, in), and the int8 weights come from a checkpoint (Load) or QuantizeInt8; such a
+// model is for inference only.
 func New(cfg Config, seed uint64, withPooler bool) (*Model, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("bert: %w", err)
@@ -52,16 +71,22 @@ func New(cfg Config, seed uint64, withPooler bool) (*Model, error) {
 	m.TokenType = nn.NewEmbedding(emb.Sub("token_type_embeddings"), g, cfg.TypeVocabSize, h, std)
 	clear(m.Word.W.Value.Data()[cfg.PadTokenID*h : (cfg.PadTokenID+1)*h])
 	m.EmbLN = nn.NewLayerNorm(emb.Sub("LayerNorm"), h, eps)
+	linear := func(s nn.Scope, in, out int) *nn.Linear {
+		if cfg.Quantization == Int8 {
+			return &nn.Linear{W: s.Param("weight", 0, in), B: s.Param("bias", out)}
+		}
+		return nn.NewLinear(s, g, in, out, true, std)
+	}
 	for i := 0; i < cfg.NumHiddenLayers; i++ {
 		s := root.Sub("encoder").Sub("layer").Sub(strconv.Itoa(i))
 		l := &Layer{
-			Query:        nn.NewLinear(s.Sub("attention.self.query"), g, h, h, true, std),
-			Key:          nn.NewLinear(s.Sub("attention.self.key"), g, h, h, true, std),
-			Value:        nn.NewLinear(s.Sub("attention.self.value"), g, h, h, true, std),
-			AttnOut:      nn.NewLinear(s.Sub("attention.output.dense"), g, h, h, true, std),
+			Query:        linear(s.Sub("attention.self.query"), h, h),
+			Key:          linear(s.Sub("attention.self.key"), h, h),
+			Value:        linear(s.Sub("attention.self.value"), h, h),
+			AttnOut:      linear(s.Sub("attention.output.dense"), h, h),
 			AttnLN:       nn.NewLayerNorm(s.Sub("attention.output.LayerNorm"), h, eps),
-			Intermediate: nn.NewLinear(s.Sub("intermediate.dense"), g, h, cfg.IntermediateSize, true, std),
-			Output:       nn.NewLinear(s.Sub("output.dense"), g, cfg.IntermediateSize, h, true, std),
+			Intermediate: linear(s.Sub("intermediate.dense"), h, cfg.IntermediateSize),
+			Output:       linear(s.Sub("output.dense"), cfg.IntermediateSize, h),
 			OutLN:        nn.NewLayerNorm(s.Sub("output.LayerNorm"), h, eps),
 		}
 		m.Layers = append(m.Layers, l)
@@ -88,7 +113,9 @@ func (m *Model) Linears() []*nn.Linear {
 // and a packed weight that the optimiser or a load modifies is bypassed (Var.Modified).
 func (m *Model) PackForInference() {
 	for _, l := range m.Linears() {
-		l.Pack()
+		if l.Quantized() == nil {
+			l.Pack()
+		}
 	}
 }
 
@@ -98,8 +125,34 @@ func (m *Model) PackForInference() {
 // float32.
 func (m *Model) QuantizeForInference() {
 	for _, l := range m.Linears() {
-		l.Quantize()
+		if l.Quantized() == nil || l.W.Shape()[0] != 0 {
+			l.Quantize()
+		}
 	}
+}
+
+// QuantizeInt8 makes m an int8 model for inference, as an int8 checkpoint loads
+// (Cfg.Quantization = Int8): the encoder's linear layers are quantised (QuantizeForInference)
+// and their float weights dropped (W becomes (0, in)), so only the int8 copies stay resident.
+// Save then writes the int8 checkpoint. Training such a model is not possible.
+func (m *Model) QuantizeInt8() {
+	m.QuantizeForInference()
+	for _, l := range m.Linears() {
+		q := l.Quantized()
+		l.W.Value = tensor.New(0, q.K)
+		l.SetQuantized(q)
+	}
+	m.Cfg.Quantization = Int8
+}
+
+// IsInt8 reports whether the encoder's linear layers are int8 without float weights (an int8
+// checkpoint, or QuantizeInt8).
+func (m *Model) IsInt8() bool { return m.Cfg.Quantization == Int8 }
+
+// int8Names returns the names of a linear layer's int8 weight and scale tensors.
+func int8Names(l *nn.Linear) (weight, scale string) {
+	base := strings.TrimSuffix(l.W.Name, "weight")
+	return base + int8WeightSuffix, base + int8ScaleSuffix
 }
 
 // Batch is a padded batch of B sequences of T sub-words. IDs and TypeIDs are (B, T); Mask is

@@ -18,6 +18,7 @@ const (
 	F16
 	I64
 	I32
+	I8 // int8 weights of a quantised checkpoint (see QuantizedB)
 )
 
 // Size is the number of bytes of one element.
@@ -29,6 +30,8 @@ func (d DType) Size() int {
 		return 2
 	case I64:
 		return 8
+	case I8:
+		return 1
 	}
 	panic(fmt.Sprintf("kernels: unknown dtype %d", d))
 }
@@ -46,6 +49,8 @@ func (d DType) String() string {
 		return "I64"
 	case I32:
 		return "I32"
+	case I8:
+		return "I8"
 	}
 	return fmt.Sprintf("DType(%d)", d)
 }
@@ -63,6 +68,8 @@ func ParseDType(s string) (DType, error) {
 		return I64, nil
 	case "I32":
 		return I32, nil
+	case "I8":
+		return I8, nil
 	}
 	return 0, fmt.Errorf("kernels: unsupported dtype %q", s)
 }

@@ -430,6 +430,10 @@ func packA(transA bool, mb, kb int, a []float32, lda, ic, pc, mr int, dst []floa
 			}
 			continue
 		}
+		if rows == mr && mr == 12 {
+			packA12(d, a[(ic+s)*lda+pc:], lda, kb)
+			continue
+		}
 		for i := range rows {
 			row := a[(ic+s+i)*lda+pc:][:kb]
 			for p, v := range row {
@@ -440,6 +444,19 @@ func packA(transA bool, mb, kb int, a []float32, lda, ic, pc, mr int, dst []floa
 			for p := range kb {
 				d[p*mr+i] = 0
 			}
+		}
+	}
+}
+
+// packA12 packs one full 12-row strip of a row-major A (row i at a[i*lda:], kb columns) into
+// d[p*12+i]: on amd64 eight steps at a time by an AVX transpose (packa_amd64.s), the rest here.
+func packA12(d, a []float32, lda, kb int) {
+	_ = a[11*lda+kb-1]
+	_ = d[12*kb-1]
+	for p := archPackA12(d, a, lda, kb); p < kb; p++ {
+		dp := d[p*12 : p*12+12 : p*12+12]
+		for i := range dp {
+			dp[i] = a[i*lda+p]
 		}
 	}
 }

@@ -85,3 +85,19 @@ func sgemmKernel6x16(kc int, a, b, c *float32, ldc int, alpha, beta float32)
 //
 //go:noescape
 func packB16(kb int, src *float32, ldb int, dst *float32)
+
+// archPackA12 packs the first 8·⌊kb/8⌋ steps of a 12-row strip with packA12AVX (every amd64
+// CPU with the avx512f kernel has AVX) and returns how many it packed.
+func archPackA12(d, a []float32, lda, kb int) int {
+	n8 := kb / 8
+	if n8 == 0 || !cpu.X86.HasAVX {
+		return 0
+	}
+	packA12AVX(&d[0], &a[0], lda, n8)
+	return 8 * n8
+}
+
+// packA12AVX sets d[p*12+i] = a[i*lda+p] for i < 12, p < 8*n8 (n8 >= 1).
+//
+//go:noescape
+func packA12AVX(d, a *float32, lda, n8 int)

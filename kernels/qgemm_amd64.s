@@ -2,7 +2,7 @@
 
 #include "textflag.h"
 
-// func qgemmKernel6x16(kp int, a *int16, b *int8, c *float32, ldc int, sa, sw, bias *float32)
+// func qgemmKernel6x16(kp int, a *byte, b *int8, c *float32, ldc int, sa, sw, bias *float32)
 // acc[i][j] = sum over kp pairs of a (6 rows of int16 pairs, 24 bytes a pair) times b (16
 // columns of int8 pairs, 32 bytes a pair), in int32: VPMOVSXBW widens 16 int8 of B to int16
 // and VPMADDWD multiplies int16 pairs and adds each pair into an int32 lane, exactly (no

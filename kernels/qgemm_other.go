@@ -2,4 +2,6 @@
 
 package kernels
 
-func archQgemm() *qgemmKernel { return nil }
+func archQgemms() []*qgemmKernel { return nil }
+
+func archQuantizeRow(q []int8, x []float32) float32 { return quantizeRowScalar(q, x) }

@@ -77,12 +77,10 @@ func (p *Params) SetFrom(tensors map[string]SafeTensor, source string) error {
 			errs = append(errs, fmt.Errorf("%s: tensor %q has shape %v, the model expects %v", source, v.Name, t.Shape, v.Shape()))
 			continue
 		}
-		f, err := t.Float32()
-		if err != nil {
+		if err := t.DecodeFloat32(v.Value.Data()); err != nil {
 			errs = append(errs, fmt.Errorf("%s: tensor %q: %w", source, v.Name, err))
 			continue
 		}
-		copy(v.Value.Data(), f)
 		v.Modified()
 	}
 	return errors.Join(errs...)

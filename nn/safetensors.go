@@ -45,7 +45,7 @@ func (t SafeTensor) NumElements() int {
 // check reports whether the shape is valid and len(Data) matches it.
 func (t SafeTensor) check() error {
 	switch t.DType {
-	case kernels.F32, kernels.BF16, kernels.F16, kernels.I64, kernels.I32:
+	case kernels.F32, kernels.BF16, kernels.F16, kernels.I64, kernels.I32, kernels.I8:
 	default:
 		return fmt.Errorf("unknown dtype %v", t.DType)
 	}
@@ -67,8 +67,23 @@ func (t SafeTensor) Float32() ([]float32, error) {
 	if err := t.check(); err != nil {
 		return nil, fmt.Errorf("nn: Float32: %w", err)
 	}
-	n := len(t.Data) / t.DType.Size()
-	out := make([]float32, n)
+	out := make([]float32, len(t.Data)/t.DType.Size())
+	if err := t.DecodeFloat32(out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DecodeFloat32 writes the elements of t into out (len(out) must be t's element count) as
+// Float32 converts them, without an intermediate copy: loading a checkpoint then holds each
+// tensor once in the file's bytes and once in the parameter.
+func (t SafeTensor) DecodeFloat32(out []float32) error {
+	if err := t.check(); err != nil {
+		return fmt.Errorf("nn: Float32: %w", err)
+	}
+	if n := len(t.Data) / t.DType.Size(); n != len(out) {
+		return fmt.Errorf("nn: Float32: %d elements into %d", n, len(out))
+	}
 	switch t.DType {
 	case kernels.F32:
 		for i := range out {
@@ -83,9 +98,9 @@ func (t SafeTensor) Float32() ([]float32, error) {
 			out[i] = Float16ToFloat32(binary.LittleEndian.Uint16(t.Data[2*i:]))
 		}
 	default:
-		return nil, fmt.Errorf("nn: Float32: tensor of %v is not floating point", t.DType)
+		return fmt.Errorf("nn: Float32: tensor of %v is not floating point", t.DType)
 	}
-	return out, nil
+	return nil
 }
 
 // Int64 returns the elements of an I64 or I32 tensor as int64 values. Floating-point tensors
@@ -109,6 +124,35 @@ func (t SafeTensor) Int64() ([]int64, error) {
 		return nil, fmt.Errorf("nn: Int64: tensor of %v is not an integer type", t.DType)
 	}
 	return out, nil
+}
+
+// Int8 returns the elements of an I8 tensor (a copy). Other types give an error.
+func (t SafeTensor) Int8() ([]int8, error) {
+	if err := t.check(); err != nil {
+		return nil, fmt.Errorf("nn: Int8: %w", err)
+	}
+	if t.DType != kernels.I8 {
+		return nil, fmt.Errorf("nn: Int8: tensor of %v is not I8", t.DType)
+	}
+	out := make([]int8, len(t.Data))
+	for i, b := range t.Data {
+		out[i] = int8(b)
+	}
+	return out, nil
+}
+
+// I8Tensor returns an I8 SafeTensor holding a copy of data with the given shape.
+// It panics if len(data) != prod(shape) or a dimension is negative.
+func I8Tensor(shape []int, data []int8) SafeTensor {
+	n, err := shapeElements(shape)
+	if err != nil || n != int64(len(data)) {
+		panic("nn: I8Tensor: data length does not match shape")
+	}
+	b := make([]byte, len(data))
+	for i, v := range data {
+		b[i] = byte(v)
+	}
+	return SafeTensor{DType: kernels.I8, Shape: slices.Clone(shape), Data: b}
 }
 
 // F32Tensor returns an F32 SafeTensor holding a copy of data with the given shape.

@@ -35,7 +35,13 @@ func sizeClass(n int) int {
 }
 
 // Get returns a zeroed tensor of the given shape whose buffer comes from the pool.
-func (p *Pool) Get(shape ...int) *Tensor {
+func (p *Pool) Get(shape ...int) *Tensor { return p.get(true, shape) }
+
+// GetUninit is Get without the zeroing: the contents are whatever the buffer last held (zero
+// when it is new). For outputs that are overwritten whole before they are read.
+func (p *Pool) GetUninit(shape ...int) *Tensor { return p.get(false, shape) }
+
+func (p *Pool) get(zero bool, shape []int) *Tensor {
 	n := Numel(shape)
 	c := sizeClass(n)
 	p.mu.Lock()
@@ -55,7 +61,9 @@ func (p *Pool) Get(shape ...int) *Tensor {
 		buf = make([]float32, n, c)
 	} else {
 		buf = buf[:n]
-		clear(buf)
+		if zero {
+			clear(buf)
+		}
 	}
 	return FromSlice(buf, shape...)
 }

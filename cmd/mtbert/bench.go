@@ -77,6 +77,7 @@ func benchBert(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&o.Float32, "float32", false, "with -device cuda: float32 GEMMs instead of mixed precision (bf16 inputs on tensor cores)")
 	fs.BoolVar(&o.NoPack, "nopack", false, "infer mode: do not pre-pack the linear weights (the per-call packing baseline)")
 	fs.BoolVar(&o.Int8, "int8", false, "infer mode: quantise the encoder's linear layers to int8 (dynamic per-token activations)")
+	fs.StringVar(&o.Model, "model", "", "infer mode: load the encoder from this checkpoint folder (float, or int8 from mtbert quantize) instead of a random one")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
 	gpu, err := c.start(fs, args, true, stderr)
 	if err != nil {
@@ -198,6 +199,7 @@ func benchServe(args []string, stdout, stderr io.Writer) error {
 	c := addBenchFlags(fs)
 	o := bench.ServeOptions{}
 	fs.StringVar(&o.Model, "model", "", "checkpoint folder written by mtbert train (default: a random model, see -layers)")
+	fs.BoolVar(&o.Int8, "int8", false, "quantise the encoder's linear layers to int8 at load (an int8 checkpoint is int8 without it)")
 	fs.IntVar(&o.Layers, "layers", 12, "random model: encoder layers")
 	fs.IntVar(&o.Hidden, "hidden", 768, "random model: hidden size (a multiple of 64)")
 	fs.IntVar(&o.K, "k", 8, "random model: token-tagging heads")

@@ -61,11 +61,15 @@ func openDevice(flagValue string, gpu bool, stderr io.Writer) (*cuda.Context, er
 }
 
 // loadExtractor is mtl.LoadExtractor (or, for a folder in the reference's layout, mtt.Load:
-// see loadModel) that, when gpu is set, runs the model's encoder passes on
-// that device (a cudabert.Encoder, returned so that the caller can Close it; nil on the CPU).
-func loadExtractor(dir string, gpu *cuda.Context) (*mtl.Extractor, *cudabert.Encoder, error) {
+// see loadModel) that, when gpu is set, runs the model's encoder passes on that device (a
+// cudabert.Encoder, returned so that the caller can Close it; nil on the CPU), and with int8
+// quantises the encoder at load (prepareInt8).
+func loadExtractor(dir string, gpu *cuda.Context, int8 bool) (*mtl.Extractor, *cudabert.Encoder, error) {
 	m, tok, err := loadModel(dir)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := prepareInt8(m.Encoder, int8, gpu); err != nil {
 		return nil, nil, err
 	}
 	ex := mtl.NewExtractor(m, tok)

@@ -62,6 +62,7 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 	batch := fs.Int("batch", 8, "sequences per forward pass")
 	maxLen := fs.Int("max-len", 0, "truncate inputs to this many sub-words (0: the model's max_position_embeddings)")
 	lower := fs.Bool("lower-case", bert.DefaultLowerCase, lowerCaseHelp)
+	int8 := int8Flag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -75,6 +76,9 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 	}
 	m, err := bert.Load(*model)
 	if err != nil {
+		return err
+	}
+	if err := prepareInt8(m, *int8, gpu); err != nil {
 		return err
 	}
 	tok, err := bert.LoadTokenizer(*model, *lower)

@@ -21,6 +21,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	config := fs.String("config", "", "the config whose tasks' splits are scored (required)")
 	split := fs.String("split", train.SplitDev, "split to score: dev or test")
 	dataRoot := fs.String("data-root", "", "folder that relative task paths resolve against (default: the config's data_root, else the config's folder)")
+	int8 := int8Flag(fs)
 	asJSON := fs.Bool("json", false, "print only the metrics as one JSON array (one object per task)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -39,6 +40,9 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	}
 	m, tok, err := loadModel(*model)
 	if err != nil {
+		return err
+	}
+	if err := prepareInt8(m.Encoder, *int8, gpu); err != nil {
 		return err
 	}
 	if gpu != nil {

@@ -100,6 +100,7 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 	shardFlag := fs.String("shard", "", "i/N: process only the inputs whose id hashes to shard i of N (FNV-1a of the id modulo N); auto: i and N from a Slurm job array or a Kubernetes Indexed Job")
 	shardsFlag := fs.Int("shards", 0, "with -shard auto under a Kubernetes Indexed Job: the shard count, the Job's completions (else MTBERT_SHARDS)")
 	workers := fs.Int("workers", 1, "goroutines processing batches of inputs concurrently (output stays in input order)")
+	int8 := int8Flag(fs)
 	resume := fs.Bool("resume", false, "skip the inputs whose ids are already in -out and append to it (brat: whose ID.ann exists)")
 	format := fs.String("format", "jsonl", "output format: jsonl, brat (a folder of .txt/.ann pairs) or bioc (one BioC JSON collection)")
 	progressFlag := fs.Bool("progress", false, "show progress on standard error (default: when it is a terminal)")
@@ -152,7 +153,7 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 	if showProgress {
 		opts.Progress = stderr
 	}
-	ex, genc, err := loadExtractor(*model, gpu)
+	ex, genc, err := loadExtractor(*model, gpu, *int8)
 	if err != nil {
 		return err
 	}

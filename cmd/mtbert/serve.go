@@ -51,12 +51,15 @@ type serveOptions struct {
 	grace time.Duration
 	// gpu, when -device names a CUDA device, runs the encoder passes.
 	gpu *cuda.Context
+	// int8 quantises the encoder at load (-int8).
+	int8 bool
 }
 
 func runServe(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("serve", "serve -model DIR [-addr 127.0.0.1:8080] [flags]", stderr)
 	dev := addDeviceFlag(fs)
 	var o serveOptions
+	fs.BoolVar(&o.int8, "int8", false, "quantise the encoder's linear layers to int8 at load (per output channel; activations per token at run time); a checkpoint written by mtbert quantize is int8 without it")
 	fs.StringVar(&o.model, "model", "", "checkpoint folder written by mtbert train (e.g. RUN/best) (required)")
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "listen address (this machine only; -addr :8080 with -token to expose it)")
 	fs.IntVar(&o.cfg.MaxBatchTokens, "max-batch-tokens", 2048, "padded sub-words collected into one batch, which bounds a pass's working memory (about 0.1 MB per sub-word for BERT-base)")
@@ -127,7 +130,7 @@ func listenAndServe(ctx context.Context, o serveOptions, stderr io.Writer, onLis
 	go func() {
 		t0 := time.Now()
 		// A GPU encoder lives as long as the process: requests may use it until shutdown.
-		ex, _, err := loadExtractor(o.model, o.gpu)
+		ex, _, err := loadExtractor(o.model, o.gpu, o.int8)
 		if err == nil {
 			ex.Decoding = o.decode
 			s.SetExtractor(ex)

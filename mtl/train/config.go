@@ -483,6 +483,9 @@ func (c *Config) finish(path, dataRoot string, present map[string]bool) error {
 		if err != nil {
 			return fail("encoder.pretrained", "%v", err)
 		}
+		if bc.Quantization != "" {
+			return fail("encoder.pretrained", "%s is a %s checkpoint (mtbert quantize), for inference only: train from the float checkpoint", e.Pretrained, bc.Quantization)
+		}
 		e.Layers, e.Hidden, e.Heads, e.Intermediate, e.MaxPosition = bc.NumHiddenLayers, bc.HiddenSize, bc.NumAttentionHeads, bc.IntermediateSize, bc.MaxPositionEmbeddings
 	case e.Vocab != "":
 		e.Vocab = resolve(dir, e.Vocab)
