@@ -271,13 +271,18 @@ func benchServe(args []string, stdout, stderr io.Writer) error {
 	}
 	bench.WriteServeTable(stdout, r)
 	if *jsonOut != "" {
-		b, err := json.MarshalIndent(r, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(*jsonOut, append(b, '\n'), 0o644); err != nil {
+		if err := writeReport(*jsonOut, r); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// writeReport writes a bench's full report to path (-json) as indented JSON.
+func writeReport(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
 }

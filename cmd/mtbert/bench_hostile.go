@@ -1,10 +1,8 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/mtbert/mtbert/bench"
@@ -79,11 +77,7 @@ func benchHostile(args []string, stdout, stderr io.Writer) error {
 	}
 	bench.WriteHostileTable(stdout, r)
 	if *jsonOut != "" {
-		b, err := json.MarshalIndent(r, "", "  ")
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(*jsonOut, append(b, '\n'), 0o644)
+		return writeReport(*jsonOut, r)
 	}
 	return nil
 }
