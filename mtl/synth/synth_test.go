@@ -14,11 +14,11 @@ import (
 	"github.com/mtbert/mtbert/mtl/train"
 )
 
-// TestWriteSynthCorpus writes a corpus and reads it back through the config: five tasks, the
+// TestWriteCorpus writes a corpus and reads it back through the config: five tasks, the
 // requested counts per split, every span's text at its offsets, every type present, balanced
 // labels and scores, held-out notes that differ from the training ones, and a vocabulary that
 // tokenises every text without [UNK].
-func TestWriteSynthCorpus(t *testing.T) {
+func TestWriteCorpus(t *testing.T) {
 	dir := t.TempDir()
 	const nNotes, nPairs = 60, 90
 	cfgPath, err := WriteCorpus(dir, 42, nNotes, nPairs)
@@ -174,7 +174,7 @@ func readTree(t *testing.T, dir string) map[string][]byte {
 	return out
 }
 
-func TestWriteSynthCorpusDeterministic(t *testing.T) {
+func TestWriteCorpusDeterministic(t *testing.T) {
 	a, b, c := t.TempDir(), t.TempDir(), t.TempDir()
 	for _, d := range []struct {
 		dir  string
@@ -208,7 +208,7 @@ func TestWriteSynthCorpusDeterministic(t *testing.T) {
 	}
 }
 
-func TestWriteSynthCorpusErrors(t *testing.T) {
+func TestWriteCorpusErrors(t *testing.T) {
 	dir := t.TempDir()
 	if _, err := WriteCorpus(dir, 1, 9, 30); err == nil || !strings.Contains(err.Error(), "at least 10") {
 		t.Errorf("9 notes: %v", err)
@@ -230,9 +230,9 @@ func TestWriteSynthCorpusErrors(t *testing.T) {
 	}
 }
 
-// TestGenerateSynthVariety: the notes use many of the embedded values and formats, so that a
+// TestGenerateVariety: the notes use many of the embedded values and formats, so that a
 // model cannot learn a handful of strings.
-func TestGenerateSynthVariety(t *testing.T) {
+func TestGenerateVariety(t *testing.T) {
 	c, err := Generate(3, 300, 0)
 	if err != nil {
 		t.Fatal(err)
