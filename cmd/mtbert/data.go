@@ -28,9 +28,16 @@ func runData(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
-	cfg, err := train.LoadConfig(*config, *dataRoot)
+	load := train.LoadConfig
+	if *vocab != "" {
+		load = train.LoadDataConfig // the data is tokenised with -vocab: the encoder folder may be absent
+	}
+	cfg, err := load(*config, *dataRoot)
 	if err != nil {
 		return err
+	}
+	if cfg.PretrainedMissing {
+		fmt.Fprintf(stderr, "mtbert data: encoder.pretrained %s not found: tokenising with %s, lengths checked against BERT-base's 512 positions\n", cfg.Encoder.Pretrained, *vocab)
 	}
 	if *dump != "" {
 		r, err := train.Prepare(cfg)

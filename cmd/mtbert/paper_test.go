@@ -124,3 +124,30 @@ func TestPaperConfigReadsFixtures(t *testing.T) {
 		}
 	}
 }
+
+// TestPaperConfigInPlace reads examples/mt-clinical-bert.yaml where it is, before Bio+Clinical
+// BERT is downloaded: with -vocab, mtbert data reads all eight tasks from the fixtures and
+// says on stderr that encoder.pretrained is missing; without it, the missing folder is an
+// error naming the field.
+func TestPaperConfigInPlace(t *testing.T) {
+	const cfg, root = "../../examples/mt-clinical-bert.yaml", "../../mtl/testdata/paper"
+	out, stderr := runCmd(t, 0, "data", "-config", cfg, "-data-root", root, "-vocab", "../../mtl/testdata/train/vocab.txt", "-json")
+	var sum struct {
+		Tasks []struct {
+			Name string `json:"name"`
+		} `json:"tasks"`
+	}
+	if err := json.Unmarshal([]byte(out), &sum); err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.Tasks) != 8 {
+		t.Fatalf("%d tasks read, want the paper's 8", len(sum.Tasks))
+	}
+	if !strings.Contains(stderr, "encoder.pretrained") || !strings.Contains(stderr, "not found") {
+		t.Errorf("stderr does not say the encoder folder is missing: %q", stderr)
+	}
+	_, stderr = runCmd(t, 1, "data", "-config", cfg, "-data-root", root)
+	if !strings.Contains(stderr, "encoder.pretrained") {
+		t.Errorf("without -vocab: %q, want an error naming encoder.pretrained", stderr)
+	}
+}

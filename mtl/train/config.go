@@ -42,6 +42,12 @@ type Config struct {
 	Tasks []TaskConfig `yaml:"tasks" json:"tasks"`
 	// Training holds the optimisation settings. Optional (all defaults).
 	Training TrainingConfig `yaml:"training" json:"training"`
+	// PretrainedMissing is set by LoadDataConfig when encoder.pretrained does not exist: the
+	// encoder's sizes are then BERT-base's (512 positions). Not a YAML key.
+	PretrainedMissing bool `yaml:"-" json:"pretrained_missing,omitempty"`
+
+	// dataOnly is LoadDataConfig's: the config is read for its data, not to build a model.
+	dataOnly bool
 }
 
 // EncoderConfig says where the encoder and its tokenizer come from: a Hugging
@@ -285,12 +291,29 @@ func LoadConfig(path, dataRoot string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ParseConfig(data, path, dataRoot)
+	return parseConfig(data, path, dataRoot, false)
+}
+
+// LoadDataConfig is LoadConfig for reading a config's data with another vocabulary (mtbert
+// data -vocab): an encoder.pretrained folder that does not exist is not an error but sets
+// PretrainedMissing, and the encoder's sizes are then BERT-base's, so that a config such as
+// examples/mt-clinical-bert.yaml can be checked against its data before the model is
+// downloaded.
+func LoadDataConfig(path, dataRoot string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return parseConfig(data, path, dataRoot, true)
 }
 
 // ParseConfig is LoadConfig on the bytes of a file named path (used for
 // messages and to resolve relative paths).
 func ParseConfig(data []byte, path, dataRoot string) (*Config, error) {
+	return parseConfig(data, path, dataRoot, false)
+}
+
+func parseConfig(data []byte, path, dataRoot string, dataOnly bool) (*Config, error) {
 	fail := func(field string, format string, a ...any) error {
 		return &ConfigError{File: path, Field: field, Err: fmt.Errorf(format, a...)}
 	}
@@ -313,7 +336,7 @@ func ParseConfig(data []byte, path, dataRoot string) (*Config, error) {
 		}
 		return nil, err
 	}
-	cfg := &Config{}
+	cfg := &Config{dataOnly: dataOnly}
 	// The walk above checked every key; decoding again with KnownFields is
 	// a second guard.
 	strict := yaml.NewDecoder(bytes.NewReader(data))
@@ -477,6 +500,13 @@ func (c *Config) finish(path, dataRoot string, present map[string]bool) error {
 		}
 		e.Pretrained = resolve(dir, e.Pretrained)
 		if _, err := os.Stat(filepath.Join(e.Pretrained, "vocab.txt")); err != nil {
+			if c.dataOnly && errors.Is(err, os.ErrNotExist) {
+				c.PretrainedMissing = true
+				for _, s := range sizes {
+					*s.v = s.def
+				}
+				break
+			}
 			return fail("encoder.pretrained", "%v", err)
 		}
 		bc, err := bert.LoadConfig(filepath.Join(e.Pretrained, "config.json"))
