@@ -56,19 +56,11 @@ func (tr *Trainer) Upcoming(k int) ([]StepFeed, error) {
 	// draws[i][j]: how many seeds module j draws in one forward pass of task i (nil: not yet
 	// measured).
 	draws := make([][]uint64, len(tr.Tasks))
-	acc := max(1, tr.Accumulate)
 	out := make([]StepFeed, 0, k)
 	for n := 0; n < k; n++ {
 		i := st.Next
 		task := tr.Tasks[i]
-		// As Step draws them.
-		bs := make([]Batch, 0, acc)
-		for a := 0; a < acc; a++ {
-			if a > 0 && st.Pos[i] >= task.Batches() {
-				break
-			}
-			bs = append(bs, tr.batch(i))
-		}
+		bs := tr.stepBatches(i) // as Step draws them
 		if draws[i] == nil {
 			var err error
 			if draws[i], err = tr.probeDraws(task.Head, &bs[0], ds); err != nil {
@@ -81,17 +73,7 @@ func (tr *Trainer) Upcoming(k int) ([]StepFeed, error) {
 			calls[j] += uint64(len(bs)) * draws[i][j]
 		}
 		out = append(out, f)
-		// As Step advances.
-		st.Step++
-		st.Next++
-		if st.Next == len(tr.Tasks) {
-			st.Next = 0
-			st.Round++
-			if st.Round == tr.RoundsPerEpoch() {
-				st.Round = 0
-				st.Epoch++
-			}
-		}
+		tr.advance(StepInfo{}) // as Step advances
 	}
 	return out, nil
 }

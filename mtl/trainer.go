@@ -265,15 +265,9 @@ func (tr *Trainer) Step() (StepInfo, error) {
 	st := &tr.State
 	i := st.Next
 	task := tr.Tasks[i]
-	// The step's batches: Accumulate of them, fewer at the end of a pass.
-	acc := max(1, tr.Accumulate)
-	bs := make([]Batch, 0, acc)
+	bs := tr.stepBatches(i)
 	total, tokens := 0, 0
-	for k := 0; k < acc; k++ {
-		if k > 0 && st.Pos[i] >= task.Batches() {
-			break
-		}
-		bs = append(bs, tr.batch(i))
+	for k := range bs {
 		total += bs[k].targets()
 		tokens += bs[k].Enc.B * bs[k].Enc.T
 	}
@@ -340,6 +334,20 @@ func (tr *Trainer) Step() (StepInfo, error) {
 		}
 	}
 	return tr.advance(StepInfo{Step: st.Step, Epoch: st.Epoch, Task: task.Head.Spec.Name, Loss: lv, LR: tr.Opt.LR, Tokens: tokens, Elapsed: time.Since(t0), Comm: comm}), nil
+}
+
+// stepBatches takes the batches of task i's next step: Accumulate of them, fewer at the end of
+// a pass.
+func (tr *Trainer) stepBatches(i int) []Batch {
+	acc := max(1, tr.Accumulate)
+	bs := make([]Batch, 0, acc)
+	for k := 0; k < acc; k++ {
+		if k > 0 && tr.State.Pos[i] >= tr.Tasks[i].Batches() {
+			break
+		}
+		bs = append(bs, tr.batch(i))
+	}
+	return bs
 }
 
 // advance moves the state past the step info reports.
