@@ -150,7 +150,7 @@ func evalNER(m *Model, h *Head, tok *bert.Tokenizer, sd *EvalSet, tm *TaskMetric
 		ad := &al.Docs[i]
 		goldSpans[i] = gold[i].Spans
 		nGold += len(gold[i].Spans)
-		n := len(plans[i].Sequences())
+		n := plans[i].Len()
 		o := out[k : k+n]
 		k += n
 		res, err := plans[i].Decode(o)

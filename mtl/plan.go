@@ -305,11 +305,22 @@ func (p *NotePlan) Sequences() []Sequence {
 	return out
 }
 
+// Len returns the number of the note's sequences (len(Sequences()), without building them).
+func (p *NotePlan) Len() int {
+	n := 0
+	for _, g := range p.groups {
+		n += len(g.wins)
+	}
+	return n
+}
+
 // Tokens returns the padded positions the note's sequences take in passes.
 func (p *NotePlan) Tokens() int {
 	n := 0
-	for _, s := range p.Sequences() {
-		n += s.Pad
+	for _, g := range p.groups {
+		for _, w := range g.wins {
+			n += PadLength(len(w.IDs), g.maxLen)
+		}
 	}
 	return n
 }

@@ -180,7 +180,7 @@ func (e *Extractor) ExtractMany(ctx context.Context, texts []string, tasks []str
 	res := make([]Result, len(texts))
 	k := 0
 	for i, p := range plans {
-		n := len(p.Sequences())
+		n := p.Len()
 		if res[i], err = p.Decode(out[k : k+n]); err != nil {
 			return nil, err
 		}

@@ -521,7 +521,7 @@ func (s *Server) extract(ctx context.Context, ex *mtl.Extractor, body []byte) (a
 	results := make([]mtl.Result, len(plans))
 	k := 0
 	for i, p := range plans {
-		n := len(p.Sequences())
+		n := p.Len()
 		if results[i], err = p.Decode(res.out[k : k+n]); err != nil {
 			return nil, err
 		}
