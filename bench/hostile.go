@@ -130,20 +130,15 @@ type HostilePhase struct {
 	MaxMs      float64        `json:"ok_max_ms"`
 }
 
-// hostileModel returns the extractor of o: its checkpoint, or a random model over notes.
+// hostileModel returns the extractor of o (serveModel's: its checkpoint, or a random model over
+// notes), the encoder's config and the model's description.
 func hostileModel(o HostileOptions, notes []string) (*mtl.Extractor, bert.Config, string, error) {
-	if o.Model != "" {
-		m, t, err := mtl.LoadCheckpoint(o.Model, bert.DefaultLowerCase)
-		if err != nil {
-			return nil, bert.Config{}, "", err
-		}
-		return mtl.NewExtractor(m, t), m.Encoder.Cfg, o.Model, nil
-	}
-	m, tok, err := randomModel(ServeOptions{Layers: o.Layers, Hidden: o.Hidden, K: o.K, Labels: o.Labels, MaxLen: o.MaxLen, Vocab: o.Vocab, Seed: o.Seed}, notes)
+	var res ServeResult
+	ex, _, err := serveModel(ServeOptions{Model: o.Model, Layers: o.Layers, Hidden: o.Hidden, K: o.K, Labels: o.Labels, MaxLen: o.MaxLen, Vocab: o.Vocab, Seed: o.Seed}, notes, &res)
 	if err != nil {
 		return nil, bert.Config{}, "", err
 	}
-	return mtl.NewExtractor(m, tok), m.Encoder.Cfg, fmt.Sprintf("random: %d layers, %d hidden, %d ner heads of %d labels, max_length %d", o.Layers, o.Hidden, o.K, o.Labels, o.MaxLen), nil
+	return ex, ex.Model().Encoder.Cfg, res.Model, nil
 }
 
 // Hostile runs the hostile benchmark: the quiet phase, then the attack phase, on one server.
