@@ -53,18 +53,8 @@ type HostileOptions struct {
 }
 
 func (o *HostileOptions) defaults() {
-	def := func(p *int, v int) {
-		if *p <= 0 {
-			*p = v
-		}
-	}
-	def(&o.Layers, 12)
-	def(&o.Hidden, 768)
-	def(&o.K, 8)
-	def(&o.Labels, 9)
-	def(&o.MaxLen, 128)
-	def(&o.SynthNotes, 200)
-	def(&o.SynthWords, 150)
+	modelDefaults(&o.Layers, &o.Hidden, &o.K, &o.Labels, &o.MaxLen, &o.SynthNotes, &o.SynthWords)
+	def := defaultInt
 	def(&o.Clients, 4)
 	def(&o.MaxQueue, 16)
 	def(&o.MaxBatchTokens, 2048)

@@ -66,20 +66,29 @@ type ServeOptions struct {
 	Log io.Writer
 }
 
+// defaultInt sets *p to v when *p is not positive.
+func defaultInt(p *int, v int) {
+	if *p <= 0 {
+		*p = v
+	}
+}
+
+// modelDefaults fills the random model's and the synthetic notes' sizes that are not set:
+// BERT-base (12 layers, 768 wide), 8 ner heads of 9 labels, max_length 128, 200 notes of at
+// least 150 words.
+func modelDefaults(layers, hidden, k, labels, maxLen, notes, words *int) {
+	for _, d := range []struct {
+		p *int
+		v int
+	}{{layers, 12}, {hidden, 768}, {k, 8}, {labels, 9}, {maxLen, 128}, {notes, 200}, {words, 150}} {
+		defaultInt(d.p, d.v)
+	}
+}
+
 // defaults fills the zero fields of o with the command's defaults.
 func (o *ServeOptions) defaults() {
-	def := func(p *int, v int) {
-		if *p <= 0 {
-			*p = v
-		}
-	}
-	def(&o.Layers, 12)
-	def(&o.Hidden, 768)
-	def(&o.K, 8)
-	def(&o.Labels, 9)
-	def(&o.MaxLen, 128)
-	def(&o.SynthNotes, 200)
-	def(&o.SynthWords, 150)
+	modelDefaults(&o.Layers, &o.Hidden, &o.K, &o.Labels, &o.MaxLen, &o.SynthNotes, &o.SynthWords)
+	def := defaultInt
 	def(&o.MaxQueue, 64)
 	def(&o.MaxBatchTokens, 2048)
 	if o.MaxWait <= 0 {
