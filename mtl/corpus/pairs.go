@@ -250,17 +250,30 @@ func ReadBIOSSES(path string) ([]Pair, error) {
 	if len(ls) == 0 {
 		return nil, fmt.Errorf("%s:1: empty file, want a header", path)
 	}
-	col := map[string]int{}
+	return readHeadedPairs(path, ls, true)
+}
+
+// readHeadedPairs reads a tab-separated file whose first line names the columns: sentence1 and
+// sentence2, score (required when scored, else optional: pairs without it have no score), and
+// optionally id; other columns are ignored. The ID is the id column or "file:line". A wrong
+// column count or a bad score is an error naming file:line.
+func readHeadedPairs(path string, ls []string, scored bool) ([]Pair, error) {
 	header := strings.Split(ls[0], "\t")
+	col := map[string]int{}
 	for i, h := range header {
 		col[strings.TrimSpace(h)] = i
 	}
-	for _, need := range []string{"sentence1", "sentence2", "score"} {
-		if _, ok := col[need]; !ok {
-			return nil, fmt.Errorf("%s:1: header lacks column %q", path, need)
+	need := []string{"sentence1", "sentence2"}
+	if scored {
+		need = append(need, "score")
+	}
+	for _, c := range need {
+		if _, ok := col[c]; !ok {
+			return nil, fmt.Errorf("%s:1: header lacks column %q", path, c)
 		}
 	}
 	idCol, hasID := col["id"]
+	scoreCol, hasScore := col["score"]
 	var out []Pair
 	for i, l := range ls[1:] {
 		n := i + 2
@@ -268,12 +281,15 @@ func ReadBIOSSES(path string) ([]Pair, error) {
 		if len(cols) != len(header) {
 			return nil, fmt.Errorf("%s:%d: want %d tab-separated columns as the header, got %d", path, n, len(header), len(cols))
 		}
-		p := Pair{ID: fmt.Sprintf("%s:%d", path, n), TextA: cols[col["sentence1"]], TextB: cols[col["sentence2"]], HasScore: true, Source: path}
+		p := Pair{ID: fmt.Sprintf("%s:%d", path, n), TextA: cols[col["sentence1"]], TextB: cols[col["sentence2"]], HasScore: hasScore, Source: path}
 		if hasID {
 			p.ID = cols[idCol]
 		}
-		if p.Score, err = parseScore(cols[col["score"]]); err != nil {
-			return nil, fmt.Errorf("%s:%d: %v", path, n, err)
+		if hasScore {
+			var err error
+			if p.Score, err = parseScore(cols[scoreCol]); err != nil {
+				return nil, fmt.Errorf("%s:%d: %v", path, n, err)
+			}
 		}
 		out = append(out, p)
 	}
@@ -300,7 +316,7 @@ func ReadSTSB(path string) ([]Pair, error) {
 	}
 	ls := lines(data)
 	if len(ls) > 0 && strings.HasPrefix(ls[0], "index\t") {
-		return readSTSBGLUE(path, ls)
+		return readHeadedPairs(path, ls, false) // GLUE's layout
 	}
 	var out []Pair
 	for i, l := range ls {
@@ -312,38 +328,6 @@ func ReadSTSB(path string) ([]Pair, error) {
 		p := Pair{ID: fmt.Sprintf("%s:%d", path, n), TextA: cols[5], TextB: cols[6], HasScore: true, Source: path}
 		if p.Score, err = parseScore(cols[4]); err != nil {
 			return nil, fmt.Errorf("%s:%d: %v", path, n, err)
-		}
-		out = append(out, p)
-	}
-	return out, nil
-}
-
-// readSTSBGLUE reads the GLUE layout of STS-B: ls[0] is the header.
-func readSTSBGLUE(path string, ls []string) ([]Pair, error) {
-	header := strings.Split(ls[0], "\t")
-	col := map[string]int{}
-	for i, h := range header {
-		col[strings.TrimSpace(h)] = i
-	}
-	for _, need := range []string{"sentence1", "sentence2"} {
-		if _, ok := col[need]; !ok {
-			return nil, fmt.Errorf("%s:1: header lacks column %q", path, need)
-		}
-	}
-	scoreCol, hasScore := col["score"]
-	var out []Pair
-	for i, l := range ls[1:] {
-		n := i + 2
-		cols := strings.Split(l, "\t")
-		if len(cols) != len(header) {
-			return nil, fmt.Errorf("%s:%d: want %d tab-separated columns as the header, got %d", path, n, len(header), len(cols))
-		}
-		p := Pair{ID: fmt.Sprintf("%s:%d", path, n), TextA: cols[col["sentence1"]], TextB: cols[col["sentence2"]], HasScore: hasScore, Source: path}
-		if hasScore {
-			var err error
-			if p.Score, err = parseScore(cols[scoreCol]); err != nil {
-				return nil, fmt.Errorf("%s:%d: %v", path, n, err)
-			}
 		}
 		out = append(out, p)
 	}
