@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mtbert/mtbert/kernels/cuda"
+	"github.com/mtbert/mtbert/kernels/cuda/cudatest"
 )
 
 // TestBertSmoke runs a two-layer model in both modes; the training step must reuse its
@@ -43,19 +43,7 @@ func TestMTRuns(t *testing.T) {
 // TestBertOnTheGPUPath runs bench bert's inference and training step on the host emulation of
 // the CUDA driver (a real GPU with MTBERT_CUDA_REAL=1): the workload runs and reports the device.
 func TestBertOnTheGPUPath(t *testing.T) {
-	lib, skip, err := cuda.TestLibrary("../kernels/cuda")
-	switch {
-	case err != nil:
-		t.Fatal(err)
-	case skip != "":
-		t.Skip(skip)
-	case lib != "":
-		t.Setenv(cuda.LibEnv, lib)
-	}
-	c, err := cuda.Open(0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := cudatest.Open(t)
 	for _, mode := range []string{"infer", "train"} {
 		for _, f32 := range []bool{false, true} {
 			r, err := Bert(BertOptions{Layers: 1, Hidden: 64, Batch: 2, Seq: 8, Mode: mode, Reps: 1, CUDA: c, Float32: f32})

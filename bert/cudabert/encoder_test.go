@@ -9,35 +9,16 @@ import (
 	"github.com/mtbert/mtbert/autograd"
 	"github.com/mtbert/mtbert/bert"
 	"github.com/mtbert/mtbert/kernels/cuda"
+	"github.com/mtbert/mtbert/kernels/cuda/cudatest"
 	"github.com/mtbert/mtbert/nn"
 	"github.com/mtbert/mtbert/tensor"
 )
-
-// openCUDA opens cuda:0 on a real GPU when MTBERT_CUDA_REAL=1, else on the host emulation of
-// the driver (built from ../kernels/cuda when a C++ compiler is present; skipped otherwise).
-func openCUDA(t *testing.T) *cuda.Context {
-	t.Helper()
-	lib, skip, err := cuda.TestLibrary("../../kernels/cuda")
-	switch {
-	case err != nil:
-		t.Fatalf("building the CUDA emulation: %v", err)
-	case skip != "":
-		t.Skip(skip)
-	case lib != "":
-		t.Setenv(cuda.LibEnv, lib)
-	}
-	c, err := cuda.Open(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
 
 // TestEncoderMatchesCPU runs a 2-layer encoder on the GPU path (the host emulation in CI)
 // and on the CPU on a right-padded batch of two rows: the last hidden states agree within bf16
 // tolerance (the attention's Q, K and V are rounded to bf16), and a left-padded mask is refused.
 func TestEncoderMatchesCPU(t *testing.T) {
-	c := openCUDA(t)
+	c := cudatest.Open(t)
 	cfg := bert.DefaultConfig()
 	cfg.VocabSize, cfg.HiddenSize, cfg.NumAttentionHeads, cfg.IntermediateSize = 60, 128, 2, 256
 	cfg.NumHiddenLayers, cfg.MaxPositionEmbeddings = 2, 32
@@ -114,7 +95,7 @@ func TestGradientsMatchCPU(t *testing.T) {
 // gradientsVsCPU is TestGradientsMatchCPU with hidden and attention dropout p: the GPU
 // path draws the same seeds from the model's dropout stream and the same masks as the CPU.
 func gradientsVsCPU(t *testing.T, p float64) {
-	c := openCUDA(t)
+	c := cudatest.Open(t)
 	cfg := bert.DefaultConfig()
 	cfg.VocabSize, cfg.HiddenSize, cfg.NumAttentionHeads, cfg.IntermediateSize = 60, 128, 2, 256
 	cfg.NumHiddenLayers, cfg.MaxPositionEmbeddings = 2, 32
@@ -211,7 +192,7 @@ func checkGradients(t *testing.T, c *cuda.Context, m *bert.Model, head *nn.Linea
 // path (forward, backward, the fused multi-tensor AdamW kernel) and on the CPU (autograd and
 // nn.AdamW): the loss curves agree step by step and fall, and the synced weights stay close.
 func TestTrainerTracksCPU(t *testing.T) {
-	c := openCUDA(t)
+	c := cudatest.Open(t)
 	build := func() (*bert.Model, *nn.Linear) {
 		cfg := bert.DefaultConfig()
 		cfg.VocabSize, cfg.HiddenSize, cfg.NumAttentionHeads, cfg.IntermediateSize = 60, 64, 2, 128

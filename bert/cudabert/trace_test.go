@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/mtbert/mtbert/bert"
+	"github.com/mtbert/mtbert/kernels/cuda/cudatest"
 )
 
 // traceStage is one stage of an encoder pass: its name and its hidden state in the CPU's and
@@ -45,7 +46,7 @@ func traceStages(t *testing.T, layers int, cpu, gpu *bert.Trace, maxTol, meanTol
 // stage that disagrees, naming the layer and the block, so a change on one side only (say a
 // LayerNorm eps, a residual, the GELU) points at where the two encoders part.
 func TestTraceMatchesCPULayerByLayer(t *testing.T) {
-	c := openCUDA(t)
+	c := cudatest.Open(t)
 	cfg := bert.DefaultConfig()
 	cfg.VocabSize, cfg.HiddenSize, cfg.NumAttentionHeads, cfg.IntermediateSize = 70, 64, 2, 128
 	cfg.NumHiddenLayers, cfg.MaxPositionEmbeddings = 4, 32

@@ -7,23 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/mtbert/mtbert/kernels/cuda"
+	"github.com/mtbert/mtbert/kernels/cuda/cudatest"
 )
-
-// useEmulatedCUDA points MTBERT_CUDA_LIB at the host emulation of the driver (built when a C++
-// compiler is present; the test skips otherwise), unless MTBERT_CUDA_REAL=1 asks for the GPU.
-func useEmulatedCUDA(t *testing.T) {
-	t.Helper()
-	lib, skip, err := cuda.TestLibrary("../../kernels/cuda")
-	switch {
-	case err != nil:
-		t.Fatal(err)
-	case skip != "":
-		t.Skip(skip)
-	case lib != "":
-		t.Setenv(cuda.LibEnv, lib)
-	}
-}
 
 // jsonDiff returns where two JSON values differ: a different structure, string or boolean, or a
 // number more than tol apart; "" when they agree.
@@ -66,7 +51,7 @@ func jsonDiff(a, b any, tol float64, path string) string {
 // GPU path, the heads on the CPU) give the CPU's entities and labels with scores within 1e-3,
 // and its metrics within 5e-3, on the host emulation.
 func TestPredictAndEvalOnTheGPUPath(t *testing.T) {
-	useEmulatedCUDA(t)
+	cudatest.Use(t)
 	dir := t.TempDir()
 	runCmd(t, 0, "train", "-config", trainCfg, "-out", filepath.Join(dir, "run"), "-quiet")
 	model := filepath.Join(dir, "run", "best")

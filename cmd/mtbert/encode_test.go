@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mtbert/mtbert/kernels/cuda/cudatest"
 	"github.com/mtbert/mtbert/nn"
 )
 
@@ -145,7 +146,7 @@ func TestUsageErrors(t *testing.T) {
 // driver (or a real GPU with MTBERT_CUDA_REAL=1) and with -device cpu: the hidden states and the
 // pooled outputs agree within bf16 tolerance.
 func TestEncodeOnTheGPUPath(t *testing.T) {
-	useEmulatedCUDA(t)
+	cudatest.Use(t)
 	dir := tinyModelDir(t)
 	in := filepath.Join(t.TempDir(), "in.jsonl")
 	body := `{"text": "Patient denies chest pain."}` + "\n" + `{"text_a": "fever", "text_b": "pains, 5mgs and more pains"}` + "\n"

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mtbert/mtbert/kernels/cuda/cudatest"
 )
 
 // gpuTrainConfig writes the fixture's training config with one attention head of 32
@@ -30,7 +32,7 @@ func gpuTrainConfig(t *testing.T, dir string) (cfg, root string) {
 // continues it on the CPU, -float32 trains on the GPU path in float32, and pretrain
 // -device cuda takes an mlm config, on the host emulation.
 func TestTrainOnTheGPUPath(t *testing.T) {
-	useEmulatedCUDA(t)
+	cudatest.Use(t)
 	dir := t.TempDir()
 	cfg, root := gpuTrainConfig(t, dir)
 	run := filepath.Join(dir, "run")

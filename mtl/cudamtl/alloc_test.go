@@ -3,6 +3,7 @@ package cudamtl_test
 import (
 	"testing"
 
+	"github.com/mtbert/mtbert/kernels/cuda/cudatest"
 	"github.com/mtbert/mtbert/mtl/cudamtl"
 	"github.com/mtbert/mtbert/mtl/train"
 )
@@ -12,7 +13,7 @@ import (
 // driver: the caching allocator serves every pass's buffers (its statistics say so), and
 // every block of a step is returned.
 func TestWarmStepsAllocateNothing(t *testing.T) {
-	c := openCUDA(t)
+	c := cudatest.Open(t)
 	r := fourTasks(t, func(c *train.Config) { c.Training.Steps = 100 })
 	s, err := cudamtl.New(c, r.Trainer, true)
 	if err != nil {

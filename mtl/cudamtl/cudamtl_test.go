@@ -8,31 +8,12 @@ import (
 	"testing"
 
 	"github.com/mtbert/mtbert/kernels/cuda"
+	"github.com/mtbert/mtbert/kernels/cuda/cudatest"
 	"github.com/mtbert/mtbert/mtl"
 	"github.com/mtbert/mtbert/mtl/cudamtl"
 	"github.com/mtbert/mtbert/mtl/internal/fixture"
 	"github.com/mtbert/mtbert/mtl/train"
 )
-
-// openCUDA opens cuda:0 on a real GPU when MTBERT_CUDA_REAL=1, else on the host emulation of
-// the driver (skipped without a C++ compiler).
-func openCUDA(t *testing.T) *cuda.Context {
-	t.Helper()
-	lib, skip, err := cuda.TestLibrary("../../kernels/cuda")
-	switch {
-	case err != nil:
-		t.Fatalf("building the CUDA emulation: %v", err)
-	case skip != "":
-		t.Skip(skip)
-	case lib != "":
-		t.Setenv(cuda.LibEnv, lib)
-	}
-	c, err := cuda.Open(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
 
 // mlmText is a tiny corpus over the words of testdata/train/vocab.txt.
 const mlmText = "the patient took aspirin for fever .\nthe patient took insulin daily and is stable .\nno chest pain , no cough , no rash .\n\nthe patient has a fever after metformin .\nnausea and chest pain after heparin .\nthe patient took ibuprofen for chest pain .\n"
@@ -124,7 +105,7 @@ func maxWeightDiff(a, b *train.Run) (weights, moments float64) {
 // gradient accumulation) on the GPU path and on the CPU: the losses agree within 5e-5 in
 // float32 and 5e-4 in mixed precision, the weights and moments within the tolerances below.
 func TestStepsMatchCPU(t *testing.T) {
-	c := openCUDA(t)
+	c := cudatest.Open(t)
 	for _, tc := range []struct {
 		name               string
 		bf16               bool

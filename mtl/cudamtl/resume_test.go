@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/mtbert/mtbert/bert/cudabert"
+	"github.com/mtbert/mtbert/kernels/cuda/cudatest"
 	"github.com/mtbert/mtbert/mtl"
 	"github.com/mtbert/mtbert/mtl/cudamtl"
 	"github.com/mtbert/mtbert/mtl/train"
@@ -49,7 +50,7 @@ func stepLosses(t *testing.T, out string) map[int]float64 {
 // cross devices: the GPU run's step-5 checkpoint resumed on the CPU, and a CPU run's resumed
 // on the GPU path (float32), follow the straight runs' losses within 5e-5.
 func TestResumeOnGPU(t *testing.T) {
-	c := openCUDA(t)
+	c := cudatest.Open(t)
 	ctx := context.Background()
 	dir := t.TempDir()
 	edit := func(c *train.Config) { c.Training.Steps = 12 }
@@ -106,7 +107,7 @@ func TestResumeOnGPU(t *testing.T) {
 // precision, no dropout) until the ner task tags its dev notes, then predicts with the saved
 // checkpoint on the CPU and on the GPU path: the same entities.
 func TestGPUCheckpointPredicts(t *testing.T) {
-	c := openCUDA(t)
+	c := cudatest.Open(t)
 	r := fourTasks(t, func(c *train.Config) {
 		c.Tasks = c.Tasks[:3]
 		c.Training.Steps, c.Training.Dropout, c.Training.ClipNorm, c.Training.EvalEvery = 0, 0, 0, 0
