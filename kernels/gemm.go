@@ -259,28 +259,7 @@ func gemmParallel(kern *gemmKernel, threads int, transA, transB bool, m, n, k in
 		gemmSerial(kern, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, pk, 0)
 		return
 	}
-	tm, tn := 1, threads
-	bestCost := -1
-	for d := 1; d <= threads; d++ {
-		if threads%d != 0 || d > mu || threads/d > nu {
-			continue
-		}
-		// Packing work: A is packed once per column part, B once per row part. Penalise
-		// rectangles thinner than a few micro-tiles, whose edges waste the kernel.
-		cost := (threads/d)*m*k + d*k*n
-		if pk != nil {
-			cost = (threads / d) * m * k // B is packed already: only A is repacked
-		}
-		if m/d < 4*kern.mr {
-			cost += m * n * k / 8
-		}
-		if n/(threads/d) < 2*kern.nr {
-			cost += m * n * k / 8
-		}
-		if bestCost < 0 || cost < bestCost {
-			bestCost, tm, tn = cost, d, threads/d
-		}
-	}
+	tm, tn := gemmGrid(kern, threads, m, n, k, pk != nil)
 	runChunks(tm*tn, func(t int) {
 		pi, pj := t/tn, t%tn
 		i0, i1 := min(m, mu*pi/tm*kern.mr), min(m, mu*(pi+1)/tm*kern.mr)
@@ -301,6 +280,34 @@ func gemmParallel(kern *gemmKernel, threads int, transA, transB bool, m, n, k in
 		}
 		gemmSerial(kern, transA, transB, i1-i0, j1-j0, k, alpha, a[aOff:], lda, bs, ldb, beta, c[i0*ldc+j0:], ldc, pk, j0)
 	})
+}
+
+// gemmGrid picks the tm×tn grid (tm*tn == threads, tm <= row units, tn <= column units) that
+// finishes first by a cycle model of the slowest rectangle: its micro-tiles (a partial tile
+// costs a full one) at mr·nr/32 cycles per k step (two 16-lane FMA pipes), plus packing its
+// rows of A (about 0.2 cycles a value) and, unless B comes packed, its columns of B (about 0.5
+// cycles a value, strided). A row cut makes every part read all of B and a column cut all of A;
+// with m small (one sequence of 128 tokens) the column cut balances better, at m large the two
+// are even and the row cut packs less.
+func gemmGrid(kern *gemmKernel, threads, m, n, k int, packedB bool) (tm, tn int) {
+	mu := (m + kern.mr - 1) / kern.mr
+	nu := (n + kern.nr - 1) / kern.nr
+	tm, tn = 1, threads
+	best := -1.0
+	for d := 1; d <= threads; d++ {
+		if threads%d != 0 || d > mu || threads/d > nu {
+			continue
+		}
+		rows, cols := ceilDiv(mu, d), ceilDiv(nu, threads/d)
+		cost := float64(rows*cols*kern.mr*kern.nr)/32 + 0.2*float64(rows*kern.mr)
+		if !packedB {
+			cost += 0.5 * float64(cols*kern.nr)
+		}
+		if best < 0 || cost < best {
+			best, tm, tn = cost, d, threads/d
+		}
+	}
+	return tm, tn
 }
 
 // gemmWork holds one goroutine's packing buffers.

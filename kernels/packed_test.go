@@ -72,7 +72,26 @@ func TestSgemmPackedFallback(t *testing.T) {
 
 // BenchmarkSgemmPacked times the BERT-base linear layers (y = x·Wᵀ, W (out, in)) with W packed
 // once, beside Sgemm repacking it on every call.
+//
+// The 128-row shapes are one 128-token sequence (the latency case), on one thread and on all.
 func BenchmarkSgemmPacked(b *testing.B) {
+	for _, s := range [][3]int{{128, 768, 768}, {128, 768, 3072}, {128, 3072, 768}} {
+		m, k, n := s[0], s[1], s[2]
+		rng := rand.New(rand.NewPCG(1, 1))
+		x, w, c := randSlice(rng, m*k), randSlice(rng, k*n), make([]float32, m*n)
+		p := PackB(true, k, n, w, k)
+		for _, t := range []int{1, Threads()} {
+			b.Run(fmt.Sprintf("%s/packed/threads%d/%dx%dx%d", GemmPath(), t, m, k, n), func(b *testing.B) {
+				old := int(threadCount.Load())
+				defer SetThreads(old)
+				SetThreads(t)
+				for b.Loop() {
+					SgemmPacked(m, n, k, 1, x, k, p, 0, c, n)
+				}
+				b.ReportMetric(2*float64(m*n*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
 	for _, s := range bertGemmShapes {
 		m, k, n := s[0], s[1], s[2]
 		rng := rand.New(rand.NewPCG(1, 1))
