@@ -129,8 +129,9 @@ func (tp *Tape) AttentionAt(q, k, v *Var, heads int, mask []float32, dropP float
 	a := &kernels.Attention{B: B, H: heads, T: T, D: D, Scale: 1 / sqrtf(float32(D)), Mask: mask, DropP: dropP, Seed: seed, Row0: row0}
 	view := func(d []float32) kernels.HeadView { return kernels.HeadView{Data: d, SB: T * C, SH: D, ST: C} }
 	qv, kv, vv := q.Value.Contiguous(), k.Value.Contiguous(), v.Value.Contiguous()
-	out := tp.Alloc(B, T, C)
-	p := tp.Alloc(B, heads, T, T)
+	// Forward overwrites every element of both (products with beta 0): no zero-fill.
+	out := tp.AllocUninit(B, T, C)
+	p := tp.AllocUninit(B, heads, T, T)
 	a.Forward(view(out.Data()), view(qv.Data()), view(kv.Data()), view(vv.Data()), p.Data())
 	return tp.Op(out, func(o *Var) {
 		grad := func(x *Var) kernels.HeadView {

@@ -69,9 +69,10 @@ func (a *Attention) dropScale(i uint64) float32 {
 	return 1 / (1 - a.DropP)
 }
 
-// applyDropout writes dst = src ⊙ dropout mask for the (H, T, T) block of sequence b.
-func (a *Attention) applyDropout(dst, src []float32, b int) {
-	base := uint64(a.Row0+b) * uint64(a.H*a.T*a.T)
+// applyDropout writes dst = src ⊙ dropout mask for a block of probabilities whose first
+// element has index base in the attention's mask numbering ((Row0+b)·H·T·T + h·T·T for head h
+// of sequence b).
+func (a *Attention) applyDropout(dst, src []float32, base uint64) {
 	for i, v := range src {
 		dst[i] = v * a.dropScale(base+uint64(i))
 	}
@@ -79,30 +80,34 @@ func (a *Attention) applyDropout(dst, src []float32, b int) {
 
 // Forward computes out = softmax(Scale·Q·Kᵀ + maskbias)·V per (b, h), writing the
 // probabilities P (B, H, T, T, contiguous, before dropout) for Backward.
+//
+// The B·H heads are the parallel tasks: each runs its two products, the mask and the softmax
+// on one goroutine while its T×T block is in cache, one parallel region per call. Each product
+// is the serial Sgemm of that head, so the result does not depend on the thread count.
 func (a *Attention) Forward(out, q, k, v HeadView, p []float32) {
 	a.check("Attention.Forward", out, q, k, v)
 	B, H, T, D := a.B, a.H, a.T, a.D
 	if len(p) != B*H*T*T {
 		panic(fmt.Sprintf("kernels: Attention.Forward: len(p)=%d, want B*H*T*T=%d", len(p), B*H*T*T))
 	}
-	hh := H * T * T
+	tt := T * T
 	minF := float32(-math.MaxFloat32)
-	var sp *[]float32
-	if a.DropP > 0 {
-		sp = getScratch(hh)
-		defer scratchPool.Put(sp)
-	}
-	for b := 0; b < B; b++ {
-		pb := p[b*hh : (b+1)*hh]
-		SgemmStrided(false, true, T, T, D, a.Scale,
-			q.Data[b*q.SB:], q.ST, q.SH, k.Data[b*k.SB:], k.ST, k.SH, 0, pb, T, T*T, H)
-		var m []float32
-		if a.Mask != nil {
-			m = a.Mask[b*T : (b+1)*T]
+	ParallelFor(B*H, 1, func(lo, hi int) {
+		var sp *[]float32
+		if a.DropP > 0 {
+			sp = getScratch(tt)
+			defer scratchPool.Put(sp)
 		}
-		ParallelFor(H*T, max(1, 4096/max(T, 1)), func(lo, hi int) {
-			for r := lo; r < hi; r++ {
-				row := pb[r*T : r*T+T]
+		for bh := lo; bh < hi; bh++ {
+			b, h := bh/H, bh%H
+			ph := p[bh*tt : (bh+1)*tt]
+			sgemmSerial(false, true, T, T, D, a.Scale, q.Data[b*q.SB+h*q.SH:], q.ST, k.Data[b*k.SB+h*k.SH:], k.ST, 0, ph, T)
+			var m []float32
+			if a.Mask != nil {
+				m = a.Mask[b*T : (b+1)*T]
+			}
+			for r := range T {
+				row := ph[r*T : r*T+T]
 				if m != nil {
 					for j, mv := range m {
 						if mv == 0 {
@@ -114,62 +119,67 @@ func (a *Attention) Forward(out, q, k, v HeadView, p []float32) {
 				}
 				softmaxRow(row, row)
 			}
-		})
-		src := pb
-		if a.DropP > 0 {
-			src = *sp
-			a.applyDropout(src, pb, b)
+			src := ph
+			if a.DropP > 0 {
+				src = *sp
+				a.applyDropout(src, ph, uint64(a.Row0+b)*uint64(H*tt)+uint64(h*tt))
+			}
+			sgemmSerial(false, false, T, D, T, 1, src, T, v.Data[b*v.SB+h*v.SH:], v.ST, 0, out.Data[b*out.SB+h*out.SH:], out.ST)
 		}
-		SgemmStrided(false, false, T, D, T, 1, src, T, T*T,
-			v.Data[b*v.SB:], v.ST, v.SH, 0, out.Data[b*out.SB:], out.ST, out.SH, H)
-	}
+	})
 }
 
 // Backward accumulates dq, dk, dv from dout and the probabilities p saved by Forward:
 //
 //	dV += Pdᵀ·dO,  dPd = dO·Vᵀ,  dP = dPd ⊙ dropmask,  dS = P ⊙ (dP − rowsum(dP ⊙ P)),
 //	dQ += Scale·dS·K,  dK += Scale·dSᵀ·Q.
+//
+// As in Forward, each of the B·H heads is one task on one goroutine.
 func (a *Attention) Backward(dq, dk, dv, dout, q, k, v HeadView, p []float32) {
 	a.check("Attention.Backward", dq, dk, dv, dout, q, k, v)
 	B, H, T, D := a.B, a.H, a.T, a.D
 	if len(p) != B*H*T*T {
 		panic(fmt.Sprintf("kernels: Attention.Backward: len(p)=%d, want B*H*T*T=%d", len(p), B*H*T*T))
 	}
-	hh := H * T * T
-	ds := getScratch(hh)
-	defer scratchPool.Put(ds)
-	var pd *[]float32
-	if a.DropP > 0 {
-		pd = getScratch(hh)
-		defer scratchPool.Put(pd)
-	}
-	for b := 0; b < B; b++ {
-		pb := p[b*hh : (b+1)*hh]
-		src := pb
+	tt := T * T
+	ParallelFor(B*H, 1, func(lo, hi int) {
+		ds := getScratch(tt)
+		defer scratchPool.Put(ds)
+		var pd *[]float32
 		if a.DropP > 0 {
-			src = *pd
-			a.applyDropout(src, pb, b)
+			pd = getScratch(tt)
+			defer scratchPool.Put(pd)
 		}
-		SgemmStrided(true, false, T, D, T, 1, src, T, T*T,
-			dout.Data[b*dout.SB:], dout.ST, dout.SH, 1, dv.Data[b*dv.SB:], dv.ST, dv.SH, H)
-		d := *ds
-		SgemmStrided(false, true, T, T, D, 1, dout.Data[b*dout.SB:], dout.ST, dout.SH,
-			v.Data[b*v.SB:], v.ST, v.SH, 0, d, T, T*T, H)
-		base := uint64(a.Row0+b) * uint64(hh)
-		ParallelFor(H*T, max(1, 4096/max(T, 1)), func(lo, hi int) {
-			for r := lo; r < hi; r++ {
+		for bh := lo; bh < hi; bh++ {
+			b, h := bh/H, bh%H
+			ph := p[bh*tt : (bh+1)*tt]
+			base := uint64(a.Row0+b)*uint64(H*tt) + uint64(h*tt)
+			src := ph
+			if a.DropP > 0 {
+				src = *pd
+				a.applyDropout(src, ph, base)
+			}
+			do := dout.Data[b*dout.SB+h*dout.SH:]
+			sgemmSerial(true, false, T, D, T, 1, src, T, do, dout.ST, 1, dv.Data[b*dv.SB+h*dv.SH:], dv.ST)
+			d := *ds
+			sgemmSerial(false, true, T, T, D, 1, do, dout.ST, v.Data[b*v.SB+h*v.SH:], v.ST, 0, d, T)
+			for r := range T {
 				row := d[r*T : r*T+T]
 				if a.DropP > 0 {
 					for j := range row {
 						row[j] *= a.dropScale(base + uint64(r*T+j))
 					}
 				}
-				softmaxBackwardRow(row, row, pb[r*T:r*T+T], true)
+				softmaxBackwardRow(row, row, ph[r*T:r*T+T], true)
 			}
-		})
-		SgemmStrided(false, false, T, D, T, a.Scale, d, T, T*T,
-			k.Data[b*k.SB:], k.ST, k.SH, 1, dq.Data[b*dq.SB:], dq.ST, dq.SH, H)
-		SgemmStrided(true, false, T, D, T, a.Scale, d, T, T*T,
-			q.Data[b*q.SB:], q.ST, q.SH, 1, dk.Data[b*dk.SB:], dk.ST, dk.SH, H)
-	}
+			sgemmSerial(false, false, T, D, T, a.Scale, d, T, k.Data[b*k.SB+h*k.SH:], k.ST, 1, dq.Data[b*dq.SB+h*dq.SH:], dq.ST)
+			sgemmSerial(true, false, T, D, T, a.Scale, d, T, q.Data[b*q.SB+h*q.SH:], q.ST, 1, dk.Data[b*dk.SB+h*dk.SH:], dk.ST)
+		}
+	})
+}
+
+// sgemmSerial is Sgemm on the calling goroutine only.
+func sgemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	checkGemm("Sgemm", transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	gemmParallel(gemmActive.Load(), 1, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
