@@ -21,25 +21,37 @@ func (tp *Tape) mustNotRecord(op string) {
 // the same order (bias copied in, then the product added onto it), so the result is
 // bit-identical. Inference only.
 func (tp *Tape) LinearPacked(x *Var, w *kernels.PackedB, bias *Var) *Var {
-	tp.mustNotRecord("LinearPacked")
+	return tp.linearPacked("LinearPacked", x, w, bias, false)
+}
+
+// LinearPackedGELU returns GELU(x·wᵀ + bias) (the exact erf form) in one product: the bias
+// is written into each block of the output and the activation applied to it while it is in
+// cache (kernels.SgemmPackedBias). Bit-identical to GELUInPlace(LinearPacked(x, w, bias))
+// where out is a multiple of 8. Inference only.
+func (tp *Tape) LinearPackedGELU(x *Var, w *kernels.PackedB, bias *Var) *Var {
+	if bias == nil {
+		return tp.GELUInPlace(tp.LinearPacked(x, w, nil), true)
+	}
+	return tp.linearPacked("LinearPackedGELU", x, w, bias, true)
+}
+
+func (tp *Tape) linearPacked(op string, x *Var, w *kernels.PackedB, bias *Var, gelu bool) *Var {
+	tp.mustNotRecord(op)
 	in, outDim := w.Dims()
 	xs := x.Shape()
 	if len(xs) < 1 || xs[len(xs)-1] != in || (bias != nil && bias.Value.Len() != outDim) {
-		panic(fmt.Sprintf("autograd: LinearPacked: x %v with a packed (%d, %d) weight", xs, outDim, in))
+		panic(fmt.Sprintf("autograd: %s: x %v with a packed (%d, %d) weight", op, xs, outDim, in))
 	}
 	rows := x.Value.Len() / max(in, 1)
-	// Overwritten whole: by the bias and the product (beta 1), or by the product (beta 0).
+	// Overwritten whole: by the bias and the product, or by the product (beta 0).
 	out := tp.AllocUninit(append(append([]int(nil), xs[:len(xs)-1]...), outDim)...)
 	od := out.Data()
-	beta := float32(0)
-	if bias != nil {
-		bd := bias.Value.Contiguous().Data()
-		for r := range rows {
-			copy(od[r*outDim:(r+1)*outDim], bd)
-		}
-		beta = 1
+	xd := x.Value.Contiguous().Data()
+	if bias == nil {
+		kernels.SgemmPacked(rows, outDim, in, 1, xd, in, w, 0, od, outDim)
+	} else {
+		kernels.SgemmPackedBias(rows, outDim, in, xd, in, w, bias.Value.Contiguous().Data(), gelu, od, outDim)
 	}
-	kernels.SgemmPacked(rows, outDim, in, 1, x.Value.Contiguous().Data(), in, w, beta, od, outDim)
 	return &Var{Value: out}
 }
 

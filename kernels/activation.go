@@ -23,6 +23,19 @@ func GeluForward(y, x []float32) {
 	})
 }
 
+// geluRow applies GeluForward's exact GELU to x in place on the calling goroutine.
+func geluRow(x []float32) {
+	lo := 0
+	if vecOn && len(x) >= 8 {
+		lo = len(x) &^ 7
+		geluFwdAVX2(&x[0], &x[0], lo)
+	}
+	for i := lo; i < len(x); i++ {
+		v := x[i]
+		x[i] = 0.5 * v * (1 + Erff(v*invSqrt2))
+	}
+}
+
 // GeluBackward accumulates dx += dy·(Φ(x) + x·φ(x)), φ the standard normal density.
 func GeluBackward(dx, dy, x []float32) {
 	checkLen("GeluBackward", len(dx), len(dy), len(x))

@@ -237,16 +237,50 @@ func scaleC(m, n int, beta float32, c []float32, ldc int) {
 //
 // pb, when not nil, is op(B) packed in advance (PackB) for kern; b and ldb are then unused.
 func gemmParallel(kern *gemmKernel, threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, pb ...*PackedB) {
+	var pk *PackedB
+	if len(pb) > 0 {
+		pk = pb[0]
+	}
+	gemmParallelEpi(kern, threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, pk, gemmEpilogue{})
+}
+
+// gemmEpilogue is work fused into a product, done on each block of C while it is in cache.
+// With bias (len n) set, C starts as bias in every row instead of being scaled by beta (beta
+// must be 0): C = alpha·op(A)·op(B) + bias, computed as a copy of the bias and the product
+// accumulated with beta 1, so bit-identical to that copy followed by Sgemm with beta 1. With
+// rows set, it is called on every finished row segment of C (its final values) in place.
+type gemmEpilogue struct {
+	bias []float32
+	rows func(seg []float32)
+}
+
+// from returns the epilogue of the column block of C starting at column j0.
+func (e gemmEpilogue) from(j0 int) gemmEpilogue {
+	if e.bias != nil {
+		e.bias = e.bias[j0:]
+	}
+	return e
+}
+
+// gemmParallelEpi is gemmParallel with B packed or not (pk nil) and an epilogue.
+func gemmParallelEpi(kern *gemmKernel, threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, pk *PackedB, epi gemmEpilogue) {
 	if m == 0 || n == 0 {
 		return
 	}
 	if k == 0 || alpha == 0 {
-		scaleC(m, n, beta, c, ldc)
+		if epi.bias != nil {
+			for i := range m {
+				copy(c[i*ldc:i*ldc+n], epi.bias[:n])
+			}
+		} else {
+			scaleC(m, n, beta, c, ldc)
+		}
+		if epi.rows != nil {
+			for i := range m {
+				epi.rows(c[i*ldc : i*ldc+n])
+			}
+		}
 		return
-	}
-	var pk *PackedB
-	if len(pb) > 0 {
-		pk = pb[0]
 	}
 	mu := (m + kern.mr - 1) / kern.mr // row units
 	nu := (n + kern.nr - 1) / kern.nr // column units
@@ -256,7 +290,7 @@ func gemmParallel(kern *gemmKernel, threads int, transA, transB bool, m, n, k in
 		threads = 1
 	}
 	if threads == 1 {
-		gemmSerial(kern, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, pk, 0)
+		gemmSerial(kern, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, pk, 0, epi)
 		return
 	}
 	tm, tn := gemmGrid(kern, threads, m, n, k, pk != nil)
@@ -278,7 +312,7 @@ func gemmParallel(kern *gemmKernel, threads int, transA, transB bool, m, n, k in
 		if pk == nil {
 			bs = b[bOff:]
 		}
-		gemmSerial(kern, transA, transB, i1-i0, j1-j0, k, alpha, a[aOff:], lda, bs, ldb, beta, c[i0*ldc+j0:], ldc, pk, j0)
+		gemmSerial(kern, transA, transB, i1-i0, j1-j0, k, alpha, a[aOff:], lda, bs, ldb, beta, c[i0*ldc+j0:], ldc, pk, j0, epi.from(j0))
 	})
 }
 
@@ -334,7 +368,10 @@ func grow(s []float32, n int) []float32 {
 //
 // With pb not nil, op(B) comes packed (PackB): the panels are read from pb starting at its
 // column pj (a multiple of nr) instead of being packed here, and b is not read.
-func gemmSerial(kern *gemmKernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, pb *PackedB, pj int) {
+//
+// epi (see gemmEpilogue) fills each mb×nb block of C with the bias just before its first kc
+// slice and runs the row function on it just after its last.
+func gemmSerial(kern *gemmKernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, pb *PackedB, pj int, epi gemmEpilogue) {
 	mr, nr := kern.mr, kern.nr
 	// Balance the blocks: equal-sized kc slices and mc blocks (mc a multiple of mr) rather
 	// than full blocks and a thin remainder.
@@ -359,11 +396,16 @@ func gemmSerial(kern *gemmKernel, transA, transB bool, m, n, k int, alpha float3
 				bpanel = pb.data[pc*pb.npad+(pj+jc)*kb:]
 			}
 			betaP := beta
-			if pc > 0 {
+			if pc > 0 || epi.bias != nil {
 				betaP = 1
 			}
 			for ic := 0; ic < m; ic += mc {
 				mb := min(mc, m-ic)
+				if pc == 0 && epi.bias != nil {
+					for i := ic; i < ic+mb; i++ {
+						copy(c[i*ldc+jc:i*ldc+jc+nb], epi.bias[jc:jc+nb])
+					}
+				}
 				packA(transA, mb, kb, a, lda, ic, pc, mr, ws.a)
 				for jr := 0; jr < nb; jr += nr {
 					nrr := min(nr, nb-jr)
@@ -389,6 +431,11 @@ func gemmSerial(kern *gemmKernel, transA, transB bool, m, n, k int, alpha float3
 								crow[j] = t + betaP*crow[j]
 							}
 						}
+					}
+				}
+				if pc+kb == k && epi.rows != nil {
+					for i := ic; i < ic+mb; i++ {
+						epi.rows(c[i*ldc+jc : i*ldc+jc+nb])
 					}
 				}
 			}

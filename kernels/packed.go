@@ -69,3 +69,43 @@ func SgemmPacked(m, n, k int, alpha float32, a []float32, lda int, p *PackedB, b
 	checkGemm("SgemmPacked", false, p.transB, m, n, k, a, lda, p.b, p.ldb, c, ldc)
 	gemmParallel(kern, Threads(), false, p.transB, m, n, k, alpha, a, lda, nil, p.ldb, beta, c, ldc, p)
 }
+
+// SgemmPackedBias computes C = A·op(B) + bias (bias len n, added to every row) with op(B) the
+// packed p, then, when gelu is set, C = GELU(C) (the exact erf form of GeluForward): the layer
+// y = GELU(x·Wᵀ + b) in one product, the bias written into each block of C and the activation
+// applied to it while it is in cache. Bit-identical to copying the bias into every row, then
+// SgemmPacked with beta 1, then GeluForward on C, where n is a multiple of 8 (GELU's vector
+// width; otherwise the rows' scalar tails may round differently from one pass over all of C).
+func SgemmPackedBias(m, n, k int, a []float32, lda int, p *PackedB, bias []float32, gelu bool, c []float32, ldc int) {
+	if p == nil || p.k != k || p.n != n {
+		panic(fmt.Sprintf("kernels: SgemmPackedBias: packed operand does not match k=%d n=%d", k, n))
+	}
+	if len(bias) != n {
+		panic(fmt.Sprintf("kernels: SgemmPackedBias: len(bias)=%d, want n=%d", len(bias), n))
+	}
+	checkGemm("SgemmPackedBias", false, p.transB, m, n, k, a, lda, p.b, p.ldb, c, ldc)
+	kern := gemmActive.Load()
+	var epi gemmEpilogue
+	epi.bias = bias
+	if gelu && kern.nr%8 == 0 {
+		// Blocks of C start at multiples of nr: each row segment is whole vectors of GELU's.
+		epi.rows = geluRow
+	}
+	if kern != p.kern || (gelu && epi.rows == nil) {
+		for i := range m {
+			copy(c[i*ldc:i*ldc+n], bias)
+		}
+		if kern != p.kern {
+			Sgemm(false, p.transB, m, n, k, 1, a, lda, p.b, p.ldb, 1, c, ldc)
+		} else {
+			gemmParallel(kern, Threads(), false, p.transB, m, n, k, 1, a, lda, nil, p.ldb, 1, c, ldc, p)
+		}
+		if gelu {
+			for i := range m {
+				geluRow(c[i*ldc : i*ldc+n])
+			}
+		}
+		return
+	}
+	gemmParallelEpi(kern, Threads(), false, p.transB, m, n, k, 1, a, lda, nil, p.ldb, 0, c, ldc, p, epi)
+}

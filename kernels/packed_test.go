@@ -45,6 +45,43 @@ func TestSgemmPackedMatchesSgemm(t *testing.T) {
 	})
 }
 
+// TestSgemmPackedBiasMatchesSeparatePasses checks the fused epilogue: bias copied into each block
+// and GELU applied to it there must give, bit for bit, the bias copied into every row, then
+// SgemmPacked with beta 1, then GeluForward over all of C (n a multiple of 8, GELU's vector
+// width), on every path and thread count, at sizes with partial tiles and several kc slices;
+// and with the micro-kernel changed since packing (the fallback).
+func TestSgemmPackedBiasMatchesSeparatePasses(t *testing.T) {
+	forEachGemmConfig(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(5, 6))
+		for _, sz := range [][3]int{{1, 8, 1}, {7, 40, 5}, {13, 48, 300}, {25, 520, 513}, {128, 96, 64}} {
+			m, n, k := sz[0], sz[1], sz[2]
+			for _, gelu := range []bool{false, true} {
+				a, w, bias := randSlice(rng, m*(k+1)), randSlice(rng, n*k), randSlice(rng, n)
+				want, got := randSlice(rng, m*(n+5)), randSlice(rng, m*(n+5))
+				p := PackB(true, k, n, w, k)
+				for i := range m {
+					copy(want[i*(n+5):i*(n+5)+n], bias)
+				}
+				SgemmPacked(m, n, k, 1, a, k+1, p, 1, want, n+5)
+				if gelu {
+					for i := range m {
+						row := want[i*(n+5) : i*(n+5)+n]
+						GeluForward(row, row)
+					}
+				}
+				SgemmPackedBias(m, n, k, a, k+1, p, bias, gelu, got, n+5)
+				for i := range m {
+					for j := range n {
+						if x, y := got[i*(n+5)+j], want[i*(n+5)+j]; x != y {
+							t.Fatalf("%s: m=%d n=%d k=%d gelu=%t: c[%d][%d]=%v, separate passes give %v", GemmPath(), m, n, k, gelu, i, j, x, y)
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
 // TestSgemmPackedFallback checks that a PackedB made under one micro-kernel still gives the right
 // product after the path changes.
 func TestSgemmPackedFallback(t *testing.T) {

@@ -223,6 +223,10 @@ func (l *Linear) Forward(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
 // form. On a tape that does not record, the activation is applied in place on the layer's
 // output (the same values, one buffer fewer).
 func (l *Linear) ForwardGELU(tp *autograd.Tape, x *autograd.Var, exact bool) *autograd.Var {
+	if p := l.inference(tp); p != nil && p.fp32 != nil && exact && l.W.Shape()[0]%8 == 0 {
+		// One product with the bias and GELU in its epilogue: the same values.
+		return tp.LinearPackedGELU(x, p.fp32, l.B)
+	}
 	y := l.Forward(tp, x)
 	if !tp.Recording() {
 		return tp.GELUInPlace(y, exact)
