@@ -55,6 +55,32 @@ func (tp *Tape) linearPacked(op string, x *Var, w *kernels.PackedB, bias *Var, g
 	return &Var{Value: out}
 }
 
+// AttentionQKV is AttentionAt without dropout on the side-by-side projections qkv (B, T, 3C)
+// of a fused Q, K, V product (nn.Fused): Q is columns [0, C), K [C, 2C), V [2C, 3C), read in
+// place through strided views, no copy. Bit-identical to AttentionAt on the three separate
+// (B, T, C) tensors. Inference only.
+func (tp *Tape) AttentionQKV(qkv *Var, heads int, mask []float32) *Var {
+	tp.mustNotRecord("AttentionQKV")
+	s := qkv.Shape()
+	if len(s) != 3 || heads <= 0 || s[2]%(3*heads) != 0 {
+		panic(fmt.Sprintf("autograd: AttentionQKV: qkv %v with %d heads", s, heads))
+	}
+	B, T, C := s[0], s[1], s[2]/3
+	D := C / heads
+	a := &kernels.Attention{B: B, H: heads, T: T, D: D, Scale: 1 / sqrtf(float32(D)), Mask: mask}
+	out := tp.AllocUninit(B, T, C)
+	if B*T == 0 {
+		return &Var{Value: out}
+	}
+	d := qkv.Value.Contiguous().Data()
+	in := func(off int) kernels.HeadView {
+		return kernels.HeadView{Data: d[off:], SB: T * 3 * C, SH: D, ST: 3 * C}
+	}
+	p := tp.AllocUninit(B, heads, T, T)
+	a.Forward(kernels.HeadView{Data: out.Data(), SB: T * C, SH: D, ST: C}, in(0), in(C), in(2*C), p.Data())
+	return &Var{Value: out}
+}
+
 // GELUInPlace overwrites x with GELU(x) (exact erf form, or the tanh form when exact is false)
 // and returns it: x must be a value nothing else reads afterwards, such as a Linear's fresh
 // output. Values are those of GELU and GELUTanh. Inference only.

@@ -70,6 +70,9 @@ func TestPackedInferenceBitIdentical(t *testing.T) {
 		tp.Reset()
 		plain := lastHidden(t, m, b)
 		m.PackForInference()
+		if !m.Layers[0].qkv.Packed() {
+			t.Fatalf("%s: PackForInference did not stack Q, K and V", path)
+		}
 		packed := lastHidden(t, m, b)
 		for i := range want {
 			if plain[i] != want[i] || packed[i] != want[i] {
@@ -85,8 +88,11 @@ func TestPackedInferenceBitIdentical(t *testing.T) {
 		m.PackForInference()
 		w.Value.Data()[1] += 1
 		w.Modified()
+		if m.Layers[0].qkv.Packed() {
+			t.Fatalf("%s: the stacked Q, K, V copy is still used after W changed", path)
+		}
 		stale := lastHidden(t, m, b)
-		m.Linears()[0].Pack()
+		m.PackForInference()
 		repacked := lastHidden(t, m, b)
 		if eq(fresh, stale) {
 			t.Fatalf("%s: modifying W after packing did not change the output", path)

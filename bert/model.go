@@ -46,6 +46,9 @@ type Layer struct {
 	AttnLN                     *nn.LayerNorm
 	Intermediate, Output       *nn.Linear
 	OutLN                      *nn.LayerNorm
+
+	// qkv is Query, Key and Value as one product at inference (PackForInference).
+	qkv *nn.Fused
 }
 
 // New builds a model with weights initialised as transformers does (normal with
@@ -89,6 +92,7 @@ func New(cfg Config, seed uint64, withPooler bool) (*Model, error) {
 			Output:       linear(s.Sub("output.dense"), cfg.IntermediateSize, h),
 			OutLN:        nn.NewLayerNorm(s.Sub("output.LayerNorm"), h, eps),
 		}
+		l.qkv = nn.NewFused(l.Query, l.Key, l.Value)
 		m.Layers = append(m.Layers, l)
 	}
 	if withPooler {
@@ -111,12 +115,37 @@ func (m *Model) Linears() []*nn.Linear {
 // (nn.Linear.Pack): inference passes (Embed, Forward on a NoGrad tape) then skip packing them
 // on every call, with bit-identical results. Training is unaffected (a recording tape uses W)
 // and a packed weight that the optimiser or a load modifies is bypassed (Var.Modified).
+//
+// Each layer's Q, K and V weights are packed stacked, as one (3H, H) product (nn.Fused), and
+// not on their own: one pass packs the layer's input once and splits one wide product over
+// the threads. Where that copy is bypassed (a weight modified), Q, K and V run unpacked.
 func (m *Model) PackForInference() {
-	for _, l := range m.Linears() {
-		if l.Quantized() == nil {
-			l.Pack()
+	for _, l := range m.Layers {
+		if l.Query.Quantized() == nil && l.Key.Quantized() == nil && l.Value.Quantized() == nil {
+			l.qkv.Pack()
+		}
+		for _, lin := range []*nn.Linear{l.Query, l.Key, l.Value, l.AttnOut, l.Intermediate, l.Output} {
+			switch {
+			case lin.Quantized() != nil:
+			case l.qkv.Packed() && (lin == l.Query || lin == l.Key || lin == l.Value):
+				lin.Unpack()
+			default:
+				lin.Pack()
+			}
 		}
 	}
+}
+
+// PackedBytes returns the memory the encoder's packed and quantised weights hold.
+func (m *Model) PackedBytes() int {
+	n := 0
+	for _, l := range m.Layers {
+		n += l.qkv.PackedBytes()
+	}
+	for _, l := range m.Linears() {
+		n += l.PackedBytes()
+	}
+	return n
 }
 
 // QuantizeForInference quantises the encoder's linear layers to int8 (nn.Linear.Quantize):
@@ -124,6 +153,9 @@ func (m *Model) PackForInference() {
 // Embeddings, LayerNorm, attention's softmax and products, the pooler and task heads stay
 // float32.
 func (m *Model) QuantizeForInference() {
+	for _, l := range m.Layers {
+		l.qkv.Unpack() // the int8 copies replace the stacked fp32 one
+	}
 	for _, l := range m.Linears() {
 		if l.Quantized() == nil || l.W.Shape()[0] != 0 {
 			l.Quantize()
@@ -264,12 +296,17 @@ func (m *Model) forward(tp *autograd.Tape, b Batch, train bool, tr *Trace) (*Out
 	}
 	for _, l := range m.Layers {
 		mark := tp.Mark()
-		q, k, v := l.Query.Forward(tp, x), l.Key.Forward(tp, x), l.Value.Forward(tp, x)
 		var seed uint64
 		if train {
 			seed = m.Dropout.NextSeed()
 		}
-		ctx := tp.AttentionAt(q, k, v, cfg.NumAttentionHeads, b.Mask, attnDrop, seed, m.Dropout.Row0)
+		var ctx *autograd.Var
+		if qkv := l.qkv.Forward(tp, x); qkv != nil && attnDrop == 0 {
+			ctx = tp.AttentionQKV(qkv, cfg.NumAttentionHeads, b.Mask)
+		} else {
+			q, k, v := l.Query.Forward(tp, x), l.Key.Forward(tp, x), l.Value.Forward(tp, x)
+			ctx = tp.AttentionAt(q, k, v, cfg.NumAttentionHeads, b.Mask, attnDrop, seed, m.Dropout.Row0)
+		}
 		a := m.Dropout.Forward(tp, l.AttnOut.Forward(tp, ctx), train)
 		x1 := l.AttnLN.ForwardResidual(tp, a, x)
 		if tr != nil {

@@ -63,10 +63,11 @@ func SgemmPacked(m, n, k int, alpha float32, a []float32, lda int, p *PackedB, b
 	}
 	kern := gemmActive.Load()
 	if kern != p.kern {
+		p.mustHaveSource("SgemmPacked")
 		Sgemm(false, p.transB, m, n, k, alpha, a, lda, p.b, p.ldb, beta, c, ldc)
 		return
 	}
-	checkGemm("SgemmPacked", false, p.transB, m, n, k, a, lda, p.b, p.ldb, c, ldc)
+	p.check("SgemmPacked", m, a, lda, c, ldc)
 	gemmParallel(kern, Threads(), false, p.transB, m, n, k, alpha, a, lda, nil, p.ldb, beta, c, ldc, p)
 }
 
@@ -83,7 +84,7 @@ func SgemmPackedBias(m, n, k int, a []float32, lda int, p *PackedB, bias []float
 	if len(bias) != n {
 		panic(fmt.Sprintf("kernels: SgemmPackedBias: len(bias)=%d, want n=%d", len(bias), n))
 	}
-	checkGemm("SgemmPackedBias", false, p.transB, m, n, k, a, lda, p.b, p.ldb, c, ldc)
+	p.check("SgemmPackedBias", m, a, lda, c, ldc)
 	kern := gemmActive.Load()
 	var epi gemmEpilogue
 	epi.bias = bias
@@ -96,6 +97,7 @@ func SgemmPackedBias(m, n, k int, a []float32, lda int, p *PackedB, bias []float
 			copy(c[i*ldc:i*ldc+n], bias)
 		}
 		if kern != p.kern {
+			p.mustHaveSource("SgemmPackedBias")
 			Sgemm(false, p.transB, m, n, k, 1, a, lda, p.b, p.ldb, 1, c, ldc)
 		} else {
 			gemmParallel(kern, Threads(), false, p.transB, m, n, k, 1, a, lda, nil, p.ldb, 1, c, ldc, p)
@@ -108,4 +110,31 @@ func SgemmPackedBias(m, n, k int, a []float32, lda int, p *PackedB, bias []float
 		return
 	}
 	gemmParallelEpi(kern, Threads(), false, p.transB, m, n, k, 1, a, lda, nil, p.ldb, 0, c, ldc, p, epi)
+}
+
+// DropSource lets go of the source matrix PackB kept for the fallback, for a packed copy of a
+// matrix that exists nowhere else (stacked weights): the copy may then be used only while
+// Current reports true; SgemmPacked panics on it otherwise.
+func (p *PackedB) DropSource() { p.b = nil }
+
+// Current reports whether p was packed for the micro-kernel now in use (see SetGemmPath), so
+// that SgemmPacked reads its panels rather than falling back to the source matrix.
+func (p *PackedB) Current() bool { return p.kern == gemmActive.Load() }
+
+// check panics unless A (m×k, lda) and C (m×n, ldc) fit a product with p; B was checked when
+// it was packed.
+func (p *PackedB) check(op string, m int, a []float32, lda int, c []float32, ldc int) {
+	checkGemmDims(op, false, false, m, p.n, p.k, lda, max(1, p.n), ldc)
+	if need := matLen(m, p.k, lda); len(a) < need {
+		panic(fmt.Sprintf("kernels: %s: len(a)=%d too short for m=%d k=%d lda=%d (need %d)", op, len(a), m, p.k, lda, need))
+	}
+	if need := matLen(m, p.n, ldc); len(c) < need {
+		panic(fmt.Sprintf("kernels: %s: len(c)=%d too short for m=%d n=%d ldc=%d (need %d)", op, len(c), m, p.n, ldc, need))
+	}
+}
+
+func (p *PackedB) mustHaveSource(op string) {
+	if p.b == nil && p.k > 0 && p.n > 0 {
+		panic(fmt.Sprintf("kernels: %s: operand packed for the %s micro-kernel, %s in use, and its source dropped (DropSource)", op, p.kern.name, GemmPath()))
+	}
 }
