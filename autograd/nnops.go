@@ -95,6 +95,39 @@ func (tp *Tape) DropoutAt(x *Var, p float32, seed, offset uint64, train bool) *V
 	}
 	mask := tp.Alloc(x.Shape()...)
 	kernels.DropoutMask(mask.Data(), p, seed, offset)
+	return tp.applyMask(x, mask)
+}
+
+// DropoutRows is DropoutAt for rows gathered from a larger tensor: x is (M, C), and its row r
+// is row rows[r] of an (N, C) tensor whose element i would draw its mask at position offset+i.
+// Element (r, j) draws at offset + rows[r]·C + j, so dropping out the gathered rows gives
+// exactly the values of gathering the rows of the dropped-out (N, C) tensor.
+func (tp *Tape) DropoutRows(x *Var, p float32, seed, offset uint64, rows []int32, train bool) *Var {
+	if !train || p == 0 {
+		return x
+	}
+	xs := x.Shape()
+	if len(xs) != 2 || xs[0] != len(rows) {
+		panic(fmt.Sprintf("autograd: DropoutRows: x %v for %d rows", xs, len(rows)))
+	}
+	c := xs[1]
+	for i, r := range rows {
+		if r < 0 {
+			panic(fmt.Sprintf("autograd: DropoutRows: row %d (entry %d) is negative", r, i))
+		}
+	}
+	mask := tp.Alloc(xs...)
+	md := mask.Data()
+	kernels.ParallelFor(len(rows), max(1, 16384/max(c, 1)), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			kernels.DropoutMask(md[r*c:(r+1)*c], p, seed, offset+uint64(rows[r])*uint64(c))
+		}
+	})
+	return tp.applyMask(x, mask)
+}
+
+// applyMask returns x ⊙ mask, mask a constant of x's shape (dropout's scaled keep mask).
+func (tp *Tape) applyMask(x *Var, mask *tensor.Tensor) *Var {
 	xv := x.Value.Contiguous()
 	out := tp.Alloc(x.Shape()...)
 	kernels.Mul(out.Data(), xv.Data(), mask.Data())

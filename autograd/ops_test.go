@@ -51,6 +51,9 @@ func TestGradCheck(t *testing.T) {
 		{"tanh", [][]int{{4, 5}}, func(tp *Tape, in []*Var) *Var { return tp.Tanh(in[0]) }},
 		{"softmax", [][]int{{3, 6}}, func(tp *Tape, in []*Var) *Var { return tp.Softmax(in[0]) }},
 		{"dropout", [][]int{{4, 8}}, func(tp *Tape, in []*Var) *Var { return tp.Dropout(in[0], 0.3, 7, true) }},
+		{"dropout-rows", [][]int{{3, 8}}, func(tp *Tape, in []*Var) *Var {
+			return tp.DropoutRows(in[0], 0.3, 7, 40, []int32{4, 0, 9}, true)
+		}},
 		{"attention", [][]int{{2, 4, 6}, {2, 4, 6}, {2, 4, 6}}, func(tp *Tape, in []*Var) *Var {
 			return tp.Attention(in[0], in[1], in[2], 2, mask, 0, 0)
 		}},
@@ -77,6 +80,52 @@ func TestGradCheck(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestDropoutRowsIsGatheredDropout checks that DropoutRows on rows gathered from a (N, C)
+// tensor gives, bit for bit, those rows of DropoutAt on the whole tensor (same seed and
+// offset), for rows out of order, and the same gradient. (A repeated row would sum its two
+// gradients before the mask on one path and after it on the other: equal up to rounding.)
+func TestDropoutRowsIsGatheredDropout(t *testing.T) {
+	const n, c, seed, off = 7, 5, 11, 3 * 7 * 5
+	rows := []int32{6, 0, 3, 5}
+	g := tensor.NewRNG(2)
+	x := NewParam("x", randT(g, n, c))
+	up := Constant(randT(g, len(rows), c))
+	// run returns the output and x's gradient for an upstream gradient up, through dropout of
+	// the whole tensor then a gather (rows false) or a gather then DropoutRows (rows true).
+	run := func(gathered bool) (y, dx []float32) {
+		tp := NewTape()
+		defer tp.Reset()
+		x.ZeroGrad()
+		var out *Var
+		if gathered {
+			out = tp.DropoutRows(tp.Embedding(x, rows, len(rows)), 0.4, seed, off, rows, true)
+		} else {
+			out = tp.Embedding(tp.DropoutAt(x, 0.4, seed, off, true), rows, len(rows))
+		}
+		tp.Backward(tp.Sum(tp.Mul(out, up)))
+		return out.Value.ToHost(), x.Grad.ToHost()
+	}
+	wy, wdx := run(false)
+	gy, gdx := run(true)
+	dropped := 0
+	for i := range wy {
+		if gy[i] != wy[i] {
+			t.Fatalf("element %d: DropoutRows %v, gathered DropoutAt %v", i, gy[i], wy[i])
+		}
+		if gy[i] == 0 {
+			dropped++
+		}
+	}
+	if dropped == 0 || dropped == len(gy) {
+		t.Fatalf("%d of %d elements dropped: the mask is not random", dropped, len(gy))
+	}
+	for i := range wdx {
+		if gdx[i] != wdx[i] {
+			t.Fatalf("gradient element %d: DropoutRows %v, gathered DropoutAt %v", i, gdx[i], wdx[i])
+		}
 	}
 }
 

@@ -122,19 +122,48 @@ func (h *MLMHead) Loss(tp *autograd.Tape, hidden *autograd.Var, labels []int32) 
 	if len(pos) == 0 {
 		return nil, 0
 	}
-	for i, t := range targets {
-		if t < 0 || int(t) >= h.Decoder.Shape()[0] {
-			panic(fmt.Sprintf("bert: MLM label %d at position %d outside vocabulary of %d", t, pos[i], h.Decoder.Shape()[0]))
-		}
-	}
+	h.checkTargets(pos, targets)
 	hs := hidden.Shape()
 	H := hs[len(hs)-1]
 	x := tp.Embedding(tp.Reshape(hidden, hidden.Value.Len()/H, H), pos, len(pos))
-	return tp.LinearCrossEntropy(h.Transform(tp, x), h.Decoder, h.Bias, targets, autograd.IgnoreIndex), len(pos)
+	return h.lossRows(tp, x, targets), len(pos)
+}
+
+// LossRows is Loss on hidden states already gathered at the masked positions: rows (M, H),
+// as Model.ForwardRows returns them for MaskedPositions' positions, and targets (M) the labels
+// there (MaskedPositions' second result, each a vocabulary id). It is what Loss computes
+// after its gather, so the same rows give the same loss bit for bit.
+func (h *MLMHead) LossRows(tp *autograd.Tape, rows *autograd.Var, targets []int32) *autograd.Var {
+	if rs := rows.Shape(); len(rs) != 2 || rs[0] != len(targets) || rs[1] != h.Decoder.Shape()[1] {
+		panic(fmt.Sprintf("bert: MLM loss: %d targets for hidden rows %v", len(targets), rows.Shape()))
+	}
+	h.checkTargets(nil, targets)
+	return h.lossRows(tp, rows, targets)
+}
+
+// lossRows is LossRows without the checks.
+func (h *MLMHead) lossRows(tp *autograd.Tape, rows *autograd.Var, targets []int32) *autograd.Var {
+	return tp.LinearCrossEntropy(h.Transform(tp, rows), h.Decoder, h.Bias, targets, autograd.IgnoreIndex)
+}
+
+// checkTargets panics on a target outside the vocabulary, naming its flat position when pos
+// is given (else its entry).
+func (h *MLMHead) checkTargets(pos, targets []int32) {
+	for i, t := range targets {
+		if t < 0 || int(t) >= h.Decoder.Shape()[0] {
+			at := fmt.Sprintf("entry %d", i)
+			if pos != nil {
+				at = fmt.Sprintf("position %d", pos[i])
+			}
+			panic(fmt.Sprintf("bert: MLM label %d at %s outside vocabulary of %d", t, at, h.Decoder.Shape()[0]))
+		}
+	}
 }
 
 // MLMLoss runs the encoder on b and returns the MLM loss over labels (B·T) and the number of
-// masked positions; see MLMHead.Loss. The model must have an MLM head.
+// masked positions; see MLMHead.Loss. The encoder's last layer runs only at the masked
+// positions (ForwardRows): the loss is the one Forward then Loss give, bit for bit, and its
+// gradients agree up to rounding. The model must have an MLM head.
 func (m *Model) MLMLoss(tp *autograd.Tape, b Batch, labels []int32, train bool) (*autograd.Var, int, error) {
 	h := m.MLMHead()
 	if h == nil {
@@ -148,12 +177,19 @@ func (m *Model) MLMLoss(tp *autograd.Tape, b Batch, labels []int32, train bool) 
 			return nil, 0, fmt.Errorf("bert: MLM label %d at position %d outside vocabulary of %d", l, i, m.Cfg.VocabSize)
 		}
 	}
-	out, err := m.Forward(tp, b, train)
+	pos, targets := MaskedPositions(labels)
+	if len(pos) == 0 {
+		// Nothing to predict; the pass still runs (and draws its dropout seeds) as before.
+		if _, err := m.Forward(tp, b, train); err != nil {
+			return nil, 0, err
+		}
+		return nil, 0, nil
+	}
+	out, err := m.ForwardRows(tp, b, train, pos)
 	if err != nil {
 		return nil, 0, err
 	}
-	loss, n := h.Loss(tp, out.Last, labels)
-	return loss, n, nil
+	return h.LossRows(tp, out.Last, targets), len(pos), nil
 }
 
 // mlmCanonicalName maps a checkpoint key to the name the model holds when it has an MLM head:

@@ -226,16 +226,46 @@ func (m *Model) Validate(b Batch) error {
 
 // Output holds a forward pass: Hidden[0] is the embedding output and Hidden[i] layer i's;
 // Last is Hidden[len-1], (B, T, H); Pooled is (B, H) when the model has a pooler.
+//
+// After ForwardRows, Rows holds the flat positions (b·T + t) the pass was asked for, and Last
+// (so Hidden[len-1]) is (len(Rows), H): row r is the last layer's output at Rows[r]. The other
+// entries of Hidden are whole (B, T, H) states, and Pooled is nil. Rows is nil otherwise.
 type Output struct {
 	Hidden []*autograd.Var
 	Last   *autograd.Var
 	Pooled *autograd.Var
+	Rows   []int32
 }
 
 // Forward runs the encoder on a batch. Dropout is active only when train is set. All values
 // live on tp until tp.Reset.
 func (m *Model) Forward(tp *autograd.Tape, b Batch, train bool) (*Output, error) {
-	return m.forward(tp, b, train, nil)
+	return m.forward(tp, b, train, nil, nil)
+}
+
+// ForwardRows is Forward for a caller that reads the last layer's output only at the flat
+// positions rows (b·T + t, each in [0, B·T); any order, MaskedPositions gives them ascending):
+// the masked-LM loss. The embeddings and every layer but the last run on the whole batch, as
+// does the last layer's attention (its queries, keys and values need every position); from the
+// attention context on, the last layer is row-wise (output projection, residual LayerNorm,
+// feed-forward, residual LayerNorm), so it runs on the selected rows of the context and of its
+// input only. Out.Last is (len(rows), H) and its row r equals, bit for bit, row rows[r] of
+// Forward's Last: the row-wise kernels compute each row alone, and the hidden dropout draws
+// for each gathered element the mask Forward draws for it (nn.Dropout.ForwardRows), taking the
+// same seeds from the model's counter. Gradients agree with Forward's up to rounding: the
+// last layer's weight gradients sum over len(rows) rows instead of B·T (the others being
+// zero), in another blocking. No pooler is computed (Out.Pooled is nil), since it needs every
+// sequence's row 0. rows must not be empty.
+func (m *Model) ForwardRows(tp *autograd.Tape, b Batch, train bool, rows []int32) (*Output, error) {
+	if len(rows) == 0 {
+		return nil, fmt.Errorf("bert: ForwardRows with no rows")
+	}
+	for i, r := range rows {
+		if r < 0 || int(r) >= b.B*b.T {
+			return nil, fmt.Errorf("bert: row %d (entry %d) outside a %dx%d batch", r, i, b.B, b.T)
+		}
+	}
+	return m.forward(tp, b, train, nil, rows)
 }
 
 // Trace is the hidden state after every stage of an encoder pass, each (B, T, H) row-major on
@@ -255,14 +285,15 @@ func (m *Model) Trace(b Batch) (*Trace, error) {
 	tp := autograd.NoGrad()
 	defer tp.Reset()
 	tr := &Trace{}
-	if _, err := m.forward(tp, b, false, tr); err != nil {
+	if _, err := m.forward(tp, b, false, tr, nil); err != nil {
 		return nil, err
 	}
 	return tr, nil
 }
 
-// forward is Forward, copying each stage's hidden state into tr when tr is not nil.
-func (m *Model) forward(tp *autograd.Tape, b Batch, train bool, tr *Trace) (*Output, error) {
+// forward is Forward, copying each stage's hidden state into tr when tr is not nil, and
+// ForwardRows when rows is not nil (tr must then be nil).
+func (m *Model) forward(tp *autograd.Tape, b Batch, train bool, tr *Trace, rows []int32) (*Output, error) {
 	if err := m.Validate(b); err != nil {
 		return nil, err
 	}
@@ -294,7 +325,7 @@ func (m *Model) forward(tp *autograd.Tape, b Batch, train bool, tr *Trace) (*Out
 	if train {
 		attnDrop = float32(cfg.AttentionProbsDropoutProb)
 	}
-	for _, l := range m.Layers {
+	for i, l := range m.Layers {
 		mark := tp.Mark()
 		var seed uint64
 		if train {
@@ -307,13 +338,23 @@ func (m *Model) forward(tp *autograd.Tape, b Batch, train bool, tr *Trace) (*Out
 			q, k, v := l.Query.Forward(tp, x), l.Key.Forward(tp, x), l.Value.Forward(tp, x)
 			ctx = tp.AttentionAt(q, k, v, cfg.NumAttentionHeads, b.Mask, attnDrop, seed, m.Dropout.Row0)
 		}
-		a := m.Dropout.Forward(tp, l.AttnOut.Forward(tp, ctx), train)
+		drop := func(y *autograd.Var) *autograd.Var { return m.Dropout.Forward(tp, y, train) }
+		if rows != nil && i == len(m.Layers)-1 {
+			// The rest of the layer is row-wise: run it on the selected rows of the context and
+			// of the residual input. Embedding over a (B·T, H) view is a row gather whose
+			// backward scatter-adds.
+			n, h := b.B*b.T, cfg.HiddenSize
+			ctx = tp.Embedding(tp.Reshape(ctx, n, h), rows, len(rows))
+			x = tp.Embedding(tp.Reshape(x, n, h), rows, len(rows))
+			drop = func(y *autograd.Var) *autograd.Var { return m.Dropout.ForwardRows(tp, y, rows, b.T, train) }
+		}
+		a := drop(l.AttnOut.Forward(tp, ctx))
 		x1 := l.AttnLN.ForwardResidual(tp, a, x)
 		if tr != nil {
 			tr.Attention = append(tr.Attention, x1.Value.ToHost())
 		}
 		hmid := l.Intermediate.ForwardGELU(tp, x1, cfg.HiddenAct == "gelu")
-		o := m.Dropout.Forward(tp, l.Output.Forward(tp, hmid), train)
+		o := drop(l.Output.Forward(tp, hmid))
 		x = l.OutLN.ForwardResidual(tp, o, x1)
 		release(mark, x)
 		out.Hidden = append(out.Hidden, x)
@@ -321,8 +362,8 @@ func (m *Model) forward(tp *autograd.Tape, b Batch, train bool, tr *Trace) (*Out
 			tr.Layers = append(tr.Layers, x.Value.ToHost())
 		}
 	}
-	out.Last = x
-	if m.Pooler != nil {
+	out.Last, out.Rows = x, rows
+	if m.Pooler != nil && rows == nil {
 		out.Pooled = tp.Tanh(m.Pooler.Forward(tp, tp.Select(x, 1, 0)))
 	}
 	return out, nil

@@ -87,6 +87,11 @@ type headKind struct {
 	newHead func(in headInit, s TaskSpec) (*Head, error)
 	// loss is the task's loss on a batch, given the encoder's output.
 	loss func(tp *autograd.Tape, m *Model, h *Head, out *bert.Output, b *Batch, train bool) (*autograd.Var, error)
+	// rows, when set, names the flat positions (b·T + t) of the encoder's output that loss
+	// reads from b; Model.Loss then runs the encoder's last layer only there
+	// (bert.Model.ForwardRows) and loss gets an Output whose Rows are them. No rows (or a nil
+	// rows) runs the whole encoder.
+	rows func(b *Batch) []int32
 	// decodePair turns one sequence's outputs into a PairResult (kinds that predict per
 	// sequence; nil otherwise).
 	decodePair func(s TaskSpec, v []float32) PairResult
@@ -136,7 +141,7 @@ func init() {
 		{
 			kind: MLM, input: inputText, perToken: true, maskedLM: true, labels: noLabels,
 			main: "accuracy", secondary: "perplexity", batchSize: 32, maxLength: 128,
-			outputs: func(TaskSpec) int { return 0 }, newHead: mlmHead, loss: mlmLoss, eval: evalMLM,
+			outputs: func(TaskSpec) int { return 0 }, newHead: mlmHead, loss: mlmLoss, rows: mlmRows, eval: evalMLM,
 		},
 	}
 	kindOf = make(map[Kind]*headKind, len(kinds))
@@ -282,10 +287,18 @@ func scoreLoss(tp *autograd.Tape, m *Model, h *Head, out *bert.Output, b *Batch,
 	return tp.MSE(z, b.Scores), nil
 }
 
-// mlmLoss is cross-entropy over the masked positions (b.Tags, IgnoreLabel elsewhere).
+// mlmLoss is cross-entropy over the masked positions (b.Tags, IgnoreLabel elsewhere), from
+// the encoder's output at those positions only when Model.Loss ran it so (out.Rows, mlmRows).
 func mlmLoss(tp *autograd.Tape, m *Model, h *Head, out *bert.Output, b *Batch, train bool) (*autograd.Var, error) {
 	if len(b.Tags) != b.Enc.B*b.Enc.T {
 		return nil, fmt.Errorf("task %s: %d masked labels for a %dx%d batch", h.Spec.Name, len(b.Tags), b.Enc.B, b.Enc.T)
+	}
+	if out.Rows != nil {
+		targets := make([]int32, len(out.Rows))
+		for i, r := range out.Rows {
+			targets[i] = b.Tags[r]
+		}
+		return h.MLM.LossRows(tp, out.Last, targets), nil
 	}
 	loss, n := h.MLM.Loss(tp, out.Last, b.Tags)
 	if n == 0 {
@@ -293,6 +306,16 @@ func mlmLoss(tp *autograd.Tape, m *Model, h *Head, out *bert.Output, b *Batch, t
 		return autograd.Constant(tensor.New(1)), nil
 	}
 	return loss, nil
+}
+
+// mlmRows is the masked positions of b, the only rows mlmLoss reads; none when b's labels do
+// not match its size (mlmLoss then reports it).
+func mlmRows(b *Batch) []int32 {
+	if len(b.Tags) != b.Enc.B*b.Enc.T {
+		return nil
+	}
+	pos, _ := bert.MaskedPositions(b.Tags)
+	return pos
 }
 
 // decodeClass is the argmax label and the softmax over the labels.

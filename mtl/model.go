@@ -181,13 +181,26 @@ func (m *Model) logits(tp *autograd.Tape, h *Head, out *bert.Output, train bool)
 
 // Loss runs the encoder and the head of task on b and returns the task's loss (its kind's):
 // cross-entropy averaged over trained sub-words (ner), masked positions (mlm) or sequences,
-// or the mean-squared error (regression).
+// or the mean-squared error (regression). For a kind whose loss reads the encoder's output at
+// some positions only (mlm: the masked ones), the encoder's last layer runs only there
+// (bert.Model.ForwardRows): the same loss, less work.
 func (m *Model) Loss(tp *autograd.Tape, h *Head, b *Batch, train bool) (*autograd.Var, error) {
-	out, err := m.Encoder.Forward(tp, b.Enc, train)
+	hk := h.Spec.Kind.hk()
+	var rows []int32
+	if hk.rows != nil {
+		rows = hk.rows(b)
+	}
+	var out *bert.Output
+	var err error
+	if len(rows) > 0 {
+		out, err = m.Encoder.ForwardRows(tp, b.Enc, train, rows)
+	} else {
+		out, err = m.Encoder.Forward(tp, b.Enc, train)
+	}
 	if err != nil {
 		return nil, err
 	}
-	return h.Spec.Kind.hk().loss(tp, m, h, out, b, train)
+	return hk.loss(tp, m, h, out, b, train)
 }
 
 // Predict runs the encoder once on enc and every head in heads on its output, returning each

@@ -311,6 +311,19 @@ func (d *Dropout) Forward(tp *autograd.Tape, x *autograd.Var, train bool) *autog
 	return tp.DropoutAt(x, d.P, d.NextSeed(), off, true)
 }
 
+// ForwardRows is Forward on rows gathered from a batch: x is (M, C) and its row r is row
+// rows[r] (a flat position b·perSeq + t) of the (B·perSeq, C) view of the (B, perSeq, C)
+// input that Forward would see. Each element gets the mask Forward would give it there, Row0
+// included, so dropping out the gathered rows gives exactly the rows of the dropped-out batch.
+// It draws one seed, as Forward does.
+func (d *Dropout) ForwardRows(tp *autograd.Tape, x *autograd.Var, rows []int32, perSeq int, train bool) *autograd.Var {
+	if !train || d.P == 0 {
+		return x
+	}
+	off := uint64(d.Row0) * uint64(perSeq) * uint64(x.Shape()[len(x.Shape())-1])
+	return tp.DropoutRows(x, d.P, d.NextSeed(), off, rows, true)
+}
+
 // NextSeed returns the seed for the next random draw and advances the counter.
 func (d *Dropout) NextSeed() uint64 {
 	return d.Seed*0x9e3779b97f4a7c15 + d.calls.Add(1)

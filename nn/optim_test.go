@@ -169,3 +169,27 @@ func TestDropoutReproducible(t *testing.T) {
 		t.Fatalf("%d of 128 dropped at p=0.5", zeros)
 	}
 }
+
+// TestDropoutForwardRowsAtRow0 checks ForwardRows against Forward for a data-parallel rank's
+// slice (Row0 = 3, B = 2 sequences of T = 3): each gathered row, out of order, gets bit for bit
+// the value Forward gives it in the (B, T, C) batch, and the draw counters advance alike.
+func TestDropoutForwardRowsAtRow0(t *testing.T) {
+	const b, tt, c = 2, 3, 8
+	rows := []int32{5, 1, 2}
+	x := autograd.Constant(tensor.Randn(tensor.NewRNG(4), 1, b, tt, c))
+	full, part := NewDropout(0.3, 7), NewDropout(0.3, 7)
+	full.Row0, part.Row0 = 3, 3
+	tp := autograd.NoGrad()
+	want := full.Forward(tp, x, true).Value.Data()
+	got := part.ForwardRows(tp, tp.Embedding(tp.Reshape(x, b*tt, c), rows, len(rows)), rows, tt, true).Value.Data()
+	for r, row := range rows {
+		for j := 0; j < c; j++ {
+			if w, g := want[int(row)*c+j], got[r*c+j]; w != g {
+				t.Fatalf("row %d element %d: ForwardRows %v, Forward %v", row, j, g, w)
+			}
+		}
+	}
+	if full.Calls() != part.Calls() {
+		t.Fatalf("Forward drew %d seeds, ForwardRows %d", full.Calls(), part.Calls())
+	}
+}
