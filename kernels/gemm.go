@@ -19,6 +19,10 @@ type gemmKernel struct {
 	mr, nr     int
 	mc, kc, nc int
 	micro      func(kc int, a, b, c []float32, ldc int, alpha, beta float32)
+	// microBias, when set, stores c[i*ldc+j] = Σ a·b + bias[j] (alpha 1) without reading c:
+	// the first kc slice of a product with a bias epilogue, bit-identical to micro with beta 1
+	// on a c that holds the bias, without writing the bias first.
+	microBias func(kc int, a, b, c []float32, ldc int, bias []float32)
 	// packB16, when set, copies kb rows of 16 values at stride ldb from src into dst at stride
 	// 16 (the full strips of a non-transposed B when nr is 16).
 	packB16 func(kb int, src []float32, ldb int, dst []float32)
@@ -401,7 +405,10 @@ func gemmSerial(kern *gemmKernel, transA, transB bool, m, n, k int, alpha float3
 			}
 			for ic := 0; ic < m; ic += mc {
 				mb := min(mc, m-ic)
-				if pc == 0 && epi.bias != nil {
+				// The bias goes in with the first slice: through the kernel's store where it
+				// has one, else copied into the block first.
+				biasStore := pc == 0 && epi.bias != nil && kern.microBias != nil && alpha == 1
+				if pc == 0 && epi.bias != nil && !biasStore {
 					for i := ic; i < ic+mb; i++ {
 						copy(c[i*ldc+jc:i*ldc+jc+nb], epi.bias[jc:jc+nb])
 					}
@@ -416,6 +423,10 @@ func gemmSerial(kern *gemmKernel, transA, transB bool, m, n, k int, alpha float3
 						ct := c[(ic+ir)*ldc+jc+jr:]
 						if mrr == mr && nrr == nr {
 							_ = ct[(mr-1)*ldc+nr-1]
+							if biasStore {
+								kern.microBias(kb, ap, bp, ct, ldc, epi.bias[jc+jr:jc+jr+nr])
+								continue
+							}
 							kern.micro(kb, ap, bp, ct, ldc, alpha, betaP)
 							continue
 						}
@@ -423,6 +434,12 @@ func gemmSerial(kern *gemmKernel, transA, transB bool, m, n, k int, alpha float3
 						for i := range mrr {
 							crow := ct[i*ldc : i*ldc+nrr]
 							trow := tile[i*nr : i*nr+nrr]
+							if biasStore {
+								for j, t := range trow {
+									crow[j] = t + epi.bias[jc+jr+j]
+								}
+								continue
+							}
 							if betaP == 0 {
 								copy(crow, trow)
 								continue

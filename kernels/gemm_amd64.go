@@ -36,7 +36,8 @@ var avx512Kernel = &gemmKernel{
 	name: "avx512f",
 	mr:   12, nr: 32,
 	mc: 192, kc: 256, nc: 3072,
-	micro: microAVX512,
+	micro:     microAVX512,
+	microBias: microBiasAVX512,
 }
 
 // archGemmKernels returns the assembly kernels this CPU supports, best first.
@@ -59,6 +60,21 @@ func microAVX512(kc int, a, b, c []float32, ldc int, alpha, beta float32) {
 	_ = c[11*ldc+31]
 	sgemmKernel12x32(kc, &a[0], &b[0], &c[0], ldc, alpha, beta)
 }
+
+// microBiasAVX512 runs the 12×32 kernel that stores the sum plus bias[j] without reading c.
+func microBiasAVX512(kc int, a, b, c []float32, ldc int, bias []float32) {
+	_ = a[12*kc-1]
+	_ = b[32*kc-1]
+	_ = c[11*ldc+31]
+	_ = bias[31]
+	sgemmKernel12x32Bias(kc, &a[0], &b[0], &c[0], ldc, &bias[0])
+}
+
+// sgemmKernel12x32Bias computes c[i*ldc+j] = Σ_p a[p*12+i]*b[p*32+j] + bias[j] for i < 12,
+// j < 32, p < kc (kc >= 1), the sum rounded before the bias is added; c is not read.
+//
+//go:noescape
+func sgemmKernel12x32Bias(kc int, a, b, c *float32, ldc int, bias *float32)
 
 // sgemmKernel12x32 computes c[i*ldc+j] = alpha*Σ_p a[p*12+i]*b[p*32+j] + beta*c[i*ldc+j] for
 // i < 12, j < 32, p < kc (kc >= 1); c is not read when beta == 0.

@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"slices"
 	"sync/atomic"
 
 	"github.com/mtbert/mtbert/autograd"
@@ -16,7 +17,7 @@ import (
 //
 // Only the packed copy is kept, not the stacked float weights: the layers' own W stay the
 // source. Forward returns nil, and the caller runs the layers one by one, when the tape records,
-// when any W has changed since Pack (its Version), when the layers have no float weights (an
+// when any W or B has changed since Pack (its Version), when the layers have no float weights (an
 // int8 model) or when the GEMM micro-kernel has changed since (kernels.SetGemmPath).
 type Fused struct {
 	Layers []*Linear
@@ -26,7 +27,22 @@ type Fused struct {
 
 type fusedPack struct {
 	w        *kernels.PackedB
-	versions []uint64
+	bias     *autograd.Var // the biases side by side, or nil
+	versions []uint64      // of each layer's W, then of each B
+}
+
+// versions returns the versions of the layers' weights, then of their biases.
+func (f *Fused) versions() []uint64 {
+	v := make([]uint64, 0, 2*len(f.Layers))
+	for _, l := range f.Layers {
+		v = append(v, l.W.Version())
+	}
+	for _, l := range f.Layers {
+		if l.B != nil {
+			v = append(v, l.B.Version())
+		}
+	}
+	return v
 }
 
 // NewFused groups layers with the same input size (they keep their own parameters).
@@ -50,14 +66,20 @@ func (f *Fused) Pack() {
 		out += s[0]
 	}
 	stacked := make([]float32, 0, out*in)
-	versions := make([]uint64, len(f.Layers))
-	for i, l := range f.Layers {
+	var bias []float32
+	for _, l := range f.Layers {
 		stacked = append(stacked, l.W.Value.Contiguous().Data()...)
-		versions[i] = l.W.Version()
+		if withBias {
+			bias = append(bias, l.B.Value.Contiguous().Data()...)
+		}
 	}
 	w := kernels.PackB(true, in, out, stacked, in)
 	w.DropSource()
-	f.packed.Store(&fusedPack{w: w, versions: versions})
+	p := &fusedPack{w: w, versions: f.versions()}
+	if withBias {
+		p.bias = &autograd.Var{Value: tensor.FromSlice(bias, out)}
+	}
+	f.packed.Store(p)
 }
 
 // Unpack drops the packed stacked weights: Forward then returns nil.
@@ -69,12 +91,7 @@ func (f *Fused) Packed() bool {
 	if p == nil || !p.w.Current() {
 		return false
 	}
-	for i, l := range f.Layers {
-		if l.W.Version() != p.versions[i] {
-			return false
-		}
-	}
-	return true
+	return slices.Equal(f.versions(), p.versions)
 }
 
 // PackedBytes returns the memory the packed stacked weights hold (0 without them).
@@ -93,15 +110,5 @@ func (f *Fused) Forward(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
 		return nil
 	}
 	p := f.packed.Load()
-	var bias *autograd.Var
-	if f.Layers[0].B != nil {
-		_, out := p.w.Dims()
-		b := tensor.New(out)
-		bd := b.Data()[:0]
-		for _, l := range f.Layers {
-			bd = append(bd, l.B.Value.Contiguous().Data()...)
-		}
-		bias = &autograd.Var{Value: b}
-	}
-	return tp.LinearPacked(x, p.w, bias)
+	return tp.LinearPacked(x, p.w, p.bias)
 }

@@ -46,6 +46,12 @@ func TestFusedMatchesSeparateLayers(t *testing.T) {
 	if f.Forward(autograd.NewTape(), x) != nil {
 		t.Error("Forward on a recording tape did not step aside")
 	}
+	ls[2].B.Value.Data()[0] += 1
+	ls[2].B.Modified()
+	if f.Forward(tp, x) != nil {
+		t.Error("Forward used stacked biases older than a layer's B")
+	}
+	f.Pack()
 	ls[1].W.Value.Data()[3] += 1
 	ls[1].W.Modified()
 	if f.Forward(tp, x) != nil {
