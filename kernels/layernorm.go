@@ -25,19 +25,14 @@ func LayerNormForward(y, mean, rstd, x, gamma, beta []float32, n, c int, eps flo
 }
 
 // layerNormRow normalises one row (see LayerNormForward) into out and returns its mean and rstd.
+//
+// Each float64 sum runs as eight interleaved partial sums (element i into sum i mod 8, the
+// eight added pairwise at the end), a fixed order on every CPU: eight independent chains of
+// adds instead of one chain as long as the row, whose add latency bounded the loop.
 func layerNormRow(out, row, gamma, beta []float32, eps float32) (mf, rf float32) {
 	c := len(row)
-	var s float64
-	for _, v := range row {
-		s += float64(v)
-	}
-	m := s / float64(c)
-	var ss float64
-	for _, v := range row {
-		d := float64(v) - m
-		ss += d * d
-	}
-	rs := 1 / math.Sqrt(ss/float64(c)+float64(eps))
+	m := sum8(row, 0, false) / float64(c)
+	rs := 1 / math.Sqrt(sum8(row, m, true)/float64(c)+float64(eps))
 	mf, rf = float32(m), float32(rs)
 	out = out[:c]
 	gamma, beta = gamma[:c], beta[:c]
@@ -45,6 +40,51 @@ func layerNormRow(out, row, gamma, beta []float32, eps float32) (mf, rf float32)
 		out[i] = (v-mf)*rf*gamma[i] + beta[i]
 	}
 	return mf, rf
+}
+
+// sum8 returns Σ x[i] (sq false) or Σ (x[i]−m)² (sq true) in float64, element i added into
+// partial sum i mod 8 and the partials combined pairwise: ((s0+s1)+(s2+s3))+((s4+s5)+(s6+s7)).
+func sum8(x []float32, m float64, sq bool) float64 {
+	var s0, s1, s2, s3, s4, s5, s6, s7 float64
+	i := 0
+	if sq {
+		for ; i+8 <= len(x); i += 8 {
+			v := x[i : i+8 : i+8]
+			d0, d1, d2, d3 := float64(v[0])-m, float64(v[1])-m, float64(v[2])-m, float64(v[3])-m
+			d4, d5, d6, d7 := float64(v[4])-m, float64(v[5])-m, float64(v[6])-m, float64(v[7])-m
+			s0 += d0 * d0
+			s1 += d1 * d1
+			s2 += d2 * d2
+			s3 += d3 * d3
+			s4 += d4 * d4
+			s5 += d5 * d5
+			s6 += d6 * d6
+			s7 += d7 * d7
+		}
+	} else {
+		for ; i+8 <= len(x); i += 8 {
+			v := x[i : i+8 : i+8]
+			s0 += float64(v[0])
+			s1 += float64(v[1])
+			s2 += float64(v[2])
+			s3 += float64(v[3])
+			s4 += float64(v[4])
+			s5 += float64(v[5])
+			s6 += float64(v[6])
+			s7 += float64(v[7])
+		}
+	}
+	tail := [8]float64{}
+	for j := 0; i < len(x); i, j = i+1, j+1 {
+		d := float64(x[i]) - m
+		if sq {
+			d *= d
+		}
+		tail[j] = d
+	}
+	s0, s1, s2, s3 = s0+tail[0], s1+tail[1], s2+tail[2], s3+tail[3]
+	s4, s5, s6, s7 = s4+tail[4], s5+tail[5], s6+tail[6], s7+tail[7]
+	return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 }
 
 // AddLayerNormForward computes y = LayerNorm(x + res) row by row in one pass over memory (the
