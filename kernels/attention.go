@@ -98,6 +98,10 @@ func (a *Attention) Forward(out, q, k, v HeadView, p []float32) {
 			sp = getScratch(tt)
 			defer scratchPool.Put(sp)
 		}
+		// The keys of sequence mb whose mask is not 1: only those get the mask's bias (a key
+		// with mask 1 gets none), so a row costs nothing for the mask without padding.
+		var masked []int
+		mb := -1
 		for bh := lo; bh < hi; bh++ {
 			b, h := bh/H, bh%H
 			ph := p[bh*tt : (bh+1)*tt]
@@ -105,16 +109,22 @@ func (a *Attention) Forward(out, q, k, v HeadView, p []float32) {
 			var m []float32
 			if a.Mask != nil {
 				m = a.Mask[b*T : (b+1)*T]
+				if mb != b {
+					mb, masked = b, masked[:0]
+					for j, mv := range m {
+						if mv != 1 {
+							masked = append(masked, j)
+						}
+					}
+				}
 			}
 			for r := range T {
 				row := ph[r*T : r*T+T]
-				if m != nil {
-					for j, mv := range m {
-						if mv == 0 {
-							row[j] += minF
-						} else if mv != 1 {
-							row[j] += (1 - mv) * minF
-						}
+				for _, j := range masked {
+					if mv := m[j]; mv == 0 {
+						row[j] += minF
+					} else {
+						row[j] += (1 - mv) * minF
 					}
 				}
 				softmaxRow(row, row)
