@@ -3,19 +3,19 @@ package kernels
 import "fmt"
 
 // LinearForward computes y = x·wᵀ + b for x (rows, in), w (out, in) as PyTorch stores it and
-// b (out) or nil: the bias is copied into every row of y and the product added onto it.
+// b (out) or nil, with the values of copying the bias into every row of y and adding the
+// product onto it (Sgemm with beta 1): the bias goes into each block of y inside the product
+// (its epilogue, in parallel and in cache) rather than in a pass of its own.
 func LinearForward(y, x, w, b []float32, rows, in, out int) {
 	if len(y) != rows*out || len(x) != rows*in || len(w) != out*in || (b != nil && len(b) != out) {
 		panic(fmt.Sprintf("kernels: LinearForward: rows=%d in=%d out=%d but len(y)=%d len(x)=%d len(w)=%d len(b)=%d", rows, in, out, len(y), len(x), len(w), len(b)))
 	}
-	beta := float32(0)
-	if b != nil {
-		for r := 0; r < rows; r++ {
-			copy(y[r*out:(r+1)*out], b)
-		}
-		beta = 1
+	if b == nil {
+		Sgemm(false, true, rows, out, in, 1, x, in, w, in, 0, y, out)
+		return
 	}
-	Sgemm(false, true, rows, out, in, 1, x, in, w, in, beta, y, out)
+	checkGemm("LinearForward", false, true, rows, out, in, x, in, w, in, y, out)
+	gemmParallelEpi(gemmActive.Load(), Threads(), false, true, rows, out, in, 1, x, in, w, in, 0, y, out, nil, gemmEpilogue{bias: b})
 }
 
 // LinearBackward accumulates the gradients of y = x·wᵀ + b (x rows×in, w out×in) from dy
