@@ -541,6 +541,7 @@ func serveModel(o ServeOptions, notes []string, res *ServeResult) (*mtl.Extracto
 		if o.Int8 {
 			m.Encoder.QuantizeInt8()
 		}
+		m.Encoder.PackForInferenceOnly() // as mtbert serve does
 		res.Weights = weightsName(m.Encoder)
 		ex := mtl.NewExtractor(m, tok)
 		res.Model = o.Model
@@ -559,6 +560,7 @@ func serveModel(o ServeOptions, notes []string, res *ServeResult) (*mtl.Extracto
 	if o.Int8 {
 		m.Encoder.QuantizeInt8()
 	}
+	m.Encoder.PackForInferenceOnly() // as mtbert serve does
 	res.Weights = weightsName(m.Encoder)
 	res.Model = fmt.Sprintf("random: %d layers, %d hidden, %d ner heads of %d labels, max_length %d", o.Layers, o.Hidden, o.K, o.Labels, o.MaxLen)
 	res.NERHeads = o.K
@@ -570,6 +572,9 @@ func serveModel(o ServeOptions, notes []string, res *ServeResult) (*mtl.Extracto
 func weightsName(enc *bert.Model) string {
 	if enc.IsInt8() {
 		return "int8 (" + kernels.QGemmPath() + ")"
+	}
+	if enc.InferenceOnly() {
+		return "fp32-packed"
 	}
 	return "fp32"
 }

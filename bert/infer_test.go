@@ -2,6 +2,7 @@ package bert
 
 import (
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/mtbert/mtbert/autograd"
@@ -150,4 +151,46 @@ func cosine(a, b []float32) float64 {
 		bb += float64(b[i]) * float64(b[i])
 	}
 	return ab / math.Sqrt(aa*bb)
+}
+
+// TestPackForInferenceOnly checks the inference-only packing of predict and serve: the same
+// output bit for bit as the float model, the float weights of every encoder linear layer
+// gone (so packing costs no second copy), and the operations that need them refused.
+func TestPackForInferenceOnly(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.VocabSize, cfg.HiddenSize, cfg.NumHiddenLayers, cfg.NumAttentionHeads, cfg.IntermediateSize = 50, 64, 2, 2, 128
+	m, err := New(cfg, 9, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := inferBatch(cfg, 2, 9, 4)
+	want := lastHidden(t, m, b)
+	floatBytes := 0
+	for _, l := range m.Linears() {
+		floatBytes += 4 * l.W.Value.Len()
+	}
+	m.PackForInferenceOnly()
+	if !m.InferenceOnly() {
+		t.Fatal("InferenceOnly is false after PackForInferenceOnly")
+	}
+	for _, l := range m.Linears() {
+		if n := l.W.Value.Len(); n != 0 {
+			t.Fatalf("%s keeps %d float weights", l.W.Name, n)
+		}
+	}
+	// The packed copies pad each output dimension to the micro-kernel's strip width at most.
+	if pb := m.PackedBytes(); pb < floatBytes || pb > floatBytes*5/4 {
+		t.Fatalf("packed copies hold %d bytes for %d bytes of float weights", pb, floatBytes)
+	}
+	got := lastHidden(t, m, b)
+	if !eq(got, want) {
+		t.Fatal("inference-only packed output differs from the float model's")
+	}
+	m.PackForInference() // a no-op now: nothing to pack from
+	if got := lastHidden(t, m, b); !eq(got, want) {
+		t.Fatal("PackForInference after PackForInferenceOnly changed the output")
+	}
+	if err := m.Save(t.TempDir(), nil); err == nil || !strings.Contains(err.Error(), "inference only") {
+		t.Fatalf("Save of an inference-only model: %v, want a refusal", err)
+	}
 }

@@ -246,6 +246,9 @@ func CanonicalKey(k string) string { return mlmCanonicalName(k) }
 // An int8 model (IsInt8) has each encoder linear layer's NAME.weight replaced by
 // NAME.weight_int8 (I8) and NAME.weight_scale (F32).
 func (m *Model) saveStateDict() (map[string]nn.SafeTensor, error) {
+	if m.inferenceOnly {
+		return nil, fmt.Errorf("bert: save: the model was packed for inference only (PackForInferenceOnly): its float weights are gone")
+	}
 	sd := m.StateDict()
 	if m.IsInt8() {
 		for _, l := range m.Linears() {

@@ -38,6 +38,9 @@ type Model struct {
 	// pendingInt8 holds the int8 weights read by load, installed by SetWeights (after the
 	// float parameters, whose loading bumps the versions the int8 copies are checked against).
 	pendingInt8 []*kernels.QuantizedB
+	// inferenceOnly is set by PackForInferenceOnly: the float weights of the packed layers are
+	// gone.
+	inferenceOnly bool
 }
 
 // Layer is one encoder layer.
@@ -120,6 +123,9 @@ func (m *Model) Linears() []*nn.Linear {
 // not on their own: one pass packs the layer's input once and splits one wide product over
 // the threads. Where that copy is bypassed (a weight modified), Q, K and V run unpacked.
 func (m *Model) PackForInference() {
+	if m.inferenceOnly {
+		return // packed already, and the float weights to pack again are gone
+	}
 	for _, l := range m.Layers {
 		if l.Query.Quantized() == nil && l.Key.Quantized() == nil && l.Value.Quantized() == nil {
 			l.qkv.Pack()
@@ -135,6 +141,30 @@ func (m *Model) PackForInference() {
 		}
 	}
 }
+
+// PackForInferenceOnly packs as PackForInference, then lets go of the float weights the packed
+// copies replace (nn.Linear.DropFloat; for Q, K and V the stacked copy is the only one), so an
+// inference-only process (predict, serve) runs the packed products at the memory of the
+// unpacked model. The model can then only run inference on the CPU: InferenceOnly reports it,
+// and Save, training and the GPU encoder refuse it. Int8 layers are left as they are.
+func (m *Model) PackForInferenceOnly() {
+	m.PackForInference()
+	for _, l := range m.Layers {
+		fused := l.qkv.Packed()
+		for _, lin := range []*nn.Linear{l.Query, l.Key, l.Value} {
+			if fused {
+				lin.W.Value = tensor.New(0, lin.W.Shape()[1])
+			}
+		}
+		for _, lin := range []*nn.Linear{l.Query, l.Key, l.Value, l.AttnOut, l.Intermediate, l.Output} {
+			lin.DropFloat()
+		}
+	}
+	m.inferenceOnly = true
+}
+
+// InferenceOnly reports whether PackForInferenceOnly has dropped the encoder's float weights.
+func (m *Model) InferenceOnly() bool { return m.inferenceOnly }
 
 // PackedBytes returns the memory the encoder's packed and quantised weights hold.
 func (m *Model) PackedBytes() int {
@@ -153,6 +183,9 @@ func (m *Model) PackedBytes() int {
 // Embeddings, LayerNorm, attention's softmax and products, the pooler and task heads stay
 // float32.
 func (m *Model) QuantizeForInference() {
+	if m.inferenceOnly {
+		panic("bert: QuantizeForInference after PackForInferenceOnly: the float weights are gone")
+	}
 	for _, l := range m.Layers {
 		l.qkv.Unpack() // the int8 copies replace the stacked fp32 one
 	}

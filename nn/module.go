@@ -169,6 +169,20 @@ func (l *Linear) Quantized() *kernels.QuantizedB {
 	return nil
 }
 
+// DropFloat lets go of the float weight once W is packed (Pack), for a layer that will only
+// run inference on the CPU: W becomes (0, in), as in an int8 layer, and only the packed copy
+// stays resident, so packing costs no memory. Forward on a recording tape, and any later
+// change of W or of the GEMM micro-kernel, then has nothing to fall back on. It does nothing
+// when W has no valid fp32 packed copy.
+func (l *Linear) DropFloat() {
+	p := l.packed.Load()
+	if p == nil || p.fp32 == nil || p.version != l.W.Version() {
+		return
+	}
+	p.fp32.DropSource()
+	l.W.Value = tensor.New(0, l.W.Shape()[1])
+}
+
 // Unpack drops the packed or quantised copy of W.
 func (l *Linear) Unpack() { l.packed.Store(nil) }
 

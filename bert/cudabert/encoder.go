@@ -83,6 +83,9 @@ func New(c *cuda.Context, m *bert.Model) (*Encoder, error) {
 	if m.Cfg.HiddenAct != "gelu" {
 		return nil, fmt.Errorf("cudabert: the GPU encoder implements hidden_act gelu, not %q", m.Cfg.HiddenAct)
 	}
+	if m.InferenceOnly() {
+		return nil, fmt.Errorf("cudabert: the model was packed for CPU inference only (bert.Model.PackForInferenceOnly): its float weights are gone")
+	}
 	if d := m.Cfg.HiddenSize / m.Cfg.NumAttentionHeads; d > 64 {
 		return nil, fmt.Errorf("cudabert: the GPU attention takes heads of at most 64 dimensions, not %d", d)
 	}
