@@ -36,17 +36,28 @@ func layerNormRow(out, row, gamma, beta []float32, eps float32) (mf, rf float32)
 	mf, rf = float32(m), float32(rs)
 	out = out[:c]
 	gamma, beta = gamma[:c], beta[:c]
-	for i, v := range row {
-		out[i] = (v-mf)*rf*gamma[i] + beta[i]
+	i := 0
+	if vecOn && c >= 8 {
+		i = c &^ 7
+		lnOutAVX2(&out[0], &row[0], &gamma[0], &beta[0], i, mf, rf)
+	}
+	for ; i < c; i++ {
+		out[i] = (row[i]-mf)*rf*gamma[i] + beta[i]
 	}
 	return mf, rf
 }
 
 // sum8 returns Σ x[i] (sq false) or Σ (x[i]−m)² (sq true) in float64, element i added into
 // partial sum i mod 8 and the partials combined pairwise: ((s0+s1)+(s2+s3))+((s4+s5)+(s6+s7)).
+// With the vector kernels on, the whole groups of 8 run in lnPartialsAVX2 (the same sums).
 func sum8(x []float32, m float64, sq bool) float64 {
-	var s0, s1, s2, s3, s4, s5, s6, s7 float64
+	var s [8]float64
 	i := 0
+	if vecOn && len(x) >= 8 {
+		i = len(x) &^ 7
+		lnPartialsAVX2(&x[0], i, m, sq, &s)
+	}
+	s0, s1, s2, s3, s4, s5, s6, s7 := s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]
 	if sq {
 		for ; i+8 <= len(x); i += 8 {
 			v := x[i : i+8 : i+8]
@@ -99,7 +110,12 @@ func AddLayerNormForward(y, x, res, gamma, beta, mean, rstd []float32, n, c int,
 	ParallelFor(n, max(1, 4096/max(c, 1)), func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			row, rr := x[r*c:r*c+c], res[r*c:r*c+c]
-			for i := range row {
+			i := 0
+			if vecOn && c >= 8 {
+				i = c &^ 7
+				addAVX2(&row[0], &rr[0], i)
+			}
+			for ; i < c; i++ {
 				row[i] += rr[i]
 			}
 			m, rs := layerNormRow(y[r*c:r*c+c], row, gamma, beta, eps)
