@@ -88,3 +88,44 @@ addloop:
 	JNE  addloop
 	VZEROUPPER
 	RET
+
+// func maxAVX2(x *float32, n int) float32
+// For n a multiple of 8 (> 0): the largest of x[0..n), NaN ignored (−Inf when all are NaN or
+// −Inf), as the scalar loop of softmax finds it (the sign of a zero maximum may differ, which
+// no later step can see: x − (+0) and x − (−0) are equal but for x = ±0, whose exp is 1).
+TEXT ·maxAVX2(SB), NOSPLIT, $0-20
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	MOVL $0xff800000, AX
+	MOVL AX, X0
+	VBROADCASTSS X0, Y0
+maxloop:
+	VMOVUPS (SI), Y1
+	VMAXPS  Y0, Y1, Y0 // max(x, acc): acc where x is NaN
+	ADDQ $32, SI
+	SUBQ $8, CX
+	JNE  maxloop
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS X0, X1, X0
+	VPERMILPS $0x4e, X0, X1
+	VMAXPS X0, X1, X0
+	VPERMILPS $0xb1, X0, X1
+	VMAXPS X0, X1, X0
+	MOVSS X0, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// func scaleAVX2(y *float32, n int, a float32)
+// For n a multiple of 8 (> 0): y[i] *= a.
+TEXT ·scaleAVX2(SB), NOSPLIT, $0-20
+	MOVQ y+0(FP), DI
+	MOVQ n+8(FP), CX
+	VBROADCASTSS a+16(FP), Y1
+scaleloop:
+	VMULPS  (DI), Y1, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JNE  scaleloop
+	VZEROUPPER
+	RET

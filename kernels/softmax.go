@@ -20,7 +20,12 @@ func SoftmaxForward(y, x []float32, n, c int) {
 
 func softmaxRow(y, x []float32) {
 	mx := float32(math.Inf(-1))
-	for _, v := range x {
+	i := 0
+	if vecOn && len(x) >= 8 {
+		i = len(x) &^ 7
+		mx = maxAVX2(&x[0], i)
+	}
+	for _, v := range x[i:] {
 		if v > mx {
 			mx = v
 		}
@@ -30,7 +35,12 @@ func softmaxRow(y, x []float32) {
 		return
 	}
 	inv := float32(1 / expShiftSum(y, x, mx))
-	for i := range y {
+	i = 0
+	if vecOn && len(y) >= 8 {
+		i = len(y) &^ 7
+		scaleAVX2(&y[0], i, inv)
+	}
+	for ; i < len(y); i++ {
 		y[i] *= inv
 	}
 }

@@ -15,3 +15,5 @@ func adamAVX2(pp, gg, mm, vv *float32, n int, cc *adamConsts) { panic("unreachab
 func lnPartialsAVX2(x *float32, n int, m float64, sq bool, out *[8]float64) { panic("unreachable") }
 func lnOutAVX2(out, row, gamma, beta *float32, n int, mf, rf float32)       { panic("unreachable") }
 func addAVX2(dst, src *float32, n int)                                      { panic("unreachable") }
+func maxAVX2(x *float32, n int) float32                                     { panic("unreachable") }
+func scaleAVX2(y *float32, n int, a float32)                                { panic("unreachable") }

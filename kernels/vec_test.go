@@ -157,3 +157,43 @@ func TestLayerNormVectorMatchesScalar(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxAVX2MatchesScalar checks the vector maximum of softmax against the scalar loop (v >
+// mx from −Inf): NaN ignored, −Inf rows, the maximum anywhere in the row.
+func TestMaxAVX2MatchesScalar(t *testing.T) {
+	if !haveVec {
+		t.Skip("no AVX2")
+	}
+	rng := rand.New(rand.NewPCG(4, 4))
+	for _, n := range []int{8, 16, 64, 128} {
+		for trial := range 50 {
+			x := make([]float32, n)
+			for i := range x {
+				x[i] = float32(rng.NormFloat64() * 10)
+			}
+			switch trial % 5 {
+			case 1:
+				x[rng.IntN(n)] = float32(math.NaN())
+			case 2:
+				for i := range x {
+					x[i] = float32(math.Inf(-1))
+				}
+			case 3:
+				x[rng.IntN(n)] = float32(math.Inf(1))
+			case 4:
+				for i := range x {
+					x[i] = float32(math.NaN())
+				}
+			}
+			want := float32(math.Inf(-1))
+			for _, v := range x {
+				if v > want {
+					want = v
+				}
+			}
+			if got := maxAVX2(&x[0], n); got != want {
+				t.Fatalf("n=%d trial %d: maxAVX2 %v, scalar %v", n, trial, got, want)
+			}
+		}
+	}
+}
