@@ -62,22 +62,18 @@ func openDevice(flagValue string, gpu bool, stderr io.Writer) (*cuda.Context, er
 
 // loadExtractor is mtl.LoadExtractor (or, for a folder in the reference's layout, mtt.Load:
 // see loadModel) that, when gpu is set, runs the model's encoder passes on that device (a
-// cudabert.Encoder, returned so that the caller can Close it; nil on the CPU), and with int8
-// quantises the encoder at load (prepareInt8). On the CPU a float encoder is packed for
-// inference only (bert.Model.PackForInferenceOnly): faster products, no second copy.
+// cudabert.Encoder, returned so that the caller can Close it; nil on the CPU), with the encoder
+// quantised (int8) or, on the CPU, packed for inference only (prepareInference).
 func loadExtractor(dir string, gpu *cuda.Context, int8 bool) (*mtl.Extractor, *cudabert.Encoder, error) {
 	m, tok, err := loadModel(dir)
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := prepareInt8(m.Encoder, int8, gpu); err != nil {
+	if err := prepareInference(m.Encoder, int8, gpu); err != nil {
 		return nil, nil, err
 	}
 	ex := mtl.NewExtractor(m, tok)
 	if gpu == nil {
-		// Packed products at the memory of the unpacked model: these commands only run
-		// inference.
-		m.Encoder.PackForInferenceOnly()
 		return ex, nil, nil
 	}
 	e, err := cudabert.New(gpu, m.Encoder)

@@ -78,7 +78,7 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := prepareInt8(m, *int8, gpu); err != nil {
+	if err := prepareInference(m, *int8, gpu); err != nil {
 		return err
 	}
 	tok, err := bert.LoadTokenizer(*model, *lower)

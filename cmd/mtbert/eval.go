@@ -42,7 +42,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := prepareInt8(m.Encoder, *int8, gpu); err != nil {
+	if err := prepareInference(m.Encoder, *int8, gpu); err != nil {
 		return err
 	}
 	if gpu != nil {

@@ -94,14 +94,20 @@ func int8Flag(fs *flag.FlagSet) *bool {
 	return fs.Bool("int8", false, "quantise the encoder's linear layers to int8 at load (per output channel; activations per token at run time); a checkpoint written by mtbert quantize is int8 without it")
 }
 
-// prepareInt8 quantises enc when int8 is set (dropping its float weights) and refuses an int8
-// encoder on a GPU.
-func prepareInt8(enc *bert.Model, int8 bool, gpu *cuda.Context) error {
+// prepareInference readies a loaded encoder for the inference commands (predict, serve, eval,
+// encode): it quantises enc when int8 is set (dropping its float weights), refuses an int8
+// encoder on a GPU, and on the CPU packs the float layers for inference only
+// (bert.Model.PackForInferenceOnly: the packed products, fused Q/K/V and epilogues, with no
+// second copy of the weights).
+func prepareInference(enc *bert.Model, int8 bool, gpu *cuda.Context) error {
 	if int8 {
 		enc.QuantizeInt8()
 	}
 	if enc.IsInt8() && gpu != nil {
 		return errors.New("int8 models run on the CPU only (the GPU path has no int8 kernels): use -device cpu, or the float checkpoint")
+	}
+	if gpu == nil {
+		enc.PackForInferenceOnly()
 	}
 	return nil
 }
