@@ -44,6 +44,7 @@ type qLayout struct {
 var (
 	qPairs6x16  = qLayout{mr: 6, nr: 16, g: 2}
 	qQuads12x32 = qLayout{mr: 12, nr: 32, g: 4}
+	qQuads6x16  = qLayout{mr: 6, nr: 16, g: 4}
 )
 
 // abytes is the size of one x element in the packed A strip.
@@ -234,8 +235,9 @@ var (
 	qgemmGenericQuads = &qgemmKernel{name: "generic-quads", layout: qQuads12x32, micro: qmicroGenericQuads}
 )
 
-// QGemmPath names the int8 micro-kernel in use: "avx512vnni" (VPDPBUSD), "avx2" (vpmovsxbw +
-// vpmaddwd) or "generic".
+// QGemmPath names the int8 micro-kernel in use: "avx512vnni" (VPDPBUSD on zmm), "avxvnni"
+// (VPDPBUSD on ymm, for CPUs with AVX-VNNI and without AVX-512), "avx2" (vpmovsxbw + vpmaddwd)
+// or "generic".
 func QGemmPath() string { return qgemmActive().name }
 
 var qgemmForce *qgemmKernel // tests: force a kernel (nil: the best)
