@@ -138,7 +138,7 @@ func Bert(o BertOptions) (BertResult, error) {
 		m.QuantizeInt8()
 		weights = "int8 (" + kernels.QGemmPath() + ")"
 	case !o.NoPack:
-		m.PackForInference()
+		m.PackForInferenceOnly() // as predict and serve: no second copy of the weights
 		weights = "fp32-packed"
 	}
 	var tp *autograd.Tape
@@ -148,7 +148,13 @@ func Bert(o BertOptions) (BertResult, error) {
 		tp = autograd.NoGrad()
 	}
 	step := func() error {
-		out, err := m.Forward(tp, b, train)
+		var out *bert.Output
+		var err error
+		if train {
+			out, err = m.Forward(tp, b, true)
+		} else {
+			out, err = m.Infer(tp, b) // as the inference commands run it
+		}
 		if err != nil {
 			return err
 		}

@@ -107,7 +107,7 @@ func PadBatch(encs []Encoding, padID int) Batch {
 func (m *Model) Embed(b Batch) (last, pooled []float32, err error) {
 	tp := autograd.NoGrad()
 	defer tp.Reset()
-	out, err := m.Forward(tp, b, false)
+	out, err := m.Infer(tp, b)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -2,6 +2,7 @@ package bert
 
 import (
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -127,17 +128,22 @@ func (m *Model) PackForInference() {
 		return // packed already, and the float weights to pack again are gone
 	}
 	for _, l := range m.Layers {
-		if l.Query.Quantized() == nil && l.Key.Quantized() == nil && l.Value.Quantized() == nil {
-			l.qkv.Pack()
-		}
-		for _, lin := range []*nn.Linear{l.Query, l.Key, l.Value, l.AttnOut, l.Intermediate, l.Output} {
-			switch {
-			case lin.Quantized() != nil:
-			case l.qkv.Packed() && (lin == l.Query || lin == l.Key || lin == l.Value):
-				lin.Unpack()
-			default:
-				lin.Pack()
-			}
+		l.pack()
+	}
+}
+
+// pack packs the layer's linear weights for inference (see PackForInference).
+func (l *Layer) pack() {
+	if l.Query.Quantized() == nil && l.Key.Quantized() == nil && l.Value.Quantized() == nil {
+		l.qkv.Pack()
+	}
+	for _, lin := range []*nn.Linear{l.Query, l.Key, l.Value, l.AttnOut, l.Intermediate, l.Output} {
+		switch {
+		case lin.Quantized() != nil:
+		case l.qkv.Packed() && (lin == l.Query || lin == l.Key || lin == l.Value):
+			lin.Unpack()
+		default:
+			lin.Pack()
 		}
 	}
 }
@@ -147,9 +153,16 @@ func (m *Model) PackForInference() {
 // inference-only process (predict, serve) runs the packed products at the memory of the
 // unpacked model. The model can then only run inference on the CPU: InferenceOnly reports it,
 // and Save, training and the GPU encoder refuse it. Int8 layers are left as they are.
+//
+// Layer by layer, with a collection after each, so that the float weights a layer gives up
+// are reused by the next layer's packed copies: loading then packing peaks at one layer above
+// the float model, not at twice it.
 func (m *Model) PackForInferenceOnly() {
-	m.PackForInference()
+	if m.inferenceOnly {
+		return
+	}
 	for _, l := range m.Layers {
+		l.pack()
 		fused := l.qkv.Packed()
 		for _, lin := range []*nn.Linear{l.Query, l.Key, l.Value} {
 			if fused {
@@ -159,6 +172,7 @@ func (m *Model) PackForInferenceOnly() {
 		for _, lin := range []*nn.Linear{l.Query, l.Key, l.Value, l.AttnOut, l.Intermediate, l.Output} {
 			lin.DropFloat()
 		}
+		runtime.GC()
 	}
 	m.inferenceOnly = true
 }
@@ -273,7 +287,19 @@ type Output struct {
 // Forward runs the encoder on a batch. Dropout is active only when train is set. All values
 // live on tp until tp.Reset.
 func (m *Model) Forward(tp *autograd.Tape, b Batch, train bool) (*Output, error) {
-	return m.forward(tp, b, train, nil, nil)
+	return m.forward(tp, b, train, nil, nil, false)
+}
+
+// Infer runs the encoder in inference mode on tp, a tape that does not record, for a caller
+// that reads only the last layer: Output.Hidden holds just Last, and each layer's input is
+// given back to the pool as soon as the layer's output exists, so a pass holds one layer's
+// working memory and one hidden state rather than every layer's (thirteen B·T·H states at
+// BERT-base: 40 MB at 8 x 128). The values are Forward's bit for bit.
+func (m *Model) Infer(tp *autograd.Tape, b Batch) (*Output, error) {
+	if tp.Recording() {
+		return nil, fmt.Errorf("bert: Infer needs a tape that does not record (autograd.NoGrad)")
+	}
+	return m.forward(tp, b, false, nil, nil, true)
 }
 
 // ForwardRows is Forward for a caller that reads the last layer's output only at the flat
@@ -298,7 +324,7 @@ func (m *Model) ForwardRows(tp *autograd.Tape, b Batch, train bool, rows []int32
 			return nil, fmt.Errorf("bert: row %d (entry %d) outside a %dx%d batch", r, i, b.B, b.T)
 		}
 	}
-	return m.forward(tp, b, train, nil, rows)
+	return m.forward(tp, b, train, nil, rows, false)
 }
 
 // Trace is the hidden state after every stage of an encoder pass, each (B, T, H) row-major on
@@ -318,7 +344,7 @@ func (m *Model) Trace(b Batch) (*Trace, error) {
 	tp := autograd.NoGrad()
 	defer tp.Reset()
 	tr := &Trace{}
-	if _, err := m.forward(tp, b, false, tr, nil); err != nil {
+	if _, err := m.forward(tp, b, false, tr, nil, false); err != nil {
 		return nil, err
 	}
 	return tr, nil
@@ -326,7 +352,10 @@ func (m *Model) Trace(b Batch) (*Trace, error) {
 
 // forward is Forward, copying each stage's hidden state into tr when tr is not nil, and
 // ForwardRows when rows is not nil (tr must then be nil).
-func (m *Model) forward(tp *autograd.Tape, b Batch, train bool, tr *Trace, rows []int32) (*Output, error) {
+//
+// lastOnly (Infer) keeps only the last hidden state: each layer releases everything since the
+// pass began but its output.
+func (m *Model) forward(tp *autograd.Tape, b Batch, train bool, tr *Trace, rows []int32, lastOnly bool) (*Output, error) {
 	if err := m.Validate(b); err != nil {
 		return nil, err
 	}
@@ -347,6 +376,7 @@ func (m *Model) forward(tp *autograd.Tape, b Batch, train bool, tr *Trace, rows 
 		}
 	}
 	mark := tp.Mark()
+	start := mark
 	x := tp.Add(tp.Add(m.Word.Forward(tp, b.IDs, b.B, b.T), m.Position.Forward(tp, pos, b.B, b.T)), m.TokenType.Forward(tp, types, b.B, b.T))
 	x = m.Dropout.Forward(tp, m.EmbLN.Forward(tp, x), train)
 	release(mark, x)
@@ -389,11 +419,18 @@ func (m *Model) forward(tp *autograd.Tape, b Batch, train bool, tr *Trace, rows 
 		hmid := l.Intermediate.ForwardGELU(tp, x1, cfg.HiddenAct == "gelu")
 		o := drop(l.Output.Forward(tp, hmid))
 		x = l.OutLN.ForwardResidual(tp, o, x1)
-		release(mark, x)
-		out.Hidden = append(out.Hidden, x)
+		if lastOnly {
+			release(start, x) // the layer's input too: nothing reads it again
+		} else {
+			release(mark, x)
+			out.Hidden = append(out.Hidden, x)
+		}
 		if tr != nil {
 			tr.Layers = append(tr.Layers, x.Value.ToHost())
 		}
+	}
+	if lastOnly {
+		out.Hidden = []*autograd.Var{x}
 	}
 	out.Last, out.Rows = x, rows
 	if m.Pooler != nil && rows == nil {

@@ -230,6 +230,7 @@ func TestConfigErrors(t *testing.T) {
 // layer's output exists, so its peak working memory does not grow with depth (beyond the B·T·H
 // hidden state kept per layer), and its outputs equal a recording forward's bit for bit.
 func TestInferenceMemoryPerLayer(t *testing.T) {
+	inferPeak := map[int]int{}
 	peak := func(layers int) (int, *Output, *Output) {
 		cfg := DefaultConfig()
 		cfg.VocabSize, cfg.HiddenSize, cfg.NumAttentionHeads, cfg.IntermediateSize = 50, 32, 2, 128
@@ -251,10 +252,23 @@ func TestInferenceMemoryPerLayer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Infer keeps only the last hidden state: its peak must not grow with depth at all.
+		itp := autograd.NoGrad()
+		inf, err := m.Infer(itp, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(inf.Hidden) != 1 || !eq(inf.Last.Value.ToHost(), out.Last.Value.ToHost()) || inf.Pooled.Value.Data()[0] != out.Pooled.Value.Data()[0] {
+			t.Fatalf("%d layers: Infer's outputs differ from Forward's (or it kept %d hidden states)", layers, len(inf.Hidden))
+		}
+		inferPeak[layers] = itp.PoolPeakLive()
 		return tp.PoolPeakLive(), out, rec
 	}
 	p1, _, _ := peak(1)
 	p8, out, rec := peak(8)
+	if inferPeak[8] > inferPeak[1] {
+		t.Errorf("Infer peaks at %d floats with 8 layers, %d with 1: hidden states are kept", inferPeak[8], inferPeak[1])
+	}
 	hidden := 4 * 64 * 32
 	t.Logf("peak live floats: 1 layer %d, 8 layers %d (hidden state %d)", p1, p8, hidden)
 	if p8 > p1+8*hidden+hidden {

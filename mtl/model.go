@@ -225,7 +225,7 @@ func (m *Model) infer(tp *autograd.Tape, enc bert.Batch) (*bert.Output, error) {
 	m.encMu.Lock()
 	if m.enc == nil {
 		m.encMu.Unlock()
-		return m.Encoder.Forward(tp, enc, false)
+		return m.Encoder.Infer(tp, enc)
 	}
 	defer m.encMu.Unlock()
 	return m.enc.Encode(enc)
