@@ -7,11 +7,15 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
+	"unsafe"
 
 	"github.com/mtbert/mtbert/kernels"
 	"github.com/mtbert/mtbert/nn"
+	"github.com/mtbert/mtbert/tensor"
 )
 
 // Checkpoint file names inside a Hugging Face model directory.
@@ -69,7 +73,7 @@ const TorchBinMargin = 1 << 20
 // the model's before it is read. A pytorch_model.bin is read within a budget of twice the
 // model's float32 bytes plus TorchBinMargin, so a small file whose views expand (zero strides,
 // overlapping or repeated views of one storage) fails with an error instead of allocating.
-func load(dir string, canonical func(string) string, mlm bool, mlmSeed uint64) (*Model, map[string]nn.SafeTensor, string, error) {
+func load(dir string, canonical func(string) string, mlm bool, mlmSeed uint64) (_ *Model, _ map[string]nn.SafeTensor, _ string, err error) {
 	cfg, err := LoadConfig(filepath.Join(dir, ConfigFile))
 	if err != nil {
 		return nil, nil, "", err
@@ -80,8 +84,21 @@ func load(dir string, canonical func(string) string, mlm bool, mlmSeed uint64) (
 		get   func(name string) (nn.SafeTensor, error)
 		src   string
 	)
+	var mapped *nn.Mapping
 	if st := filepath.Join(dir, SafetensorsFile); fileExists(st) {
-		f, err := nn.LoadSafetensors(st)
+		var f *nn.SafeFile
+		if cfg.Quantization == Int8 {
+			// An int8 model only runs inference: its word-embedding table can stay in the
+			// file's pages, resident only where a batch reads it (SetWeights).
+			f, mapped, err = nn.MapSafetensors(st)
+			defer func() {
+				if err != nil {
+					mapped.Close()
+				}
+			}()
+		} else {
+			f, err = nn.LoadSafetensors(st)
+		}
 		if err != nil {
 			return nil, nil, "", err
 		}
@@ -137,6 +154,7 @@ func load(dir string, canonical func(string) string, mlm bool, mlmSeed uint64) (
 			return nil, nil, "", err
 		}
 	}
+	m.pendingMap = mapped
 	canon := map[string]nn.SafeTensor{}
 	if cfg.Quantization == Int8 {
 		if err := m.readInt8(keys, shape, get, src, canon); err != nil {
@@ -224,6 +242,10 @@ func fileExists(path string) bool {
 // key and both shapes. Extra tensors are ignored.
 func (m *Model) SetWeights(tensors map[string]nn.SafeTensor, source string) error {
 	if err := m.Params.SetFrom(tensors, source); err != nil {
+		if m.pendingMap != nil {
+			m.pendingMap.Close()
+			m.pendingMap = nil
+		}
 		return err
 	}
 	if m.pendingInt8 != nil {
@@ -232,8 +254,41 @@ func (m *Model) SetWeights(tensors map[string]nn.SafeTensor, source string) erro
 		}
 		m.pendingInt8 = nil
 	}
+	if mp := m.pendingMap; mp != nil {
+		m.pendingMap = nil
+		m.mapWordEmbeddings(tensors[m.Word.W.Name], mp)
+	}
 	return nil
 }
+
+// mapWordEmbeddings makes the word-embedding table of an int8 model read its rows from the
+// mapped checkpoint t (the tensor SetWeights just copied) instead of the copy, so that only the
+// pages of the rows a batch uses are resident; the loader's reads of every other page are
+// then evicted. The mapping lives as long as the table's storage. Where t cannot be read in
+// place (not float32, not 4-byte aligned, a big-endian host), the copy stays and the mapping
+// is closed.
+func (m *Model) mapWordEmbeddings(t nn.SafeTensor, mp *nn.Mapping) {
+	w := m.Word.W
+	n := w.Value.Len()
+	if t.DType != kernels.F32 || len(t.Data) != 4*n || n == 0 || !littleEndian ||
+		uintptr(unsafe.Pointer(unsafe.SliceData(t.Data)))%4 != 0 {
+		mp.Close()
+		return
+	}
+	view := tensor.FromSlice(unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(t.Data))), n), w.Shape()...)
+	runtime.AddCleanup(view.Storage(), func(mp *nn.Mapping) { mp.Close() }, mp)
+	w.Value = view
+	mp.Evict()
+	m.wordMapped = true
+	debug.FreeOSMemory() // the copy SetWeights made
+}
+
+// WordEmbeddingsMapped reports whether the word-embedding table reads from the mapped
+// checkpoint (an int8 model loaded from model.safetensors; see Load).
+func (m *Model) WordEmbeddingsMapped() bool { return m.wordMapped }
+
+// littleEndian reports whether the host stores float32 as safetensors does.
+var littleEndian = func() bool { x := uint16(1); return *(*byte)(unsafe.Pointer(&x)) == 1 }()
 
 // StateDict returns the parameters as float32 tensors under BertModel names (copies).
 func (m *Model) StateDict() map[string]nn.SafeTensor { return m.Params.StateDict() }

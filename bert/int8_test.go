@@ -75,6 +75,13 @@ func TestInt8CheckpointRoundTrip(t *testing.T) {
 		if !loaded.IsInt8() {
 			t.Fatal("loaded int8 checkpoint: IsInt8 false")
 		}
+		// Its word embeddings read from the mapped file (the bytes saved, the values loaded).
+		if want := atLoad.Word.W.Value.Data(); !loaded.WordEmbeddingsMapped() || !slices.Equal(loaded.Word.W.Value.Data(), want) {
+			t.Fatalf("loaded int8 checkpoint: word embeddings mapped %t, equal to the saved ones %t", loaded.WordEmbeddingsMapped(), slices.Equal(loaded.Word.W.Value.Data(), want))
+		}
+		if atLoad.WordEmbeddingsMapped() {
+			t.Fatal("a float checkpoint's word embeddings were mapped")
+		}
 		for i, l := range loaded.Linears() {
 			q := l.Quantized()
 			if q == nil {

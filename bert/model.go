@@ -39,6 +39,10 @@ type Model struct {
 	// pendingInt8 holds the int8 weights read by load, installed by SetWeights (after the
 	// float parameters, whose loading bumps the versions the int8 copies are checked against).
 	pendingInt8 []*kernels.QuantizedB
+	// pendingMap is the mapped checkpoint of an int8 load, for SetWeights (mapWordEmbeddings);
+	// wordMapped says the word embeddings read from it.
+	pendingMap *nn.Mapping
+	wordMapped bool
 	// inferenceOnly is set by PackForInferenceOnly: the float weights of the packed layers are
 	// gone.
 	inferenceOnly bool

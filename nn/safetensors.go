@@ -244,31 +244,11 @@ type parsedEntry struct {
 // Errors name the tensor and the offending numbers; hostile input never panics and never
 // causes an allocation larger than the file.
 func ReadSafetensors(r io.ReaderAt, size int64) (*SafeFile, error) {
-	if size < 8 {
-		return nil, fmt.Errorf("safetensors: file is %d bytes, shorter than the 8-byte header length", size)
-	}
-	var lenBuf [8]byte
-	if _, err := r.ReadAt(lenBuf[:], 0); err != nil {
-		return nil, fmt.Errorf("safetensors: reading header length: %w", err)
-	}
-	n := binary.LittleEndian.Uint64(lenBuf[:])
-	if n > MaxSafetensorsHeader {
-		return nil, fmt.Errorf("safetensors: header length %d exceeds the %d-byte limit", n, MaxSafetensorsHeader)
-	}
-	if n > uint64(size-8) {
-		return nil, fmt.Errorf("safetensors: header length %d exceeds the %d bytes after the length field", n, size-8)
-	}
-	header := make([]byte, n)
-	if _, err := r.ReadAt(header, 8); err != nil {
-		return nil, fmt.Errorf("safetensors: reading %d-byte header: %w", n, err)
-	}
-	dataLen := size - 8 - int64(n)
-	entries, meta, err := parseHeader(header, dataLen)
+	entries, meta, base, err := readLayout(r, size)
 	if err != nil {
 		return nil, err
 	}
 	f := &SafeFile{Tensors: make(map[string]SafeTensor, len(entries)), Metadata: meta}
-	base := 8 + int64(n)
 	for _, e := range entries {
 		data := make([]byte, e.end-e.begin)
 		if len(data) > 0 {
@@ -280,6 +260,35 @@ func ReadSafetensors(r io.ReaderAt, size int64) (*SafeFile, error) {
 		f.Tensors[e.name] = SafeTensor{DType: e.dtype, Shape: e.shape, Data: data}
 	}
 	return f, nil
+}
+
+// readLayout reads and validates the header of a safetensors file of size bytes (see
+// ReadSafetensors) and returns its entries sorted by offset, its metadata and the file offset
+// of the data section.
+func readLayout(r io.ReaderAt, size int64) ([]parsedEntry, map[string]string, int64, error) {
+	if size < 8 {
+		return nil, nil, 0, fmt.Errorf("safetensors: file is %d bytes, shorter than the 8-byte header length", size)
+	}
+	var lenBuf [8]byte
+	if _, err := r.ReadAt(lenBuf[:], 0); err != nil {
+		return nil, nil, 0, fmt.Errorf("safetensors: reading header length: %w", err)
+	}
+	n := binary.LittleEndian.Uint64(lenBuf[:])
+	if n > MaxSafetensorsHeader {
+		return nil, nil, 0, fmt.Errorf("safetensors: header length %d exceeds the %d-byte limit", n, MaxSafetensorsHeader)
+	}
+	if n > uint64(size-8) {
+		return nil, nil, 0, fmt.Errorf("safetensors: header length %d exceeds the %d bytes after the length field", n, size-8)
+	}
+	header := make([]byte, n)
+	if _, err := r.ReadAt(header, 8); err != nil {
+		return nil, nil, 0, fmt.Errorf("safetensors: reading %d-byte header: %w", n, err)
+	}
+	entries, meta, err := parseHeader(header, size-8-int64(n))
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	return entries, meta, 8 + int64(n), nil
 }
 
 // parseHeader decodes and validates the JSON header against a data section of dataLen bytes.

@@ -1,0 +1,19 @@
+//go:build !unix
+
+package nn
+
+// MapSafetensors is LoadSafetensors where memory mapping is not implemented: the tensors are
+// read, and the Mapping is nil.
+func MapSafetensors(path string) (*SafeFile, *Mapping, error) {
+	f, err := LoadSafetensors(path)
+	return f, nil, err
+}
+
+// Mapping is a mapped file; on this system MapSafetensors never makes one.
+type Mapping struct{}
+
+// Evict does nothing.
+func (m *Mapping) Evict() error { return nil }
+
+// Close does nothing.
+func (m *Mapping) Close() error { return nil }
