@@ -58,13 +58,18 @@ type Mapping struct {
 
 // Evict gives the resident pages of the mapping back to the system (madvise DONTNEED): the
 // file's unchanged pages are read again on the next access, so a load that read every tensor
-// once leaves resident only what is read afterwards. Pages this process wrote are lost, so
-// call it only on a mapping nobody wrote.
+// once leaves resident only what is read afterwards. It also turns off read-ahead for the
+// mapping (MADV_RANDOM): later reads are scattered rows, and read-ahead around each would
+// make most of the file resident again. Pages this process wrote are lost, so call it only on
+// a mapping nobody wrote.
 func (m *Mapping) Evict() error {
 	if m == nil || m.data == nil {
 		return nil
 	}
-	return unix.Madvise(m.data, unix.MADV_DONTNEED)
+	if err := unix.Madvise(m.data, unix.MADV_DONTNEED); err != nil {
+		return err
+	}
+	return unix.Madvise(m.data, unix.MADV_RANDOM)
 }
 
 // Close unmaps the file. Nothing may read the tensors' Data afterwards.
