@@ -278,6 +278,12 @@ func (m *Model) mapWordEmbeddings(t nn.SafeTensor, mp *nn.Mapping) {
 	view := tensor.FromSlice(unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(t.Data))), n), w.Shape()...)
 	runtime.AddCleanup(view.Storage(), func(mp *nn.Mapping) { mp.Close() }, mp)
 	w.Value = view
+	// Lookups read rows from the file (pread), not through the mapping, whose faults would map
+	// the cached pages around each row; the source holds the storage, so the mapping and the
+	// file stay open while it is in use.
+	if rows, err := mp.Rows(t, view.Storage()); err == nil {
+		m.Word.Rows = rows
+	}
 	mp.Evict()
 	m.wordMapped = true
 	debug.FreeOSMemory() // the copy SetWeights made

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -78,6 +79,9 @@ func TestInt8CheckpointRoundTrip(t *testing.T) {
 		// Its word embeddings read from the mapped file (the bytes saved, the values loaded).
 		if want := atLoad.Word.W.Value.Data(); !loaded.WordEmbeddingsMapped() || !slices.Equal(loaded.Word.W.Value.Data(), want) {
 			t.Fatalf("loaded int8 checkpoint: word embeddings mapped %t, equal to the saved ones %t", loaded.WordEmbeddingsMapped(), slices.Equal(loaded.Word.W.Value.Data(), want))
+		}
+		if runtime.GOOS == "linux" && loaded.Word.Rows == nil {
+			t.Fatal("loaded int8 checkpoint: lookups do not read rows from the file")
 		}
 		if atLoad.WordEmbeddingsMapped() {
 			t.Fatal("a float checkpoint's word embeddings were mapped")

@@ -3,6 +3,7 @@ package nn
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync/atomic"
 
@@ -252,8 +253,19 @@ func (l *Linear) ForwardGELU(tp *autograd.Tape, x *autograd.Var, exact bool) *au
 }
 
 // Embedding is a lookup table of n vectors of size dim.
+//
+// Rows, when set, reads the rows of a table kept outside the process's memory (a mapped
+// checkpoint, see Mapping.Rows) for Forward on a tape that does not record; W still holds the
+// table (for a full read) and must have the same values.
 type Embedding struct {
-	W *autograd.Var
+	W    *autograd.Var
+	Rows RowSource
+}
+
+// RowSource reads rows of an embedding table: dst (len(ids)·dim) gets row ids[i] at i·dim.
+// It may be called from several goroutines at once.
+type RowSource interface {
+	ReadRows(dst []float32, ids []int32) error
 }
 
 // NewEmbedding creates the table s.weight (n, dim) drawn from N(0, std²).
@@ -265,7 +277,23 @@ func NewEmbedding(s Scope, g *tensor.RNG, n, dim int, std float64) *Embedding {
 
 // Forward returns the rows at ids, shaped shape + (dim).
 func (e *Embedding) Forward(tp *autograd.Tape, ids []int32, shape ...int) *autograd.Var {
-	return tp.Embedding(e.W, ids, shape...)
+	if e.Rows == nil || tp.Recording() {
+		return tp.Embedding(e.W, ids, shape...)
+	}
+	ws := e.W.Shape()
+	if len(ws) != 2 || tensor.Numel(shape) != len(ids) {
+		panic(fmt.Sprintf("nn: Embedding: %d ids for shape %v and table %v", len(ids), shape, ws))
+	}
+	for i, id := range ids {
+		if id < 0 || int(id) >= ws[0] {
+			panic(fmt.Sprintf("nn: Embedding: id %d at position %d outside vocabulary of %d", id, i, ws[0]))
+		}
+	}
+	out := tp.AllocUninit(append(slices.Clone(shape), ws[1])...)
+	if err := e.Rows.ReadRows(out.Data(), ids); err != nil {
+		panic(fmt.Sprintf("nn: Embedding: reading the table's rows: %v", err))
+	}
+	return &autograd.Var{Value: out}
 }
 
 // LayerNorm normalises the last dimension with learned scale and shift.

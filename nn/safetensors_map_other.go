@@ -2,6 +2,8 @@
 
 package nn
 
+import "errors"
+
 // MapSafetensors is LoadSafetensors where memory mapping is not implemented: the tensors are
 // read, and the Mapping is nil.
 func MapSafetensors(path string) (*SafeFile, *Mapping, error) {
@@ -11,6 +13,11 @@ func MapSafetensors(path string) (*SafeFile, *Mapping, error) {
 
 // Mapping is a mapped file; on this system MapSafetensors never makes one.
 type Mapping struct{}
+
+// Rows fails: there is no mapping.
+func (m *Mapping) Rows(t SafeTensor, keep any) (RowSource, error) {
+	return nil, errors.New("safetensors: no mapping on this system")
+}
 
 // Evict does nothing.
 func (m *Mapping) Evict() error { return nil }

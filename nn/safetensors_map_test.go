@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -50,6 +51,25 @@ func TestMapSafetensorsMatchesLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	same("after Evict")
+	// Rows read through the file give the table's rows, in the order asked, repeats allowed.
+	tab := got.Tensors["a"]
+	rows, err := m.Rows(tab, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := make([]float32, 3*3)
+	if err := rows.ReadRows(dst, []int32{1, 0, 1}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []float32{0, 7, -0.25, 1, -2, 3.5, 0, 7, -0.25}; !slices.Equal(dst, want) {
+		t.Fatalf("ReadRows gave %v, want %v", dst, want)
+	}
+	if err := rows.ReadRows(dst[:3], []int32{2}); err == nil {
+		t.Fatal("ReadRows of row 2 of a 2-row table succeeded")
+	}
+	if _, err := m.Rows(want.Tensors["a"], nil); err == nil {
+		t.Fatal("Rows accepted a tensor read into memory, not one of the mapping")
+	}
 	if got.Tensors["a"].DType != kernels.F32 {
 		t.Fatal("dtype lost")
 	}

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -37,7 +38,12 @@ func MapSafetensors(path string) (*SafeFile, *Mapping, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: mapping: %w", path, err)
 	}
-	m := &Mapping{data: data}
+	rf, err := os.Open(path) // for Rows: reads that bypass the mapping
+	if err != nil {
+		unix.Munmap(data)
+		return nil, nil, err
+	}
+	m := &Mapping{data: data, file: rf}
 	entries, meta, base, err := readLayout(bytes.NewReader(data), size)
 	if err != nil {
 		m.Close()
@@ -54,6 +60,49 @@ func MapSafetensors(path string) (*SafeFile, *Mapping, error) {
 // Mapping is a file mapped by MapSafetensors.
 type Mapping struct {
 	data []byte
+	file *os.File
+}
+
+// Rows returns a RowSource for the float32 (V, H) tensor t of this mapping that reads rows
+// from the file with pread instead of through the mapping: the rows come from the page cache
+// (shared, and reclaimable by the system) without mapping pages into the process, so a lookup
+// of scattered rows does not make the table resident around each (the kernel maps the cached
+// pages around a faulting address). keep is held as long as the RowSource is, for the owner of
+// whatever closes the mapping. Little-endian hosts only (the file's byte order).
+func (m *Mapping) Rows(t SafeTensor, keep any) (RowSource, error) {
+	if m == nil || m.file == nil || len(t.Data) == 0 || len(t.Shape) != 2 {
+		return nil, fmt.Errorf("safetensors: no rows to read")
+	}
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(m.data)))
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(t.Data)))
+	if p < base || p+uintptr(len(t.Data)) > base+uintptr(len(m.data)) {
+		return nil, fmt.Errorf("safetensors: tensor is not in this mapping")
+	}
+	return &fileRows{f: m.file, off: int64(p - base), v: t.Shape[0], h: t.Shape[1], keep: keep}, nil
+}
+
+// fileRows reads rows of a (v, h) float32 table at byte offset off of f.
+type fileRows struct {
+	f    *os.File
+	off  int64
+	v, h int
+	keep any
+}
+
+func (r *fileRows) ReadRows(dst []float32, ids []int32) error {
+	if len(dst) != len(ids)*r.h {
+		return fmt.Errorf("safetensors: %d values for %d rows of %d", len(dst), len(ids), r.h)
+	}
+	for i, id := range ids {
+		if id < 0 || int(id) >= r.v {
+			return fmt.Errorf("safetensors: row %d outside %d", id, r.v)
+		}
+		row := unsafe.Slice((*byte)(unsafe.Pointer(&dst[i*r.h])), 4*r.h)
+		if _, err := r.f.ReadAt(row, r.off+int64(id)*int64(4*r.h)); err != nil {
+			return fmt.Errorf("%s: row %d: %w", r.f.Name(), id, err)
+		}
+	}
+	return nil
 }
 
 // Evict gives the resident pages of the mapping back to the system (madvise DONTNEED): the
@@ -79,5 +128,9 @@ func (m *Mapping) Close() error {
 	}
 	err := unix.Munmap(m.data)
 	m.data = nil
+	if m.file != nil {
+		m.file.Close()
+		m.file = nil
+	}
 	return err
 }
