@@ -1,7 +1,6 @@
 package nn
 
 import (
-	"slices"
 	"sync/atomic"
 
 	"github.com/mtbert/mtbert/autograd"
@@ -91,7 +90,24 @@ func (f *Fused) Packed() bool {
 	if p == nil || !p.w.Current() {
 		return false
 	}
-	return slices.Equal(f.versions(), p.versions)
+	// The versions of the weights, then of the biases, as versions() lists them; compared in
+	// place, since this runs on every inference pass.
+	i := 0
+	for _, l := range f.Layers {
+		if l.W.Version() != p.versions[i] {
+			return false
+		}
+		i++
+	}
+	for _, l := range f.Layers {
+		if l.B != nil {
+			if i >= len(p.versions) || l.B.Version() != p.versions[i] {
+				return false
+			}
+			i++
+		}
+	}
+	return i == len(p.versions)
 }
 
 // PackedBytes returns the memory the packed stacked weights hold (0 without them).

@@ -4,8 +4,8 @@ package nn
 
 import "errors"
 
-// MapSafetensors is LoadSafetensors where memory mapping is not implemented: the tensors are
-// read, and the Mapping is nil.
+// MapSafetensors is LoadSafetensors on systems other than unix ones (no mmap here): the
+// tensors are read, and the Mapping is nil.
 func MapSafetensors(path string) (*SafeFile, *Mapping, error) {
 	f, err := LoadSafetensors(path)
 	return f, nil, err
