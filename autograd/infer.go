@@ -76,8 +76,8 @@ func (tp *Tape) AttentionQKV(qkv *Var, heads int, mask []float32) *Var {
 	in := func(off int) kernels.HeadView {
 		return kernels.HeadView{Data: d[off:], SB: T * 3 * C, SH: D, ST: 3 * C}
 	}
-	p := tp.AllocUninit(B, heads, T, T)
-	a.Forward(kernels.HeadView{Data: out.Data(), SB: T * C, SH: D, ST: C}, in(0), in(C), in(2*C), p.Data())
+	// No Backward: the probabilities stay in per-head scratch (p nil), never a (B, H, T, T) buffer.
+	a.Forward(kernels.HeadView{Data: out.Data(), SB: T * C, SH: D, ST: C}, in(0), in(C), in(2*C), nil)
 	return &Var{Value: out}
 }
 

@@ -164,6 +164,11 @@ func (tp *Tape) AttentionAt(q, k, v *Var, heads int, mask []float32, dropP float
 	qv, kv, vv := q.Value.Contiguous(), k.Value.Contiguous(), v.Value.Contiguous()
 	// Forward overwrites every element of both (products with beta 0): no zero-fill.
 	out := tp.AllocUninit(B, T, C)
+	if !tp.Recording() {
+		// No Backward: the probabilities stay in per-head scratch, no (B, H, T, T) buffer.
+		a.Forward(view(out.Data()), view(qv.Data()), view(kv.Data()), view(vv.Data()), nil)
+		return &Var{Value: out}
+	}
 	p := tp.AllocUninit(B, heads, T, T)
 	a.Forward(view(out.Data()), view(qv.Data()), view(kv.Data()), view(vv.Data()), p.Data())
 	return tp.Op(out, func(o *Var) {

@@ -79,7 +79,9 @@ func (a *Attention) applyDropout(dst, src []float32, base uint64) {
 }
 
 // Forward computes out = softmax(Scale·Q·Kᵀ + maskbias)·V per (b, h), writing the
-// probabilities P (B, H, T, T, contiguous, before dropout) for Backward.
+// probabilities P (B, H, T, T, contiguous, before dropout) for Backward. With p nil (inference:
+// no Backward) each head's probabilities live in a T×T scratch block of its goroutine instead,
+// with the same values.
 //
 // The B·H heads are the parallel tasks: each runs its two products, the mask and the softmax
 // on one goroutine while its T×T block is in cache, one parallel region per call. Each product
@@ -87,16 +89,20 @@ func (a *Attention) applyDropout(dst, src []float32, base uint64) {
 func (a *Attention) Forward(out, q, k, v HeadView, p []float32) {
 	a.check("Attention.Forward", out, q, k, v)
 	B, H, T, D := a.B, a.H, a.T, a.D
-	if len(p) != B*H*T*T {
+	if p != nil && len(p) != B*H*T*T {
 		panic(fmt.Sprintf("kernels: Attention.Forward: len(p)=%d, want B*H*T*T=%d", len(p), B*H*T*T))
 	}
 	tt := T * T
 	minF := float32(-math.MaxFloat32)
 	ParallelFor(B*H, 1, func(lo, hi int) {
-		var sp *[]float32
+		var sp, own *[]float32
 		if a.DropP > 0 {
 			sp = getScratch(tt)
 			defer scratchPool.Put(sp)
+		}
+		if p == nil {
+			own = getScratch(tt)
+			defer scratchPool.Put(own)
 		}
 		// The keys of sequence mb whose mask is not 1: only those get the mask's bias (a key
 		// with mask 1 gets none), so a row costs nothing for the mask without padding.
@@ -104,7 +110,12 @@ func (a *Attention) Forward(out, q, k, v HeadView, p []float32) {
 		mb := -1
 		for bh := lo; bh < hi; bh++ {
 			b, h := bh/H, bh%H
-			ph := p[bh*tt : (bh+1)*tt]
+			var ph []float32
+			if p != nil {
+				ph = p[bh*tt : (bh+1)*tt]
+			} else {
+				ph = *own
+			}
 			sgemmSerial(false, true, T, T, D, a.Scale, q.Data[b*q.SB+h*q.SH:], q.ST, k.Data[b*k.SB+h*k.SH:], k.ST, 0, ph, T)
 			var m []float32
 			if a.Mask != nil {

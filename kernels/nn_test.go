@@ -121,6 +121,14 @@ func TestAttentionReference(t *testing.T) {
 		out := make([]float32, B*T*C)
 		p := make([]float32, B*H*T*T)
 		a.Forward(view(out), view(q), view(k), view(v), p)
+		// Without a probabilities buffer (inference), per-head scratch: the same output.
+		noP := make([]float32, B*T*C)
+		a.Forward(view(noP), view(q), view(k), view(v), nil)
+		for i := range out {
+			if out[i] != noP[i] {
+				t.Fatalf("dims %v: output %d is %v with p, %v without", dims, i, out[i], noP[i])
+			}
+		}
 		for b := 0; b < B; b++ {
 			for h := 0; h < H; h++ {
 				for i := 0; i < T; i++ {
