@@ -167,12 +167,7 @@ func (m *Model) PackForInferenceOnly() {
 	}
 	for _, l := range m.Layers {
 		l.pack()
-		fused := l.qkv.Packed()
-		for _, lin := range []*nn.Linear{l.Query, l.Key, l.Value} {
-			if fused {
-				lin.W.Value = tensor.New(0, lin.W.Shape()[1])
-			}
-		}
+		l.qkv.DropFloat() // Q, K, V: the stacked copy is their packed one
 		for _, lin := range []*nn.Linear{l.Query, l.Key, l.Value, l.AttnOut, l.Intermediate, l.Output} {
 			lin.DropFloat()
 		}

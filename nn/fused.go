@@ -81,6 +81,19 @@ func (f *Fused) Pack() {
 	f.packed.Store(p)
 }
 
+// DropFloat lets go of the layers' float weights once the stacked copy is valid (Packed), for
+// layers that will only run inference on the CPU, as Linear.DropFloat does for one layer: each
+// W becomes (0, in) and the stacked packed copy is the only one left. It does nothing when the
+// stacked copy is missing or stale.
+func (f *Fused) DropFloat() {
+	if !f.Packed() {
+		return
+	}
+	for _, l := range f.Layers {
+		l.W.Value = tensor.New(0, l.W.Shape()[1])
+	}
+}
+
 // Unpack drops the packed stacked weights: Forward then returns nil.
 func (f *Fused) Unpack() { f.packed.Store(nil) }
 

@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/mtbert/mtbert/autograd"
@@ -61,5 +62,17 @@ func TestFusedMatchesSeparateLayers(t *testing.T) {
 	odd.Pack()
 	if odd.Packed() {
 		t.Error("layers with different input sizes were stacked")
+	}
+	// DropFloat leaves the stacked copy as the only one, and Forward gives the same values.
+	f.Pack()
+	before := f.Forward(tp, x).Value.ToHost()
+	f.DropFloat()
+	for _, l := range ls {
+		if l.W.Value.Len() != 0 {
+			t.Fatalf("%s keeps %d float weights after DropFloat", l.W.Name, l.W.Value.Len())
+		}
+	}
+	if after := f.Forward(tp, x); after == nil || !slices.Equal(after.Value.ToHost(), before) {
+		t.Fatal("the stacked product changed (or stepped aside) after DropFloat")
 	}
 }
